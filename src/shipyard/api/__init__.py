@@ -1,0 +1,1 @@
+"""The HTTP API: the app factory, routers, the authorization dependency, problem responses."""

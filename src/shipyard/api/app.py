@@ -1,0 +1,93 @@
+"""The app factory: the one place where settings become stores, services and routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from shipyard._version import __version__
+from shipyard.api import problems
+from shipyard.api.authz import GuardedRoute
+from shipyard.api.deps import Services
+from shipyard.api.middleware import RequestContextMiddleware
+from shipyard.api.routers import health, tokens, users, workspaces
+from shipyard.services.authz import CreatorPolicy
+from shipyard.services.tokens import TokenService
+from shipyard.services.users import UserService
+from shipyard.services.workspaces import StoragePolicy, WorkspaceService
+from shipyard.settings import Settings
+from shipyard.store.database import Database
+
+log = logging.getLogger(__name__)
+
+
+def build_services(settings: Settings, db: Database) -> Services:
+    return Services(
+        settings=settings,
+        db=db,
+        authorizer=CreatorPolicy(db),
+        tokens=TokenService(
+            db,
+            default_ttl_days=settings.token_default_ttl_days,
+            max_ttl_days=settings.token_max_ttl_days,
+        ),
+        users=UserService(db),
+        workspaces=WorkspaceService(
+            db,
+            StoragePolicy(settings.artifact_root_uri, settings.storage_roots),
+            retention_days=settings.workspace_retention_days,
+        ),
+    )
+
+
+def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
+    """A ready-to-serve app. The database must already be migrated (see services.bootstrap)."""
+    services = build_services(settings, db or Database(
+        settings.database_url, sqlite_busy_timeout_seconds=settings.sqlite_busy_timeout_seconds
+    ))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        purger = asyncio.create_task(_purge_loop(services, settings.purge_interval_seconds))
+        log.info("server ready", extra={"version": __version__})
+        try:
+            yield
+        finally:
+            purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purger
+            services.db.dispose()
+            log.info("server stopped")
+
+    app = FastAPI(
+        title="Shipyard",
+        version=__version__,
+        description="A self-hosted machine-learning workspace.",
+        lifespan=lifespan,
+        openapi_url=None,  # served by health.openapi, which declares its action like any route
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.router.route_class = GuardedRoute
+    app.state.services = services
+    problems.install(app)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_request_body_bytes)
+    for router in (health.router, users.router, tokens.router, workspaces.router):
+        app.include_router(router)
+    return app
+
+
+async def _purge_loop(services: Services, interval: float) -> None:
+    while True:
+        try:
+            purged = await run_in_threadpool(services.workspaces.purge_expired)
+            if purged:
+                log.info("purged expired workspaces", extra={"workspaces": purged})
+        except Exception:  # the loop must outlive a failed pass; the next pass retries
+            log.exception("purging expired workspaces failed")
+        await asyncio.sleep(interval)

@@ -1,0 +1,29 @@
+"""The services a request handler may use, built once by the app factory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from shipyard.services.authz import Authorizer
+from shipyard.services.tokens import TokenService
+from shipyard.services.users import UserService
+from shipyard.services.workspaces import WorkspaceService
+from shipyard.settings import Settings
+from shipyard.store.database import Database
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    db: Database
+    authorizer: Authorizer
+    tokens: TokenService
+    users: UserService
+    workspaces: WorkspaceService
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services

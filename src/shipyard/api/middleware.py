@@ -1,0 +1,93 @@
+"""ASGI middleware: request ids, the body size limit and the access log, in one pass."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shipyard.api.logging import request_id_var
+
+log = logging.getLogger("shipyard.access")
+
+REQUEST_ID_HEADER = "x-request-id"
+# A client may bring its own request id (to follow a call across services) if it is tame.
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _request_id(scope)
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, self._limited(scope, receive), send_with_id)
+        finally:
+            log.info(
+                "request",
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+            )
+            request_id_var.reset(token)
+
+    def _limited(self, scope: Scope, receive: Receive) -> Receive:
+        limit = self.max_body_bytes
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                raise_too_large = True
+                break
+        else:
+            raise_too_large = False
+        seen = 0
+
+        async def receive_limited() -> Message:
+            nonlocal seen
+            if raise_too_large:
+                raise _too_large(limit)
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:  # a chunked body with no Content-Length
+                    raise _too_large(limit)
+            return message
+
+        return receive_limited
+
+
+def _too_large(limit: int) -> HTTPException:
+    return HTTPException(413, f"the request body exceeds the limit of {limit} bytes")
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == REQUEST_ID_HEADER.encode():
+            candidate = value.decode("latin-1")
+            if _CLIENT_ID.fullmatch(candidate):
+                return candidate
+    return uuid.uuid4().hex

@@ -1,0 +1,46 @@
+"""/api/v1/users"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from shipyard.api.authz import GuardedRoute, require
+from shipyard.api.deps import Services, get_services
+from shipyard.api.paging import PageParams
+from shipyard.domain import actions
+from shipyard.domain.principals import Principal
+from shipyard.schemas.common import Page
+from shipyard.schemas.users import UserCreate, UserRead, UserUpdate
+
+router = APIRouter(prefix="/api/v1/users", route_class=GuardedRoute, tags=["users"])
+
+
+@router.get("/me")
+def get_me(
+    principal: Principal = require(actions.SELF), services: Services = Depends(get_services)
+) -> UserRead:
+    return services.users.get(principal.name)
+
+
+@router.post("", status_code=201, dependencies=[require(actions.USERS_WRITE)])
+def create_user(body: UserCreate, services: Services = Depends(get_services)) -> UserRead:
+    return services.users.create(body)
+
+
+@router.get("", dependencies=[require(actions.USERS_READ)])
+def list_users(
+    paging: PageParams = Depends(), services: Services = Depends(get_services)
+) -> Page[UserRead]:
+    return services.users.list(page_token=paging.page_token, max_results=paging.max_results)
+
+
+@router.get("/{user}", dependencies=[require(actions.USERS_READ)])
+def get_user(user: str, services: Services = Depends(get_services)) -> UserRead:
+    return services.users.get(user)
+
+
+@router.patch("/{user}", dependencies=[require(actions.USERS_WRITE)])
+def update_user(
+    user: str, body: UserUpdate, services: Services = Depends(get_services)
+) -> UserRead:
+    return services.users.update(user, body)

@@ -1,0 +1,75 @@
+"""``Client``: the entry point of the SDK."""
+
+from __future__ import annotations
+
+import os
+from types import TracebackType
+
+from shipyard._version import __version__
+from shipyard.domain.errors import InvalidInputError
+from shipyard.sdk.http import HttpSession
+from shipyard.sdk.profile import load_profile
+from shipyard.sdk.users import TokenOperations, UserOperations
+from shipyard.sdk.workspaces import WorkspaceHandle, WorkspaceOperations
+
+
+class Client:
+    """A connection to a Shipyard server.
+
+    ``url`` and ``token`` fall back to ``SHIPYARD_URL`` / ``SHIPYARD_TOKEN``, then to the
+    profile ``shipyard login`` saved.
+
+    Example::
+
+        from shipyard import Client
+        client = Client("http://127.0.0.1:8765", token="shp_...")
+        client.workspaces.create(name="churn")
+        ws = client.workspace("churn")
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        *,
+        profile: str | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        saved = load_profile(profile)
+        url = url or os.environ.get("SHIPYARD_URL") or (saved.url if saved else None)
+        # The saved token belongs to the saved URL: never send it to another server.
+        saved_token = saved.token if saved and saved.url.rstrip("/") == (url or "").rstrip("/") else None
+        token = token or os.environ.get("SHIPYARD_TOKEN") or saved_token
+        if not url:
+            raise InvalidInputError(
+                "no server URL: pass url=, set SHIPYARD_URL, or run `shipyard login`",
+                code="no_server_url",
+                field="url",
+            )
+        self.url = url.rstrip("/")
+        self._http = HttpSession(
+            self.url, token, timeout=timeout, user_agent=f"shipyard-sdk/{__version__}"
+        )
+        self.workspaces = WorkspaceOperations(self._http)
+        self.users = UserOperations(self._http)
+        self.tokens = TokenOperations(self._http)
+
+    def workspace(self, name: str) -> WorkspaceHandle:
+        return WorkspaceHandle(self._http, name)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Client(url={self.url!r})"

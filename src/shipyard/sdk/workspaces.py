@@ -1,0 +1,101 @@
+"""``client.workspaces`` and the ``client.workspace(name)`` handle."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+from shipyard.schemas.workspaces import WorkspaceCreate, WorkspaceRead, WorkspaceUpdate
+from shipyard.sdk.http import HttpSession
+
+Workspace = WorkspaceRead
+_UNSET: Any = object()
+
+
+def _path(name: str) -> str:
+    return f"/api/v1/workspaces/{quote(name, safe='')}"
+
+
+class WorkspaceOperations:
+    """Create, read, update and delete workspaces.
+
+    Example::
+
+        ws = client.workspaces.create(name="churn", description="Churn models")
+        for w in client.workspaces.list():
+            print(w.name, w.display_name)
+    """
+
+    def __init__(self, http: HttpSession) -> None:
+        self._http = http
+
+    def create(
+        self,
+        name: str,
+        *,
+        display_name: str | None = None,
+        description: str | None = None,
+        tags: dict[str, str] | None = None,
+        storage_uri: str | None = None,
+        environment_registry: str = "shared",
+    ) -> Workspace:
+        spec: dict[str, Any] = {
+            "name": name,
+            "display_name": display_name,
+            "description": description,
+            "tags": tags or {},
+            "environment_registry": environment_registry,
+        }
+        if storage_uri is not None:
+            spec["storage"] = {"uri": storage_uri}
+        return self.create_from_spec(spec)
+
+    def create_from_spec(self, spec: dict[str, Any]) -> Workspace:
+        """Create from a mapping shaped like the workspace YAML (what the CLI sends)."""
+        body = WorkspaceCreate.model_validate(spec).model_dump(exclude_unset=True)
+        return self._http.send_model("POST", "/api/v1/workspaces", Workspace, body)
+
+    def get(self, name: str) -> Workspace:
+        return self._http.get_model(_path(name), Workspace)
+
+    def list(self, *, deleted: bool = False, page_size: int | None = None) -> Iterator[Workspace]:
+        """Every workspace you may see, page after page (``deleted=True``: the soft-deleted)."""
+        params = {"deleted": deleted or None, "max_results": page_size}
+        return self._http.iterate("/api/v1/workspaces", Workspace, params)
+
+    def update(
+        self,
+        name: str,
+        *,
+        display_name: str | None = _UNSET,
+        description: str | None = _UNSET,
+        tags: dict[str, str] | None = _UNSET,
+    ) -> Workspace:
+        """Change only the fields given; ``None`` clears a field, ``tags`` replaces all tags."""
+        given = {"display_name": display_name, "description": description, "tags": tags}
+        body = {k: v for k, v in given.items() if v is not _UNSET}
+        WorkspaceUpdate.model_validate(body)
+        return self._http.send_model("PATCH", _path(name), Workspace, body)
+
+    def delete(self, name: str, *, permanently_delete: bool = False) -> None:
+        """Soft-delete (recoverable for the server's retention period) or delete for good."""
+        params = {"permanently_delete": "true"} if permanently_delete else None
+        self._http.request("DELETE", _path(name), params=params)
+
+    def recover(self, name: str) -> Workspace:
+        return self._http.send_model("POST", _path(name) + "/recover", Workspace)
+
+
+class WorkspaceHandle:
+    """One workspace's resources; later features hang their groups here (``ws.jobs``...)."""
+
+    def __init__(self, http: HttpSession, name: str) -> None:
+        self._http = http
+        self.name = name
+
+    def get(self) -> Workspace:
+        return self._http.get_model(_path(self.name), Workspace)
+
+    def __repr__(self) -> str:
+        return f"WorkspaceHandle(name={self.name!r})"

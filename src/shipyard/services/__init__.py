@@ -1,0 +1,1 @@
+"""Use cases. Each service owns its transactions; routes and the CLI only call services."""

@@ -1,0 +1,69 @@
+"""Users: created and disabled by admins; disabling takes effect on the next request."""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from shipyard.domain.errors import ConflictError, NotFoundError
+from shipyard.domain.paging import decode_page_token
+from shipyard.schemas.common import Page
+from shipyard.schemas.users import UserCreate, UserRead, UserUpdate
+from shipyard.services.paging import split_page
+from shipyard.store import users as store
+from shipyard.store.database import Database
+from shipyard.store.users import UserRow
+
+
+def user_read(row: UserRow) -> UserRead:
+    return UserRead.model_validate(row, from_attributes=True)
+
+
+class UserService:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def create(self, body: UserCreate) -> UserRead:
+        try:
+            with self.db.write() as session:
+                if store.get_user_by_name(session, body.name) is not None:
+                    raise _duplicate(body.name)
+                row = UserRow(**body.model_dump())
+                session.add(row)
+                session.flush()
+                return user_read(row)
+        except IntegrityError as exc:  # a concurrent create of the same name won the race
+            raise _duplicate(body.name) from exc
+
+    def get(self, name: str) -> UserRead:
+        with self.db.read() as session:
+            return user_read(_require(session, name))
+
+    def list(self, *, page_token: str | None, max_results: int) -> Page[UserRead]:
+        after = decode_page_token(page_token)
+        with self.db.read() as session:
+            rows = store.list_users(session, after=after, limit=max_results + 1)
+            page, token = split_page(rows, max_results, lambda r: r.name)
+            return Page[UserRead](items=[user_read(r) for r in page], next_page_token=token)
+
+    def update(self, name: str, body: UserUpdate) -> UserRead:
+        with self.db.write() as session:
+            row = _require(session, name)
+            for field in body.model_fields_set:
+                value = getattr(body, field)
+                if field == "disabled" and value is None:
+                    continue  # the flag has no "unset"; null means "leave as it is"
+                setattr(row, field, value)
+            session.flush()
+            return user_read(row)
+
+
+def _require(session: Session, name: str) -> UserRow:
+    row = store.get_user_by_name(session, name)
+    if row is None:
+        raise NotFoundError(f"user {name!r} does not exist", code="user_not_found", field="name")
+    return row
+
+
+def _duplicate(name: str) -> ConflictError:
+    return ConflictError(f"user {name!r} already exists", code="user_exists", field="name")

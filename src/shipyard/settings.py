@@ -1,0 +1,140 @@
+"""Server settings: built once at start, then passed in to every component that needs one.
+
+Sources, highest priority first: explicit values (the ``shipyard server`` flags), environment
+variables ``SHIPYARD_<NAME>``, a config file (YAML, JSON or TOML; ``--config`` or
+``SHIPYARD_CONFIG``), then the defaults below. No module reads the environment after this.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    return Path("~/.shipyard").expanduser()
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SHIPYARD_", extra="forbid", frozen=True)
+
+    config_file: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("config_file", "SHIPYARD_CONFIG"),
+        description="A YAML, JSON or TOML file with any of these settings.",
+    )
+    data_dir: Path = Field(
+        default_factory=_default_data_dir,
+        validation_alias=AliasChoices("data_dir", "SHIPYARD_DATA_DIR", "SHIPYARD_HOME"),
+        description="Folder for the embedded database, artifacts and the admin token.",
+    )
+    host: str = Field(default="127.0.0.1", description="Interface the server binds.")
+    port: int = Field(default=8765, ge=0, le=65535, description="TCP port the server binds.")
+    db_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the metadata store; default: SQLite in the data folder.",
+    )
+    artifact_root: str | None = Field(
+        default=None,
+        description="Where workspace storage lives by default; default: <data_dir>/artifacts.",
+    )
+    storage_roots: list[str] = Field(
+        default_factory=list,
+        description="Extra folders a workspace may bring as its own storage.",
+    )
+    auto_upgrade: bool = Field(
+        default=True, description="Apply pending database migrations when the server starts."
+    )
+    admin_token: SecretStr | None = Field(
+        default=None, description="The first admin's token; generated when unset."
+    )
+    token_default_ttl_days: int = Field(
+        default=90, ge=1, description="Lifetime of a new token when the request gives none."
+    )
+    token_max_ttl_days: int = Field(
+        default=365, ge=1, description="Longest lifetime a token may be created with."
+    )
+    admin_token_ttl_days: int = Field(
+        default=365, ge=1, description="Lifetime of the bootstrap admin token."
+    )
+    workspace_retention_days: float = Field(
+        default=14, ge=0, description="How long a soft-deleted workspace can be recovered."
+    )
+    purge_interval_seconds: float = Field(
+        default=3600, gt=0, description="How often expired soft-deleted workspaces are purged."
+    )
+    max_request_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Largest request body accepted (413 above)."
+    )
+    default_page_size: int = Field(default=100, ge=1, description="List page size by default.")
+    max_page_size: int = Field(default=1000, ge=1, description="Largest list page a client gets.")
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="Log lines as text or as JSON objects."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Lowest level logged."
+    )
+    sqlite_busy_timeout_seconds: float = Field(
+        default=60, gt=0, description="How long a SQLite writer waits for the lock."
+    )
+    graceful_shutdown_seconds: float = Field(
+        default=30, ge=0, description="How long in-flight requests get to finish on SIGTERM."
+    )
+
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def database_url(self) -> str:
+        return self.db_url or f"sqlite:///{self.data_dir / 'shipyard.db'}"
+
+    @property
+    def artifact_root_uri(self) -> str:
+        return self.artifact_root or str(self.data_dir / "artifacts")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _ConfigFileSource(settings_cls))
+
+
+class _ConfigFileSource(PydanticBaseSettingsSource):
+    """Reads the file named by ``config_file`` (from a flag or the environment)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # whole-file loading happens in __call__
+
+    def __call__(self) -> dict[str, Any]:
+        path = self.current_state.get("config_file") or os.environ.get("SHIPYARD_CONFIG")
+        if not path:
+            return {}
+        return read_config_file(Path(path))
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"cannot read config file {path}: {exc.strerror}") from exc
+    if path.suffix == ".toml":
+        data: Any = tomllib.loads(text)
+    else:
+        data = yaml.safe_load(text) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {path} must hold a mapping of setting names to values")
+    return data

@@ -1,0 +1,1 @@
+"""Artifact storage behind one small interface; implementations are chosen by URI scheme."""
