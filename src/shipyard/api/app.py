@@ -47,9 +47,13 @@ def build_services(settings: Settings, db: Database) -> Services:
 
 def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     """A ready-to-serve app. The database must already be migrated (see services.bootstrap)."""
-    services = build_services(settings, db or Database(
-        settings.database_url, sqlite_busy_timeout_seconds=settings.sqlite_busy_timeout_seconds
-    ))
+    services = build_services(
+        settings,
+        db
+        or Database(
+            settings.database_url, sqlite_busy_timeout_seconds=settings.sqlite_busy_timeout_seconds
+        ),
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -15,6 +15,7 @@ _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
     "message",
     "asctime",
     "taskName",
+    "color_message",  # uvicorn's coloured copy of the message
 }
 
 
@@ -43,9 +44,7 @@ class JsonFormatter(logging.Formatter):
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
-        fields = {
-            k: v for k, v in record.__dict__.items() if k not in _STANDARD and v is not None
-        }
+        fields = {k: v for k, v in record.__dict__.items() if k not in _STANDARD and v is not None}
         if fields:
             line += " " + " ".join(f"{k}={v}" for k, v in fields.items())
         return line

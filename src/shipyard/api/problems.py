@@ -42,7 +42,7 @@ def _field_path(loc: tuple[Any, ...]) -> str | None:
 
 def validation_problem(exc: RequestValidationError) -> JSONResponse:
     errors = exc.errors()
-    first = errors[0] if errors else {"type": "invalid", "loc": (), "msg": "invalid request"}
+    first: dict[str, Any] = dict(errors[0]) if errors else {"loc": (), "msg": "invalid request"}
     kind = first.get("type", "")
     loc = tuple(first.get("loc", ()))
     if kind == "json_invalid":
@@ -73,7 +73,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "route_not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(exc.status_code, "http")
+        code = {404: "route_not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
+            exc.status_code, "http"
+        )
         return problem_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(Exception)

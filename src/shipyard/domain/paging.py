@@ -22,12 +22,14 @@ def decode_page_token(token: str | None) -> str | None:
         after = json.loads(raw)["after"]
     except (binascii.Error, ValueError, KeyError, TypeError) as exc:
         raise InvalidInputError(
-            "page_token is not a token this server issued", code="invalid_page_token",
+            "page_token is not a token this server issued",
+            code="invalid_page_token",
             field="page_token",
         ) from exc
     if not isinstance(after, str):
         raise InvalidInputError(
-            "page_token is not a token this server issued", code="invalid_page_token",
+            "page_token is not a token this server issued",
+            code="invalid_page_token",
             field="page_token",
         )
     return after

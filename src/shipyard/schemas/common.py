@@ -10,7 +10,8 @@ T = TypeVar("T")
 
 
 class RequestBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # Numbers become strings where a string is expected (`--set tags.version=2`).
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, coerce_numbers_to_str=True)
 
 
 class ResponseBody(BaseModel):

@@ -38,7 +38,9 @@ class Client:
         saved = load_profile(profile)
         url = url or os.environ.get("SHIPYARD_URL") or (saved.url if saved else None)
         # The saved token belongs to the saved URL: never send it to another server.
-        saved_token = saved.token if saved and saved.url.rstrip("/") == (url or "").rstrip("/") else None
+        saved_token = (
+            saved.token if saved and saved.url.rstrip("/") == (url or "").rstrip("/") else None
+        )
         token = token or os.environ.get("SHIPYARD_TOKEN") or saved_token
         if not url:
             raise InvalidInputError(

@@ -15,9 +15,7 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class HttpSession:
-    def __init__(
-        self, url: str, token: str | None, *, timeout: float, user_agent: str
-    ) -> None:
+    def __init__(self, url: str, token: str | None, *, timeout: float, user_agent: str) -> None:
         headers = {"User-Agent": user_agent, "Accept": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -41,7 +39,9 @@ class HttpSession:
     def send_model(self, method: str, path: str, model: type[M], body: Any = None) -> M:
         return model.model_validate(self.request(method, path, json=body).json())
 
-    def iterate(self, path: str, model: type[M], params: dict[str, Any] | None = None) -> Iterator[M]:
+    def iterate(
+        self, path: str, model: type[M], params: dict[str, Any] | None = None
+    ) -> Iterator[M]:
         """Every item of a paged list, fetching the next page only when it is reached."""
         query = {k: v for k, v in (params or {}).items() if v is not None}
         while True:

@@ -45,7 +45,9 @@ def load_profile(name: str | None = None, *, path: Path | None = None) -> Profil
     return Profile(url=str(entry["url"]), token=entry.get("token"))
 
 
-def save_profile(profile: Profile, name: str = DEFAULT_PROFILE, *, path: Path | None = None) -> Path:
+def save_profile(
+    profile: Profile, name: str = DEFAULT_PROFILE, *, path: Path | None = None
+) -> Path:
     path = path or config_path()
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     data = _read(path)

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
-from shipyard.schemas.users import TokenCreate, TokenCreated, TokenRead, UserCreate, UserRead
+from shipyard.schemas.users import TokenCreated, TokenRead, UserRead
 from shipyard.sdk.http import HttpSession
 
 User = UserRead
@@ -36,8 +36,8 @@ class UserOperations:
         email: str | None = None,
         is_admin: bool = False,
     ) -> User:
-        body = UserCreate(name=name, display_name=display_name, email=email, is_admin=is_admin)
-        return self._http.send_model("POST", "/api/v1/users", User, body.model_dump())
+        body = {"name": name, "display_name": display_name, "email": email, "is_admin": is_admin}
+        return self._http.send_model("POST", "/api/v1/users", User, body)
 
     def get(self, name: str) -> User:
         return self._http.get_model(f"/api/v1/users/{quote(name, safe='')}", User)
@@ -71,10 +71,8 @@ class TokenOperations:
     def create(
         self, name: str, *, expires_in_days: int | None = None, user: str | None = None
     ) -> TokenCreated:
-        body = TokenCreate(name=name, expires_in_days=expires_in_days, user=user)
-        return self._http.send_model(
-            "POST", "/api/v1/tokens", TokenCreated, body.model_dump(exclude_none=True)
-        )
+        body = {"name": name, "expires_in_days": expires_in_days, "user": user}
+        return self._http.send_model("POST", "/api/v1/tokens", TokenCreated, body)
 
     def list(self, *, user: str | None = None) -> Iterator[Token]:
         return self._http.iterate("/api/v1/tokens", Token, {"user": user})

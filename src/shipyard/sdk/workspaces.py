@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
-from shipyard.schemas.workspaces import WorkspaceCreate, WorkspaceRead, WorkspaceUpdate
+from shipyard.schemas.workspaces import WorkspaceRead
 from shipyard.sdk.http import HttpSession
 
 Workspace = WorkspaceRead
@@ -53,8 +53,8 @@ class WorkspaceOperations:
 
     def create_from_spec(self, spec: dict[str, Any]) -> Workspace:
         """Create from a mapping shaped like the workspace YAML (what the CLI sends)."""
-        body = WorkspaceCreate.model_validate(spec).model_dump(exclude_unset=True)
-        return self._http.send_model("POST", "/api/v1/workspaces", Workspace, body)
+        # The server validates (one set of rules, errors that name the field).
+        return self._http.send_model("POST", "/api/v1/workspaces", Workspace, spec)
 
     def get(self, name: str) -> Workspace:
         return self._http.get_model(_path(name), Workspace)
@@ -75,7 +75,6 @@ class WorkspaceOperations:
         """Change only the fields given; ``None`` clears a field, ``tags`` replaces all tags."""
         given = {"display_name": display_name, "description": description, "tags": tags}
         body = {k: v for k, v in given.items() if v is not _UNSET}
-        WorkspaceUpdate.model_validate(body)
         return self._http.send_model("PATCH", _path(name), Workspace, body)
 
     def delete(self, name: str, *, permanently_delete: bool = False) -> None:

@@ -58,7 +58,8 @@ class CreatorPolicy:
             row = workspace_store.get_workspace(session, name)
             if row is None:
                 raise NotFoundError(
-                    f"workspace {name!r} does not exist", code="workspace_not_found",
+                    f"workspace {name!r} does not exist",
+                    code="workspace_not_found",
                     field="workspace",
                 )
             return row.created_by

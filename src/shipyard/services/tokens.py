@@ -27,7 +27,7 @@ from shipyard.store.database import Database
 from shipyard.store.tokens import TokenRow
 from shipyard.store.users import UserRow
 
-TOKEN_PREFIX = "shp_"
+TOKEN_PREFIX = "shp_"  # noqa: S105  (a marker that makes leaked tokens easy to scan for)
 _SHOWN_PREFIX = 12  # "shp_" + 8 characters: enough to tell tokens apart in a list
 
 
@@ -142,5 +142,7 @@ class TokenService:
         else:
             user = user_store.get_user_by_name(session, name)
         if user is None:
-            raise NotFoundError(f"user {name!r} does not exist", code="user_not_found", field="user")
+            raise NotFoundError(
+                f"user {name!r} does not exist", code="user_not_found", field="user"
+            )
         return user

@@ -174,7 +174,8 @@ class WorkspaceService:
             row = _require(session, name)
             if row.deleted_at is None:
                 raise ConflictError(
-                    f"workspace {name!r} is not deleted", code="workspace_not_deleted",
+                    f"workspace {name!r} is not deleted",
+                    code="workspace_not_deleted",
                     field="name",
                 )
             if row.deleted_at + self.retention <= utcnow():
@@ -189,13 +190,13 @@ class WorkspaceService:
             session.flush()
             return workspace_read(row)
 
-    def purge_expired(self) -> list[str]:
+    def purge_expired(self) -> tuple[str, ...]:
         """Permanently delete every workspace soft-deleted longer ago than the retention."""
         with self.db.write() as session:
             rows = store.list_deleted_before(session, utcnow() - self.retention)
             for row in rows:
                 self._purge(session, row)
-            return [row.name for row in rows]
+            return tuple(row.name for row in rows)
 
     def _purge(self, session: Session, row: WorkspaceRow) -> None:
         registry = row.environment_registry
@@ -237,7 +238,9 @@ def _name_taken(name: str, *, deleted: bool) -> ConflictError:
             code="workspace_deleted",
             field="name",
         )
-    return ConflictError(f"workspace {name!r} already exists", code="workspace_exists", field="name")
+    return ConflictError(
+        f"workspace {name!r} already exists", code="workspace_exists", field="name"
+    )
 
 
 def _require(session: Session, name: str) -> WorkspaceRow:

@@ -18,7 +18,9 @@ def clean_relative(path: str, *, field: str = "path") -> str:
             break
         decoded = once
     if "\x00" in decoded or "\\" in decoded:
-        raise InvalidInputError(f"{path!r} is not an allowed path", code="invalid_path", field=field)
+        raise InvalidInputError(
+            f"{path!r} is not an allowed path", code="invalid_path", field=field
+        )
     normal = posixpath.normpath("/" + decoded.lstrip("/"))
     if normal == "/":
         return ""

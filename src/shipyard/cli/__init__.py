@@ -1,0 +1,1 @@
+"""The ``shipyard`` command: thin, calls the SDK (server commands call the app factory)."""

@@ -1,0 +1,39 @@
+"""The ``shipyard`` entry point: command groups, and errors turned into messages and exit codes."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from shipyard._version import __version__
+from shipyard.cli.login import login
+from shipyard.cli.server import db, server
+from shipyard.cli.users import token, user
+from shipyard.cli.workspaces import workspace
+from shipyard.domain.errors import ShipyardError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="shipyard")
+def cli() -> None:
+    """Shipyard: a self-hosted machine-learning workspace."""
+
+
+for command in (server, db, login, workspace, user, token):
+    cli.add_command(command)
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except ShipyardError as exc:
+        field = f" (field: {exc.field})" if exc.field and exc.field not in exc.detail else ""
+        click.echo(f"error: {exc.detail}{field} [{exc.code}]", err=True)
+        sys.exit(1)

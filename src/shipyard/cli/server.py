@@ -1,0 +1,124 @@
+"""``shipyard server`` and ``shipyard db``: the commands that run the server side."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+import uvicorn
+from pydantic import ValidationError
+
+from shipyard.api.app import create_app
+from shipyard.api.logging import configure_logging
+from shipyard.services.bootstrap import SchemaOutOfDateError, prepare
+from shipyard.settings import Settings
+from shipyard.store import migrate
+from shipyard.store.database import Database
+
+
+def _store_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(
+        [
+            click.option(
+                "--config",
+                "config_file",
+                type=click.Path(dir_okay=False),
+                help="A YAML/JSON/TOML settings file.",
+            ),
+            click.option(
+                "--data-dir",
+                type=click.Path(file_okay=False),
+                help="Data folder (default: $SHIPYARD_HOME or ~/.shipyard).",
+            ),
+            click.option(
+                "--db-url", help="Metadata store URL (default: SQLite in the data folder)."
+            ),
+        ]
+    ):
+        fn = option(fn)
+    return fn
+
+
+def load_settings(**flags: Any) -> Settings:
+    """Settings from the flags given (None means "not given"), then env, then config file."""
+    try:
+        return Settings(**{k: v for k, v in flags.items() if v is not None})
+    except (ValidationError, ValueError) as exc:
+        raise click.ClickException(f"invalid settings: {exc}") from exc
+
+
+@click.command("server")
+@click.option("--host", help="Interface to bind (default 127.0.0.1).")
+@click.option("--port", type=int, help="Port to bind (default 8765).")
+@_store_options
+@click.option("--artifact-root", help="Where workspace storage lives by default.")
+@click.option(
+    "--log-format", type=click.Choice(["text", "json"]), help="Log lines as text or JSON."
+)
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--no-upgrade", is_flag=True, help="Do not migrate the database on start.")
+def server(no_upgrade: bool, **flags: Any) -> None:
+    """Run the Shipyard server (API and, later, the Studio, scheduler and gateway)."""
+    if no_upgrade:
+        flags["auto_upgrade"] = False
+    settings = load_settings(**flags)
+    configure_logging(settings.log_format, settings.log_level)
+    db = Database(
+        settings.database_url, sqlite_busy_timeout_seconds=settings.sqlite_busy_timeout_seconds
+    )
+    try:
+        result = prepare(settings, db)
+    except SchemaOutOfDateError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if result.generated_token:
+        url = f"http://{settings.host}:{settings.port}"
+        click.echo(
+            "\nThe first admin's token (shown once; also saved, mode 0600, in "
+            f"{result.token_file}):\n\n    {result.generated_token}\n\n"
+            f"Log in with: shipyard login --url {url} --token <the token>\n",
+            err=True,
+        )
+    app = create_app(settings, db)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,  # configure_logging set the handlers
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.graceful_shutdown_seconds),
+        server_header=False,
+    )
+    uvicorn.Server(config).run()
+
+
+@click.group("db")
+def db() -> None:
+    """The metadata store."""
+
+
+@db.command("upgrade")
+@_store_options
+def upgrade(**flags: Any) -> None:
+    """Apply pending migrations (the server does this on start unless --no-upgrade)."""
+    settings = load_settings(**flags)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    database = Database(settings.database_url)
+    try:
+        migrate.upgrade(database.engine)
+        click.echo(f"database at revision {migrate.current_revision(database.engine)}", err=True)
+    finally:
+        database.dispose()
+
+
+@db.command("current")
+@_store_options
+def current(**flags: Any) -> None:
+    """Print the database's migration revision and the newest one this version knows."""
+    settings = load_settings(**flags)
+    database = Database(settings.database_url)
+    try:
+        click.echo(f"current: {migrate.current_revision(database.engine)}")
+        click.echo(f"head:    {migrate.head_revision(database.engine)}")
+    finally:
+        database.dispose()

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import httpx
+
+from tests.conftest import RunningServer
+
+
+def test_health_and_ready_need_no_token(server: RunningServer) -> None:
+    assert httpx.get(f"{server.url}/health").json() == {"status": "ok"}
+    assert httpx.get(f"{server.url}/ready").json() == {"status": "ready"}
+
+
+def test_openapi_lists_every_route_with_schemas(server: RunningServer) -> None:
+    document = httpx.get(f"{server.url}/openapi.json").json()
+    paths = document["paths"]
+    assert set(paths) >= {
+        "/health",
+        "/ready",
+        "/api/v1/workspaces",
+        "/api/v1/workspaces/{workspace}",
+        "/api/v1/workspaces/{workspace}/recover",
+        "/api/v1/users",
+        "/api/v1/users/me",
+        "/api/v1/users/{user}",
+        "/api/v1/tokens",
+        "/api/v1/tokens/{token_id}",
+    }
+    create = paths["/api/v1/workspaces"]["post"]
+    assert create["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "WorkspaceCreate"
+    )
+    assert "WorkspaceRead" in document["components"]["schemas"]
+    assert "HTTPBearer" in document["components"]["securitySchemes"]
