@@ -96,6 +96,10 @@ class RunningServer:
     db: Database
     admin_token: str = ADMIN_TOKEN
 
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.admin_token}"}
+
     def client(self, token: str | None = ADMIN_TOKEN) -> Client:
         return Client(self.url, token)
 
@@ -107,9 +111,9 @@ class ServerThread:
         self.settings = settings
         self.db = Database(settings.database_url)
         prepare(settings, self.db)
-        app = create_app(settings, self.db)
+        self.app = create_app(settings, self.db)  # tests may add routes before it starts
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=settings.port, log_config=None, access_log=False
+            self.app, host="127.0.0.1", port=settings.port, log_config=None, access_log=False
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

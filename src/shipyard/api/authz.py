@@ -8,12 +8,14 @@ action is refused by ``GuardedRoute`` before it runs, so forgetting one fails cl
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.routing import BaseRoute
 
 from shipyard.api.deps import Services, get_services
 from shipyard.api.problems import problem_response
@@ -50,6 +52,20 @@ class RequireAction:
 def require(action: str) -> Any:
     """The dependency for a route that performs ``action``."""
     return Depends(RequireAction(action))
+
+
+def iter_routes(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
+    """Every route an app serves, with included routers opened up.
+
+    FastAPI >= 0.16x keeps an included router as one lazy entry (holding ``original_router``)
+    instead of copying its routes into the app; older versions copy them.
+    """
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from iter_routes(included.routes)
+        else:
+            yield route
 
 
 def declared_action(route: APIRoute) -> str | None:

@@ -1,20 +1,19 @@
-"""``shipyard server`` and ``shipyard db``: the commands that run the server side."""
+"""``shipyard server`` and ``shipyard db``: the commands that run the server side.
+
+The server side (FastAPI, uvicorn, SQLAlchemy) is imported inside these commands only, so the
+client commands (``shipyard workspace list``...) start without loading it.
+"""
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import uvicorn
-from pydantic import ValidationError
 
-from shipyard.api.app import create_app
-from shipyard.api.logging import configure_logging
-from shipyard.services.bootstrap import SchemaOutOfDateError, prepare
-from shipyard.settings import Settings
-from shipyard.store import migrate
-from shipyard.store.database import Database
+if TYPE_CHECKING:
+    from shipyard.settings import Settings
 
 
 def _store_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -42,6 +41,10 @@ def _store_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def load_settings(**flags: Any) -> Settings:
     """Settings from the flags given (None means "not given"), then env, then config file."""
+    from pydantic import ValidationError
+
+    from shipyard.settings import Settings
+
     try:
         return Settings(**{k: v for k, v in flags.items() if v is not None})
     except (ValidationError, ValueError) as exc:
@@ -56,10 +59,21 @@ def load_settings(**flags: Any) -> Settings:
 @click.option(
     "--log-format", type=click.Choice(["text", "json"]), help="Log lines as text or JSON."
 )
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    help="Lowest level logged (default info).",
+)
 @click.option("--no-upgrade", is_flag=True, help="Do not migrate the database on start.")
 def server(no_upgrade: bool, **flags: Any) -> None:
     """Run the Shipyard server (API and, later, the Studio, scheduler and gateway)."""
+    import uvicorn
+
+    from shipyard.api.app import create_app
+    from shipyard.api.logging import configure_logging
+    from shipyard.services.bootstrap import SchemaOutOfDateError, prepare
+    from shipyard.store.database import Database
+
     if no_upgrade:
         flags["auto_upgrade"] = False
     settings = load_settings(**flags)
@@ -89,7 +103,18 @@ def server(no_upgrade: bool, **flags: Any) -> None:
         timeout_graceful_shutdown=int(settings.graceful_shutdown_seconds),
         server_header=False,
     )
-    uvicorn.Server(config).run()
+    runner = uvicorn.Server(config)
+
+    def stop(signum: int, frame: object) -> None:
+        runner.should_exit = True
+
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT and then re-raises the signal to the
+    # handler that was there before it started; with the default handler a clean shutdown would
+    # end as "killed by SIGTERM" (exit status 143). This handler lets it end with status 0, and
+    # also stops the server if a signal comes before uvicorn has installed its own handlers.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, stop)
+    runner.run()
 
 
 @click.group("db")
@@ -101,6 +126,9 @@ def db() -> None:
 @_store_options
 def upgrade(**flags: Any) -> None:
     """Apply pending migrations (the server does this on start unless --no-upgrade)."""
+    from shipyard.store import migrate
+    from shipyard.store.database import Database
+
     settings = load_settings(**flags)
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     database = Database(settings.database_url)
@@ -115,6 +143,9 @@ def upgrade(**flags: Any) -> None:
 @_store_options
 def current(**flags: Any) -> None:
     """Print the database's migration revision and the newest one this version knows."""
+    from shipyard.store import migrate
+    from shipyard.store.database import Database
+
     settings = load_settings(**flags)
     database = Database(settings.database_url)
     try:

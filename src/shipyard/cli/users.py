@@ -18,8 +18,8 @@ def user() -> None:
 
 @user.command("create")
 @name_option
-@click.option("--display-name")
-@click.option("--email")
+@click.option("--display-name", help="The name shown for the user.")
+@click.option("--email", help="The user's email address.")
 @click.option("--admin", "is_admin", is_flag=True, help="Make the user an administrator.")
 @output_option
 def create_user(

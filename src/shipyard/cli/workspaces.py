@@ -65,8 +65,8 @@ def _with_file(document: YamlDocument | None, call: Any) -> Any:
 @workspace.command("create")
 @file_option
 @click.option("-n", "--name", help="The name (overrides the file's).")
-@click.option("--display-name")
-@click.option("--description")
+@click.option("--display-name", help="A friendly name shown in lists and the Studio.")
+@click.option("--description", help="What the workspace is for.")
 @click.option("--tags", multiple=True, metavar="KEY=VALUE", help="A tag (repeatable).")
 @click.option("--storage-uri", help="Bring your own storage: an existing folder.")
 @click.option(
@@ -133,8 +133,8 @@ def list_(deleted: bool, output: str) -> None:
 @workspace.command("update")
 @name_option
 @file_option
-@click.option("--display-name")
-@click.option("--description")
+@click.option("--display-name", help="A friendly name shown in lists and the Studio.")
+@click.option("--description", help="What the workspace is for.")
 @click.option("--tags", multiple=True, metavar="KEY=VALUE", help="Replace the tags (repeatable).")
 @set_option
 @output_option

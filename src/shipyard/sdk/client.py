@@ -35,7 +35,8 @@ class Client:
         profile: str | None = None,
         timeout: float = 30.0,
     ) -> None:
-        saved = load_profile(profile)
+        # Explicit arguments need no profile: a damaged config file must not break them.
+        saved = None if url and token else load_profile(profile)
         url = url or os.environ.get("SHIPYARD_URL") or (saved.url if saved else None)
         # The saved token belongs to the saved URL: never send it to another server.
         saved_token = (

@@ -24,10 +24,20 @@ MAX_NODES = 100_000
 
 
 class YamlFileError(InvalidInputError):
-    def __init__(self, path: str, line: int | None, detail: str, *, field: str | None = None):
+    def __init__(
+        self,
+        path: str,
+        line: int | None,
+        detail: str,
+        *,
+        field: str | None = None,
+        code: str = "invalid_yaml",
+    ):
         where = f"{path}:{line}" if line else path
         at = f" field '{field}':" if field else ""
-        super().__init__(f"{where}:{at} {detail}", code="invalid_yaml", field=field)
+        if field and detail.startswith(f"{field}: "):
+            detail = detail[len(field) + 2 :]  # the server's detail may start with the field too
+        super().__init__(f"{where}:{at} {detail}", code=code, field=field)
         self.path = path
         self.line = line
 
@@ -47,8 +57,13 @@ class YamlDocument:
         return None
 
     def error(self, exc: ShipyardError) -> YamlFileError:
-        """Re-state an error about a field (from the server or a check) as file:line."""
-        return YamlFileError(self.path, self.line_of(exc.field), exc.detail, field=exc.field)
+        """Re-state an error about a field (from the server or a check) as file:line.
+
+        The error keeps its code: a duplicate name stays ``workspace_exists``, not ``invalid_yaml``.
+        """
+        return YamlFileError(
+            self.path, self.line_of(exc.field), exc.detail, field=exc.field, code=exc.code
+        )
 
 
 def load_yaml_file(path: str | Path, overrides: Iterable[str] = ()) -> YamlDocument:
@@ -126,11 +141,29 @@ def parse_override(item: str) -> tuple[str, Any]:
         raise InvalidInputError(
             f"--set {item!r} must look like path.to.field=value", code="invalid_set", field="set"
         )
+    return path, _override_value(raw_value, path)
+
+
+def _override_value(raw_value: str, path: str) -> Any:
+    """A --set value read as YAML, under the same alias-unfolding limit as a file."""
+    if not raw_value:
+        return ""
+    loader = yaml.SafeLoader(raw_value)
     try:
-        value = yaml.safe_load(raw_value) if raw_value else ""
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _count_nodes(node, MAX_NODES) > MAX_NODES:
+            raise InvalidInputError(
+                f"--set {path}: the value unfolds into over {MAX_NODES} nodes",
+                code="invalid_set",
+                field=path,
+            )
+        return loader.construct_document(node)
     except yaml.YAMLError:
-        value = raw_value
-    return path, value
+        return raw_value  # not YAML: the text itself
+    finally:
+        loader.dispose()
 
 
 def set_path(data: dict[str, Any], path: str, value: Any) -> None:

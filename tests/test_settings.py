@@ -1,0 +1,61 @@
+"""Settings: explicit values beat the environment, which beats the config file; all documented."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from shipyard.settings import Settings
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
+
+
+def test_precedence_explicit_then_env_then_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "shipyard.yaml"
+    config.write_text("port: 7001\nlog_format: json\nworkspace_retention_days: 3\n")
+    monkeypatch.setenv("SHIPYARD_CONFIG", str(config))
+    monkeypatch.setenv("SHIPYARD_PORT", "7002")
+    settings = Settings()
+    assert settings.port == 7002
+    assert settings.log_format == "json"
+    assert settings.workspace_retention_days == 3
+    assert Settings(port=7003).port == 7003
+
+
+def test_toml_config_file_and_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "shipyard.toml"
+    config.write_text('host = "127.0.0.2"\nstorage_roots = ["/srv/data"]\n')
+    monkeypatch.setenv("SHIPYARD_HOME", str(tmp_path / "home"))
+    settings = Settings(config_file=config)
+    assert settings.host == "127.0.0.2"
+    assert settings.storage_roots == ["/srv/data"]
+    assert settings.data_dir == tmp_path / "home"
+    assert settings.database_url == f"sqlite:///{tmp_path / 'home' / 'shipyard.db'}"
+    assert settings.artifact_root_uri == str(tmp_path / "home" / "artifacts")
+
+
+def test_bad_values_and_unknown_settings_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="port"):
+        Settings(port=70000)
+    config = tmp_path / "bad.yaml"
+    config.write_text("prot: 1\n")
+    with pytest.raises(ValidationError, match="prot"):
+        Settings(config_file=config)
+
+
+def test_admin_token_is_never_shown_in_a_repr() -> None:
+    settings = Settings(admin_token="shp_do-not-print")
+    assert "shp_do-not-print" not in repr(settings)
+    assert "shp_do-not-print" not in str(settings.model_dump())
+
+
+def test_every_setting_is_documented() -> None:
+    text = DOCS.read_text()
+    documented = set(re.findall(r"^\| `([a-z_]+)` \|", text, flags=re.MULTILINE))
+    assert set(Settings.model_fields) - documented == set()
+    assert documented - set(Settings.model_fields) == set(), "docs list settings that are gone"
