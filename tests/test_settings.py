@@ -59,3 +59,14 @@ def test_every_setting_is_documented() -> None:
     documented = set(re.findall(r"^\| `([a-z_]+)` \|", text, flags=re.MULTILINE))
     assert set(Settings.model_fields) - documented == set()
     assert documented - set(Settings.model_fields) == set(), "docs list settings that are gone"
+
+
+def test_only_prefixed_environment_variables_are_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "not-ours"))
+    monkeypatch.setenv("PORT", "1234")
+    monkeypatch.setenv("CONFIG_FILE", str(tmp_path / "missing.yaml"))
+    settings = Settings()
+    assert settings.data_dir != tmp_path / "not-ours"
+    assert settings.port == 8765

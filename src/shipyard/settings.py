@@ -7,7 +7,6 @@ variables ``SHIPYARD_<NAME>``, a config file (YAML, JSON or TOML; ``--config`` o
 
 from __future__ import annotations
 
-import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -23,16 +22,20 @@ def _default_data_dir() -> Path:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SHIPYARD_", extra="forbid", frozen=True)
+    # validate_by_name: Settings(data_dir=...) works while the aliases below name only the
+    # environment variables (an alias without the prefix would read a bare DATA_DIR).
+    model_config = SettingsConfigDict(
+        env_prefix="SHIPYARD_", extra="forbid", frozen=True, validate_by_name=True
+    )
 
     config_file: Path | None = Field(
         default=None,
-        validation_alias=AliasChoices("config_file", "SHIPYARD_CONFIG"),
+        validation_alias=AliasChoices("SHIPYARD_CONFIG", "SHIPYARD_CONFIG_FILE"),
         description="A YAML, JSON or TOML file with any of these settings.",
     )
     data_dir: Path = Field(
         default_factory=_default_data_dir,
-        validation_alias=AliasChoices("data_dir", "SHIPYARD_DATA_DIR", "SHIPYARD_HOME"),
+        validation_alias=AliasChoices("SHIPYARD_DATA_DIR", "SHIPYARD_HOME"),
         description="Folder for the embedded database, artifacts and the admin token.",
     )
     host: str = Field(default="127.0.0.1", description="Interface the server binds.")
@@ -120,7 +123,16 @@ class _ConfigFileSource(PydanticBaseSettingsSource):
         return None, field_name, False  # whole-file loading happens in __call__
 
     def __call__(self) -> dict[str, Any]:
-        path = self.current_state.get("config_file") or os.environ.get("SHIPYARD_CONFIG")
+        # Earlier sources key their values by the name they were given under.
+        state = self.current_state
+        path = next(
+            (
+                state[k]
+                for k in ("config_file", "SHIPYARD_CONFIG", "SHIPYARD_CONFIG_FILE")
+                if state.get(k)
+            ),
+            None,
+        )
         if not path:
             return {}
         return read_config_file(Path(path))
