@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 import httpx
+from fastapi.routing import APIRoute
 
+from shipyard.api.app import create_app
+from shipyard.api.authz import iter_routes
 from tests.conftest import RunningServer
 
 
@@ -13,6 +16,19 @@ def test_health_and_ready_need_no_token(server: RunningServer) -> None:
 def test_openapi_lists_every_route_with_schemas(server: RunningServer) -> None:
     document = httpx.get(f"{server.url}/openapi.json").json()
     paths = document["paths"]
+    served = {
+        (route.path, method.lower())
+        for route in iter_routes(create_app(server.settings, server.db).routes)
+        if isinstance(route, APIRoute) and route.path != "/openapi.json"
+        for method in route.methods
+    }
+    described = {(path, method) for path, ops in paths.items() for method in ops}
+    assert served == described
+    for path, ops in paths.items():
+        for method, op in ops.items():
+            assert (
+                "200" in op["responses"] or "201" in op["responses"] or "204" in op["responses"]
+            ), (method, path)
     assert set(paths) >= {
         "/health",
         "/ready",
