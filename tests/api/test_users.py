@@ -76,3 +76,14 @@ def test_users_own_the_workspaces_they_create(server: RunningServer) -> None:
     assert httpx.delete(f"{url}/{name}", headers=alice_auth).status_code == 204
     assert httpx.post(f"{url}/{name}/recover", headers=bob_auth).status_code == 403
     assert httpx.post(f"{url}/{name}/recover", headers=alice_auth).status_code == 200
+
+
+def test_the_last_enabled_admin_cannot_be_disabled(server: RunningServer) -> None:
+    url = f"{server.url}/api/v1/users"
+    response = httpx.patch(f"{url}/admin", json={"disabled": True}, headers=server.auth)
+    assert (response.status_code, response.json()["code"]) == (409, "last_admin")
+    assert httpx.get(f"{url}/me", headers=server.auth).status_code == 200
+    second = unique("admin")
+    httpx.post(url, json={"name": second, "is_admin": True}, headers=server.auth)
+    response = httpx.patch(f"{url}/{second}", json={"disabled": True}, headers=server.auth)
+    assert response.status_code == 200, "another enabled admin remains"

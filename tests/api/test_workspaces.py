@@ -269,6 +269,14 @@ def test_bring_your_own_storage_shared_by_two_workspaces(tmp_path: Path, databas
             400,
             "unsupported_storage",
         )
+        nested = shared / a["storage"]["prefix"] / "inner"
+        nested.mkdir()
+        body = _problem(
+            _create(server, {"name": "ws-c", "storage": {"uri": str(nested)}}),
+            400,
+            "storage_not_allowed",
+        )
+        assert "another workspace" in body["detail"]
         httpx.delete(
             f"{server.url}/api/v1/workspaces/ws-a",
             params={"permanently_delete": True},
@@ -300,3 +308,17 @@ def test_recover_after_retention_is_410(tmp_path: Path, database_url: str) -> No
         url = f"{server.url}/api/v1/workspaces/too-late"
         httpx.delete(url, headers=server.auth)
         _problem(httpx.post(f"{url}/recover", headers=server.auth), 410, "retention_expired")
+
+
+def test_the_managed_area_cannot_be_brought_as_storage(tmp_path: Path, database_url: str) -> None:
+    """Even when an allowed root contains it, the artifact root is the server's own."""
+    with start_server(tmp_path / "data", database_url, storage_roots=[str(tmp_path)]) as server:
+        victim = _create(server, {"name": "victim"}).json()
+        victim_folder = Path(victim["storage"]["uri"]) / victim["storage"]["prefix"]
+        for uri in (str(victim_folder), victim["storage"]["uri"]):
+            body = _problem(
+                _create(server, {"name": "intruder", "storage": {"uri": uri}}),
+                400,
+                "storage_not_allowed",
+            )
+            assert body["field"] == "storage.uri"

@@ -243,6 +243,13 @@ def test_no_url_anywhere_is_an_error() -> None:
     assert caught.value.field == "url"
 
 
+@pytest.mark.parametrize("url", ["127.0.0.1:8765", "ftp://host/x", "localhost"])
+def test_a_url_without_http_is_an_error_at_once(url: str) -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        Client(url, "shp_x")
+    assert (caught.value.code, caught.value.field) == ("invalid_url", "url")
+
+
 def test_the_repr_shows_the_url_but_never_the_token(server: RunningServer) -> None:
     with Client(server.url, ADMIN_TOKEN) as client:
         text = repr(client)

@@ -49,6 +49,12 @@ class Client:
                 code="no_server_url",
                 field="url",
             )
+        if not url.startswith(("http://", "https://")):
+            raise InvalidInputError(
+                f"server URL {url!r} must start with http:// or https://",
+                code="invalid_url",
+                field="url",
+            )
         self.url = url.rstrip("/")
         self._http = HttpSession(
             self.url, token, timeout=timeout, user_agent=f"shipyard-sdk/{__version__}"

@@ -49,6 +49,8 @@ class UserService:
     def update(self, name: str, body: UserUpdate) -> UserRead:
         with self.db.write() as session:
             row = _require(session, name)
+            if body.disabled and row.is_admin and not row.disabled:
+                _refuse_if_last_admin(session, row)
             for field in body.model_fields_set:
                 value = getattr(body, field)
                 if field == "disabled" and value is None:
@@ -63,6 +65,15 @@ def _require(session: Session, name: str) -> UserRow:
     if row is None:
         raise NotFoundError(f"user {name!r} does not exist", code="user_not_found", field="name")
     return row
+
+
+def _refuse_if_last_admin(session: Session, row: UserRow) -> None:
+    if store.count_enabled_admins(session) <= 1:
+        raise ConflictError(
+            f"{row.name!r} is the last enabled admin; disabling it would lock everyone out",
+            code="last_admin",
+            field="disabled",
+        )
 
 
 def _duplicate(name: str) -> ConflictError:

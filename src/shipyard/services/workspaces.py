@@ -37,15 +37,21 @@ SHARED_ENVIRONMENT_REGISTRY = "default"
 
 @dataclass(frozen=True)
 class StoragePolicy:
-    """Where workspace storage may live: the artifact root, plus folders an admin allowed."""
+    """Managed storage lives under the artifact root; brought storage only in allowed roots.
+
+    The artifact root itself is not a valid place to bring: a workspace could then point its
+    storage into another workspace's managed folder.
+    """
 
     artifact_root: str
     allowed_roots: list[str] = field(default_factory=list)
 
     def check_own(self, uri: str) -> str:
         resolved = require_local_path(uri).resolve()
-        roots = [Path(r).resolve() for r in [self.artifact_root, *self.allowed_roots]]
-        if not any(resolved == r or r in resolved.parents for r in roots):
+        roots = [Path(r).resolve() for r in self.allowed_roots]
+        if not any(_within(resolved, r) for r in roots) or _within(
+            resolved, Path(self.artifact_root).resolve()
+        ):
             raise InvalidInputError(
                 f"{uri!r} is outside the folders this server allows for storage; an admin can "
                 "add it to the storage_roots setting",
@@ -57,6 +63,23 @@ class StoragePolicy:
                 f"{uri!r} is not an existing folder", code="storage_not_found", field="storage.uri"
             )
         return str(resolved)
+
+
+def _within(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def _check_not_nested(session: Session, base: str) -> None:
+    """Brought storage may not sit inside another workspace's own folder (or its files would
+    be readable through, and deleted with, that workspace)."""
+    path = Path(base)
+    for uri, prefix in store.storage_folders(session):
+        if _within(path, Path(uri) / prefix):
+            raise InvalidInputError(
+                f"{base!r} is inside another workspace's storage",
+                code="storage_not_allowed",
+                field="storage.uri",
+            )
 
 
 def workspace_read(row: WorkspaceRow) -> WorkspaceRead:
@@ -99,6 +122,8 @@ class WorkspaceService:
         try:
             with self.db.write() as session:
                 _check_name_free(session, body.name)
+                if not managed:
+                    _check_not_nested(session, base)
                 vault = KeyVaultRow()
                 registry = self._environment_registry(session, body, workspace_id)
                 session.add(vault)

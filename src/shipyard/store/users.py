@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, String, select
+from sqlalchemy import Boolean, String, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from shipyard.store.base import ID, Base, UtcDateTime, new_id, utcnow
@@ -35,6 +35,11 @@ def list_users(session: Session, *, after: str | None, limit: int) -> list[UserR
     if after is not None:
         query = query.where(UserRow.name > after)
     return list(session.scalars(query))
+
+
+def count_enabled_admins(session: Session) -> int:
+    query = select(func.count()).where(UserRow.is_admin.is_(True), UserRow.disabled.is_(False))
+    return int(session.scalar(query) or 0)
 
 
 def find_admin(session: Session) -> UserRow | None:

@@ -82,6 +82,12 @@ def list_workspaces(
     return list(session.scalars(query))
 
 
+def storage_folders(session: Session) -> list[tuple[str, str]]:
+    """(storage_uri, storage_prefix) of every workspace, deleted ones included."""
+    query = select(WorkspaceRow.storage_uri, WorkspaceRow.storage_prefix)
+    return [(uri, prefix) for uri, prefix in session.execute(query)]
+
+
 def list_deleted_before(session: Session, cutoff: datetime) -> list[WorkspaceRow]:
     query = select(WorkspaceRow).where(WorkspaceRow.deleted_at < cutoff)
     return list(session.scalars(query))
