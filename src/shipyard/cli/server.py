@@ -6,14 +6,16 @@ client commands (``shipyard workspace list``...) start without loading it.
 
 from __future__ import annotations
 
+import contextlib
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import click
 
 if TYPE_CHECKING:
     from shipyard.settings import Settings
+    from shipyard.store.database import Database
 
 
 def _store_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -51,6 +53,36 @@ def load_settings(**flags: Any) -> Settings:
         raise click.ClickException(f"invalid settings: {exc}") from exc
 
 
+def open_database(url: str, **options: Any) -> Database:
+    """The store at ``url``; a URL that cannot be used is a message, not a traceback."""
+    from sqlalchemy.exc import ArgumentError
+
+    from shipyard.store.database import Database
+
+    try:
+        return Database(url, **options)
+    except ArgumentError as exc:
+        raise click.ClickException(f"the database URL cannot be used: {exc}") from exc
+    except ImportError as exc:  # create_engine imports the URL's driver
+        raise click.ClickException(
+            f"the database URL needs a driver that is not installed: {exc}"
+        ) from exc
+
+
+@contextlib.contextmanager
+def database_errors(url: str) -> Iterator[None]:
+    """A store that cannot be reached: a message, not a traceback."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        yield
+    except OperationalError as exc:
+        shown = make_url(url).render_as_string(hide_password=True)
+        reason = " ".join(str(exc.orig or exc).split())
+        raise click.ClickException(f"cannot use the database {shown}: {reason}") from exc
+
+
 @click.command("server")
 @click.option("--host", help="Interface to bind (default 127.0.0.1).")
 @click.option("--port", type=int, help="Port to bind (default 8765).")
@@ -72,19 +104,20 @@ def server(no_upgrade: bool, **flags: Any) -> None:
     from shipyard.api.app import create_app
     from shipyard.api.logging import configure_logging
     from shipyard.services.bootstrap import SchemaOutOfDateError, prepare
-    from shipyard.store.database import Database
 
     if no_upgrade:
         flags["auto_upgrade"] = False
     settings = load_settings(**flags)
     configure_logging(settings.log_format, settings.log_level)
-    db = Database(
-        settings.database_url, sqlite_busy_timeout_seconds=settings.sqlite_busy_timeout_seconds
-    )
-    try:
-        result = prepare(settings, db)
-    except SchemaOutOfDateError as exc:
-        raise click.ClickException(str(exc)) from exc
+    with database_errors(settings.database_url):
+        db = open_database(
+            settings.database_url,
+            sqlite_busy_timeout_seconds=settings.sqlite_busy_timeout_seconds,
+        )
+        try:
+            result = prepare(settings, db)
+        except SchemaOutOfDateError as exc:
+            raise click.ClickException(str(exc)) from exc
     if result.generated_token:
         url = f"http://{settings.host}:{settings.port}"
         click.echo(
@@ -127,16 +160,17 @@ def db() -> None:
 def upgrade(**flags: Any) -> None:
     """Apply pending migrations (the server does this on start unless --no-upgrade)."""
     from shipyard.store import migrate
-    from shipyard.store.database import Database
 
     settings = load_settings(**flags)
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    database = Database(settings.database_url)
-    try:
-        migrate.upgrade(database.engine)
-        click.echo(f"database at revision {migrate.current_revision(database.engine)}", err=True)
-    finally:
-        database.dispose()
+    with database_errors(settings.database_url):
+        database = open_database(settings.database_url)
+        try:
+            migrate.upgrade(database.engine)
+            revision = migrate.current_revision(database.engine)
+            click.echo(f"database at revision {revision}", err=True)
+        finally:
+            database.dispose()
 
 
 @db.command("current")
@@ -144,12 +178,12 @@ def upgrade(**flags: Any) -> None:
 def current(**flags: Any) -> None:
     """Print the database's migration revision and the newest one this version knows."""
     from shipyard.store import migrate
-    from shipyard.store.database import Database
 
     settings = load_settings(**flags)
-    database = Database(settings.database_url)
-    try:
-        click.echo(f"current: {migrate.current_revision(database.engine)}")
-        click.echo(f"head:    {migrate.head_revision(database.engine)}")
-    finally:
-        database.dispose()
+    with database_errors(settings.database_url):
+        database = open_database(settings.database_url)
+        try:
+            click.echo(f"current: {migrate.current_revision(database.engine)}")
+            click.echo(f"head:    {migrate.head_revision(database.engine)}")
+        finally:
+            database.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import sys
 from typing import Any
 
@@ -52,12 +53,15 @@ def _spec_from_file(document: YamlDocument) -> dict[str, Any]:
     return spec
 
 
-def _with_file(document: YamlDocument | None, call: Any) -> Any:
-    """Run an SDK call; an error about a field of the file is reported at its line."""
+def _with_file(
+    document: YamlDocument | None, call: Any, from_flags: frozenset[str] = frozenset()
+) -> Any:
+    """Run an SDK call; an error about a field the file set is reported at the file's line
+    (not one a flag such as -n set: the file is not at fault then)."""
     try:
         return call()
     except ShipyardError as exc:
-        if document is not None and exc.field:
+        if document is not None and exc.field and exc.field.split(".")[0] not in from_flags:
             raise document.error(exc) from exc
         raise
 
@@ -108,7 +112,10 @@ def create(
     if not spec.get("name"):
         raise click.UsageError("give the workspace a name: -n NAME, or a file with a name")
     with client() as c:
-        created = _with_file(document, lambda: c.workspaces.create_from_spec(spec))
+        from_flags = frozenset(k for k, v in flags.items() if v is not None) | frozenset(
+            k for k, given in (("tags", tags), ("storage", storage_uri)) if given
+        )
+        created = _with_file(document, lambda: c.workspaces.create_from_spec(spec), from_flags)
     print_one(created, output)
 
 
@@ -163,20 +170,25 @@ def update(
             changes["tags"] = parse_pairs(tags, "--tags")
         if overrides:
             # --set edits the workspace as it is now: --set tags.team=x keeps the other tags.
-            editable = {
+            original = {
                 "display_name": current.display_name,
                 "description": current.description,
                 "tags": dict(current.tags),
-                **changes,
             }
+            editable = copy.deepcopy({**original, **changes})
             for item in overrides:
                 set_path(editable, *parse_override(item))
-            changes = editable
+            # Send only what changed, so a concurrent edit of another field is not overwritten.
+            changes = {
+                k: v
+                for k, v in editable.items()
+                if k in changes or k not in original or v != original[k]
+            }
         if not changes:
             raise click.UsageError(
                 "nothing to change: give --display-name, --description, --tags, --set or -f"
             )
-        updated = _with_file(document, lambda: c.workspaces.update(name, **changes))
+        updated = _with_file(document, lambda: c.workspaces.update_from_spec(name, changes))
     print_one(updated, output)
 
 

@@ -74,8 +74,11 @@ class WorkspaceOperations:
     ) -> Workspace:
         """Change only the fields given; ``None`` clears a field, ``tags`` replaces all tags."""
         given = {"display_name": display_name, "description": description, "tags": tags}
-        body = {k: v for k, v in given.items() if v is not _UNSET}
-        return self._http.send_model("PATCH", _path(name), Workspace, body)
+        return self.update_from_spec(name, {k: v for k, v in given.items() if v is not _UNSET})
+
+    def update_from_spec(self, name: str, changes: dict[str, Any]) -> Workspace:
+        """Send these changes as they are (what the CLI sends; the server checks the fields)."""
+        return self._http.send_model("PATCH", _path(name), Workspace, changes)
 
     def delete(self, name: str, *, permanently_delete: bool = False) -> None:
         """Soft-delete (recoverable for the server's retention period) or delete for good."""
