@@ -52,6 +52,10 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Extra folders a workspace may bring as its own storage.",
     )
+    new_user_roles: list[str] = Field(
+        default_factory=lambda: ["Workspace Creator"],
+        description="Roles every new user gets at global scope ([] to turn off self-serve).",
+    )
     auto_upgrade: bool = Field(
         default=True, description="Apply pending database migrations when the server starts."
     )

@@ -65,7 +65,8 @@ def test_users_own_the_workspaces_they_create(server: RunningServer) -> None:
 
     for method in ("GET", "PATCH", "DELETE"):
         response = httpx.request(method, f"{url}/{name}", json={}, headers=bob_auth)
-        assert (response.status_code, response.json()["code"]) == (403, "forbidden")
+        # Another's workspace is hidden: 404, as if it did not exist.
+        assert (response.status_code, response.json()["code"]) == (404, "workspace_not_found")
     bob_sees = [w["name"] for w in httpx.get(url, headers=bob_auth).json()["items"]]
     assert name not in bob_sees
     alice_sees = [w["name"] for w in httpx.get(url, headers=alice_auth).json()["items"]]
@@ -74,7 +75,7 @@ def test_users_own_the_workspaces_they_create(server: RunningServer) -> None:
     assert name in admin_sees
     assert httpx.get(f"{url}/{name}", headers=server.auth).status_code == 200
     assert httpx.delete(f"{url}/{name}", headers=alice_auth).status_code == 204
-    assert httpx.post(f"{url}/{name}/recover", headers=bob_auth).status_code == 403
+    assert httpx.post(f"{url}/{name}/recover", headers=bob_auth).status_code == 404
     assert httpx.post(f"{url}/{name}/recover", headers=alice_auth).status_code == 200
 
 

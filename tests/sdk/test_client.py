@@ -608,14 +608,15 @@ def test_a_user_cannot_manage_users(member: Member) -> None:
 def test_a_user_cannot_see_someone_elses_workspace(admin: Client, member: Member) -> None:
     name = unique()
     admin.workspaces.create(name=name)
-    with pytest.raises(ForbiddenError) as caught:
+    # Hidden, not forbidden: the member cannot learn that the workspace exists.
+    with pytest.raises(NotFoundError) as caught:
         member.client.workspaces.get(name)
-    assert caught.value.code == "forbidden"
-    with pytest.raises(ForbiddenError):
+    assert caught.value.code == "workspace_not_found"
+    with pytest.raises(NotFoundError):
         member.client.workspace(name).get()
-    with pytest.raises(ForbiddenError):
+    with pytest.raises(NotFoundError):
         member.client.workspaces.update(name, description="mine now")
-    with pytest.raises(ForbiddenError):
+    with pytest.raises(NotFoundError):
         member.client.workspaces.delete(name)
     assert name not in _names(member.client.workspaces.list())
     assert name in _names(admin.workspaces.list())

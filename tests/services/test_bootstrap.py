@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from shipyard.services.authz import RoleBasedAuthorizer
 from shipyard.services.bootstrap import SchemaOutOfDateError, prepare
 from shipyard.services.tokens import TokenService
 from shipyard.settings import Settings
@@ -14,7 +15,7 @@ from shipyard.store.database import Database
 
 
 def _tokens(db: Database) -> TokenService:
-    return TokenService(db, default_ttl_days=90, max_ttl_days=365)
+    return TokenService(db, RoleBasedAuthorizer(db), default_ttl_days=90, max_ttl_days=365)
 
 
 def test_first_start_generates_an_admin_token_once(tmp_path: Path, database_url: str) -> None:

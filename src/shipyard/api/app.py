@@ -15,8 +15,23 @@ from shipyard.api import problems
 from shipyard.api.authz import GuardedRoute
 from shipyard.api.deps import Services
 from shipyard.api.middleware import RequestContextMiddleware
-from shipyard.api.routers import health, tokens, users, workspaces
-from shipyard.services.authz import CreatorPolicy
+from shipyard.api.routers import (
+    audit,
+    groups,
+    health,
+    role_assignments,
+    roles,
+    service_principals,
+    tokens,
+    users,
+    workspaces,
+)
+from shipyard.services.audit import AuditService
+from shipyard.services.authz import RoleBasedAuthorizer
+from shipyard.services.groups import GroupService
+from shipyard.services.role_assignments import RoleAssignmentService
+from shipyard.services.roles import RoleService
+from shipyard.services.service_principals import ServicePrincipalService
 from shipyard.services.tokens import TokenService
 from shipyard.services.users import UserService
 from shipyard.services.workspaces import StoragePolicy, WorkspaceService
@@ -27,21 +42,28 @@ log = logging.getLogger(__name__)
 
 
 def build_services(settings: Settings, db: Database) -> Services:
+    authorizer = RoleBasedAuthorizer(db)
     return Services(
         settings=settings,
         db=db,
-        authorizer=CreatorPolicy(db),
+        authorizer=authorizer,
         tokens=TokenService(
             db,
+            authorizer,
             default_ttl_days=settings.token_default_ttl_days,
             max_ttl_days=settings.token_max_ttl_days,
         ),
-        users=UserService(db),
+        users=UserService(db, new_user_roles=settings.new_user_roles),
         workspaces=WorkspaceService(
             db,
             StoragePolicy(settings.artifact_root_uri, settings.storage_roots),
             retention_days=settings.workspace_retention_days,
         ),
+        groups=GroupService(db),
+        service_principals=ServicePrincipalService(db),
+        roles=RoleService(db),
+        role_assignments=RoleAssignmentService(db, authorizer),
+        audit=AuditService(db),
     )
 
 
@@ -80,8 +102,22 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     app.router.route_class = GuardedRoute
     app.state.services = services
     problems.install(app)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_request_body_bytes)
-    for router in (health.router, users.router, tokens.router, workspaces.router):
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_request_body_bytes,
+        audit=services.audit,
+    )
+    for router in (
+        health.router,
+        users.router,
+        tokens.router,
+        workspaces.router,
+        groups.router,
+        service_principals.router,
+        roles.router,
+        role_assignments.router,
+        audit.router,
+    ):
         app.include_router(router)
     return app
 

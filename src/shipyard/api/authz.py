@@ -1,9 +1,11 @@
 """The one authorization dependency every route declares, and the guard that enforces it.
 
-A route declares its action with ``Depends(require(action))``. The dependency authenticates
-the bearer token and asks the authorizer whether the caller may perform the action at the
-route's scope (the ``{workspace}`` in its path, else the server). A route that declares no
-action is refused by ``GuardedRoute`` before it runs, so forgetting one fails closed.
+A route declares its action with ``require(action)``. The dependency authenticates the bearer
+token and asks the authorizer whether the caller may perform the action at the route's scope:
+the ``{workspace}`` or ``{group}`` in its path, else the server. A listing route
+(``require(action, listing=True)``) only authenticates: its service filters the list to what
+the caller may read. A route that declares no action is refused by ``GuardedRoute`` before it
+runs, so forgetting one fails closed. The dependency also starts the request's audit entry.
 """
 
 from __future__ import annotations
@@ -18,21 +20,35 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.routing import BaseRoute
 
 from shipyard.api.deps import Services, get_services
+from shipyard.api.logging import request_id_var
 from shipyard.api.problems import problem_response
 from shipyard.domain import actions
 from shipyard.domain.actions import Scope
+from shipyard.domain.errors import ForbiddenError, UnauthenticatedError
 from shipyard.domain.principals import Principal
+from shipyard.services.audit import AuditEntry
+from shipyard.services.authz import ConcealedError
 
 _bearer = HTTPBearer(auto_error=False, description="A Shipyard personal access token.")
 
 ANONYMOUS = Principal(id="", name="anonymous", is_admin=False)
 
 
+def route_scope(path_params: dict[str, Any]) -> Scope:
+    """The scope a route acts on, from its path: a workspace, a group, or the server."""
+    if "workspace" in path_params:
+        return Scope("workspace", str(path_params["workspace"]))
+    if "group" in path_params:
+        return Scope("group", str(path_params["group"]))
+    return actions.GLOBAL
+
+
 class RequireAction:
     """``Depends(RequireAction(action))``: the caller, once allowed to perform ``action``."""
 
-    def __init__(self, action: str) -> None:
+    def __init__(self, action: str, *, listing: bool = False) -> None:
         self.action = action
+        self.listing = listing
 
     def __call__(
         self,
@@ -42,16 +58,36 @@ class RequireAction:
     ) -> Principal:
         if self.action == actions.PUBLIC:
             return ANONYMOUS
-        principal = services.tokens.authenticate(credentials.credentials if credentials else None)
-        scope = Scope(workspace=request.path_params.get("workspace"))
-        services.authorizer.authorize(principal, self.action, scope)
+        entry = AuditEntry(
+            action=self.action,
+            method=request.method,
+            resource=request.url.path,
+            status=0,
+            denied=False,
+            workspace=request.path_params.get("workspace"),
+            client_address=request.client.host if request.client else None,
+            request_id=request_id_var.get(),
+        )
+        request.state.audit = entry
+        try:
+            principal = services.tokens.authenticate(
+                credentials.credentials if credentials else None
+            )
+            entry.principal_id, entry.principal_name = principal.id, principal.name
+            if not self.listing:
+                services.authorizer.authorize(
+                    principal, self.action, route_scope(request.path_params)
+                )
+        except (UnauthenticatedError, ForbiddenError, ConcealedError):
+            entry.denied = True
+            raise
         request.state.principal = principal
         return principal
 
 
-def require(action: str) -> Any:
+def require(action: str, *, listing: bool = False) -> Any:
     """The dependency for a route that performs ``action``."""
-    return Depends(RequireAction(action))
+    return Depends(RequireAction(action, listing=listing))
 
 
 def iter_routes(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
@@ -68,15 +104,20 @@ def iter_routes(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
             yield route
 
 
+def requirement(route: APIRoute) -> RequireAction | None:
+    return _find(route.dependant)
+
+
 def declared_action(route: APIRoute) -> str | None:
-    return _find_action(route.dependant)
+    found = requirement(route)
+    return found.action if found else None
 
 
-def _find_action(dependant: Dependant) -> str | None:
+def _find(dependant: Dependant) -> RequireAction | None:
     if isinstance(dependant.call, RequireAction):
-        return dependant.call.action
+        return dependant.call
     for sub in dependant.dependencies:
-        found = _find_action(sub)
+        found = _find(sub)
         if found is not None:
             return found
     return None

@@ -6,7 +6,12 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from shipyard.services.audit import AuditService
 from shipyard.services.authz import Authorizer
+from shipyard.services.groups import GroupService
+from shipyard.services.role_assignments import RoleAssignmentService
+from shipyard.services.roles import RoleService
+from shipyard.services.service_principals import ServicePrincipalService
 from shipyard.services.tokens import TokenService
 from shipyard.services.users import UserService
 from shipyard.services.workspaces import WorkspaceService
@@ -22,6 +27,11 @@ class Services:
     tokens: TokenService
     users: UserService
     workspaces: WorkspaceService
+    groups: GroupService
+    service_principals: ServicePrincipalService
+    roles: RoleService
+    role_assignments: RoleAssignmentService
+    audit: AuditService
 
 
 def get_services(request: Request) -> Services:

@@ -1,4 +1,4 @@
-"""ASGI middleware: request ids, the body size limit and the access log, in one pass."""
+"""ASGI middleware: request ids, the body size limit, the access log and the audit log."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ import re
 import time
 import uuid
 
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shipyard.api.logging import request_id_var
+from shipyard.services.audit import AuditEntry, AuditService
 
 log = logging.getLogger("shipyard.access")
 
@@ -20,9 +22,12 @@ _CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, audit: AuditService | None = None
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.audit = audit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -45,6 +50,7 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, self._limited(scope, receive), send_with_id)
         finally:
+            await self._record(scope, status)
             log.info(
                 "request",
                 extra={
@@ -55,6 +61,20 @@ class RequestContextMiddleware:
                 },
             )
             request_id_var.reset(token)
+
+    async def _record(self, scope: Scope, status: int) -> None:
+        """One audit event for the request, after it is answered (the authz dependency
+        started it in the request's state; routes that need no token have none)."""
+        entry = (scope.get("state") or {}).get("audit")
+        if self.audit is None or not isinstance(entry, AuditEntry):
+            return
+        entry.status = status
+        if not entry.worth_recording:
+            return
+        try:
+            await run_in_threadpool(self.audit.record, entry)
+        except Exception:  # the response is already sent; losing the server would be worse
+            log.exception("writing the audit event failed")
 
     def _limited(self, scope: Scope, receive: Receive) -> Receive:
         limit = self.max_body_bytes

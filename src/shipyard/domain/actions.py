@@ -1,38 +1,119 @@
 """The action vocabulary every route declares, modelled on Azure ML's RBAC actions.
 
 A route names the one action it performs; the authorizer decides whether the caller may
-perform it at the route's scope. Later resources add their actions here, in the same
-``<scope kind>/<resource>/<verb>`` shape, so roles can match them with ``*`` wildcards.
+perform it at the route's scope. Actions read ``<resource path>/<verb>``; roles match them
+with ``*`` wildcards. Later resources add their actions to ``CATALOG`` so that the
+no-escalation check and the role matrix test know them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 # Routes anyone may call, authenticated or not (health, readiness, the API description).
 PUBLIC = "public"
 # Routes any authenticated principal may call about itself (who am I, my own tokens).
 SELF = "self"
 
+WORKSPACES_CREATE = "workspaces/create"  # at global scope: self-serve workspace creation
 WORKSPACES_READ = "workspaces/read"
 WORKSPACES_WRITE = "workspaces/write"
 WORKSPACES_DELETE = "workspaces/delete"
+WORKSPACE_ROLE_ASSIGNMENTS_READ = "workspaces/roleAssignments/read"
+WORKSPACE_ROLE_ASSIGNMENTS_WRITE = "workspaces/roleAssignments/write"
+WORKSPACE_ROLE_ASSIGNMENTS_DELETE = "workspaces/roleAssignments/delete"
+WORKSPACE_AUDIT_READ = "workspaces/audit/read"
 
 USERS_READ = "users/read"
 USERS_WRITE = "users/write"
-TOKENS_READ = "tokens/read"
-TOKENS_WRITE = "tokens/write"
+SERVICE_PRINCIPALS_READ = "servicePrincipals/read"
+SERVICE_PRINCIPALS_WRITE = "servicePrincipals/write"
+SERVICE_PRINCIPALS_DELETE = "servicePrincipals/delete"
+GROUPS_READ = "groups/read"
+GROUPS_WRITE = "groups/write"
+GROUPS_DELETE = "groups/delete"
+ROLES_READ = "roles/read"
+ROLES_WRITE = "roles/write"
+ROLES_DELETE = "roles/delete"
+ROLE_ASSIGNMENTS_READ = "roleAssignments/read"
+ROLE_ASSIGNMENTS_WRITE = "roleAssignments/write"
+ROLE_ASSIGNMENTS_DELETE = "roleAssignments/delete"
+AUDIT_READ = "audit/read"
+
+_CRUD = ("read", "write", "delete")
+_WORKSPACE_RESOURCES = (
+    "jobs",
+    "data",
+    "models",
+    "environments",
+    "components",
+    "computes",
+    "datastores",
+    "onlineEndpoints",
+    "onlineEndpoints/deployments",
+    "batchEndpoints",
+    "batchEndpoints/deployments",
+    "schedules",
+    "roleAssignments",
+)
+
+# Every action Shipyard knows, today's routes and the resources later issues add. A role that
+# grants an action outside this list grants nothing anyone can use.
+CATALOG: tuple[str, ...] = (
+    WORKSPACES_CREATE,
+    WORKSPACES_READ,
+    WORKSPACES_WRITE,
+    WORKSPACES_DELETE,
+    *(f"workspaces/{r}/{verb}" for r in _WORKSPACE_RESOURCES for verb in _CRUD),
+    "workspaces/onlineEndpoints/score/action",
+    "workspaces/onlineEndpoints/listKeys/action",
+    "workspaces/onlineEndpoints/regenerateKeys/action",
+    "workspaces/datastores/listSecrets/action",
+    "workspaces/secrets/metadata/read",  # names and dates, never values
+    "workspaces/secrets/read",  # secret values
+    "workspaces/secrets/write",
+    "workspaces/secrets/delete",
+    WORKSPACE_AUDIT_READ,
+    USERS_READ,
+    USERS_WRITE,
+    SERVICE_PRINCIPALS_READ,
+    SERVICE_PRINCIPALS_WRITE,
+    SERVICE_PRINCIPALS_DELETE,
+    GROUPS_READ,
+    GROUPS_WRITE,
+    GROUPS_DELETE,
+    ROLES_READ,
+    ROLES_WRITE,
+    ROLES_DELETE,
+    ROLE_ASSIGNMENTS_READ,
+    ROLE_ASSIGNMENTS_WRITE,
+    ROLE_ASSIGNMENTS_DELETE,
+    AUDIT_READ,
+    "registries/read",
+    "registries/write",
+    "registries/delete",
+    *(f"registries/assets/{verb}" for verb in _CRUD),
+    *(f"registries/roleAssignments/{verb}" for verb in _CRUD),
+)
+
+ScopeKind = Literal["global", "workspace", "registry", "group"]
 
 
 @dataclass(frozen=True)
 class Scope:
-    """Where an action applies: the whole server, or one workspace."""
+    """Where an action applies: the whole server, one workspace, one registry or one group."""
 
-    workspace: str | None = None
+    kind: ScopeKind = "global"
+    name: str | None = None
 
     @property
     def path(self) -> str:
-        return f"/workspaces/{self.workspace}" if self.workspace else "/"
+        return "/" if self.kind == "global" else f"/{self.kind}s/{self.name}"
 
 
 GLOBAL = Scope()
+
+
+def workspace_scope(name: str) -> Scope:
+    return Scope("workspace", name)

@@ -1,71 +1,136 @@
-"""Who may do what: the policy behind the API's single authorization dependency.
+"""Who may do what: role-based access behind the API's single authorization dependency.
 
 Every route declares one action; the dependency authenticates the caller and asks the
-authorizer. This issue's policy is deliberately simple (admins may do everything; a user may
-create workspaces and do everything in the workspaces they created). Role-based access plugs
-in here as another ``Authorizer`` without touching any route.
+authorizer whether the caller may perform it at the route's scope. A principal's permissions
+at a scope are the union, over its own assignments and its groups' assignments at that scope
+or above (global ⊃ workspace), of each role's actions minus that role's not_actions. Admins
+are Owners at global scope. A caller who can see nothing of a workspace gets 404 for it, never
+403, so existence does not leak.
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from shipyard.domain import actions
 from shipyard.domain.actions import Scope
 from shipyard.domain.errors import ForbiddenError, NotFoundError
 from shipyard.domain.principals import Principal
+from shipyard.domain.roles import Permissions, permits
+from shipyard.store import roles as role_store
 from shipyard.store import workspaces as workspace_store
 from shipyard.store.database import Database
+from shipyard.store.groups import GroupMemberRow, get_group
+
+ALL = Permissions(((("*",), ()),))
 
 
 class Authorizer(Protocol):
     def authorize(self, principal: Principal, action: str, scope: Scope) -> None:
-        """Return if allowed; raise ForbiddenError (or NotFoundError for a missing scope)."""
+        """Return if allowed; raise ForbiddenError, or NotFoundError for what the caller
+        may not even see."""
 
-    def workspace_creator_filter(self, principal: Principal) -> str | None:
-        """The creator id a workspace listing is limited to, or None for every workspace."""
+    def permissions(self, principal: Principal, scope: Scope) -> Permissions:
+        """Everything the principal may do at the scope."""
 
-
-# Actions any signed-in user may take at the server scope.
-_USER_GLOBAL = {
-    actions.SELF,
-    actions.TOKENS_READ,
-    actions.TOKENS_WRITE,
-    actions.WORKSPACES_READ,  # listing; the list is filtered to what the caller may see
-    actions.WORKSPACES_WRITE,  # creating a workspace
-}
+    def readable_workspace_ids(self, principal: Principal) -> set[str] | None:
+        """Ids of the workspaces the principal may read; None means every workspace."""
 
 
-class CreatorPolicy:
+def group_ids(session: Session, principal_id: str) -> list[str]:
+    query = select(GroupMemberRow.group_id).where(
+        GroupMemberRow.principal_id == principal_id, GroupMemberRow.relation == "member"
+    )
+    return list(session.scalars(query))
+
+
+class RoleBasedAuthorizer:
     def __init__(self, db: Database) -> None:
         self.db = db
 
     def authorize(self, principal: Principal, action: str, scope: Scope) -> None:
-        if scope.workspace is not None:
-            creator = self._workspace_creator(scope.workspace)
-            if principal.is_admin or creator == principal.id:
-                return
-            raise _forbidden(principal, action, scope)
-        if principal.is_admin or action in _USER_GLOBAL:
+        if action == actions.SELF:
             return
-        raise _forbidden(principal, action, scope)
-
-    def workspace_creator_filter(self, principal: Principal) -> str | None:
-        return None if principal.is_admin else principal.id
-
-    def _workspace_creator(self, name: str) -> str:
         with self.db.read() as session:
-            row = workspace_store.get_workspace(session, name)
-            if row is None:
-                raise NotFoundError(
-                    f"workspace {name!r} does not exist",
-                    code="workspace_not_found",
-                    field="workspace",
-                )
-            return row.created_by
+            workspace_id = self._scope_id(session, scope)
+            if principal.is_admin:
+                return
+            granted = self._permissions(session, principal, scope, workspace_id)
+            if granted.allows(action):
+                return
+            if scope.kind == "group" and self._owns_group(session, principal, scope):
+                return
+        if scope.kind == "workspace" and not granted.allows(actions.WORKSPACES_READ):
+            raise _workspace_not_found(scope.name or "", concealed=True)
+        raise ForbiddenError(
+            f"{principal.name} may not perform {action} at {scope.path}", code="forbidden"
+        )
+
+    def permissions(self, principal: Principal, scope: Scope) -> Permissions:
+        if principal.is_admin:
+            return ALL
+        with self.db.read() as session:
+            workspace_id = self._scope_id(session, scope)
+            return self._permissions(session, principal, scope, workspace_id)
+
+    def readable_workspace_ids(self, principal: Principal) -> set[str] | None:
+        if principal.is_admin:
+            return None
+        with self.db.read() as session:
+            ids = [principal.id, *group_ids(session, principal.id)]
+            if self._permissions_for(session, ids, [("global", "")]).allows(
+                actions.WORKSPACES_READ
+            ):
+                return None
+            return {
+                workspace_id
+                for acts, nots, workspace_id in role_store.grants_by_workspace(session, ids)
+                if permits(tuple(acts), tuple(nots), actions.WORKSPACES_READ)
+            }
+
+    def _scope_id(self, session: Session, scope: Scope) -> str:
+        if scope.kind != "workspace":
+            return scope.name or ""
+        row = workspace_store.get_workspace(session, scope.name or "")
+        if row is None:
+            raise _workspace_not_found(scope.name or "")
+        return row.id
+
+    def _permissions(
+        self, session: Session, principal: Principal, scope: Scope, scope_id: str
+    ) -> Permissions:
+        scopes = [("global", "")]
+        if scope.kind in ("workspace", "registry"):
+            scopes.append((scope.kind, scope_id))
+        return self._permissions_for(
+            session, [principal.id, *group_ids(session, principal.id)], scopes
+        )
+
+    @staticmethod
+    def _permissions_for(
+        session: Session, principal_ids: list[str], scopes: list[tuple[str, str]]
+    ) -> Permissions:
+        grants = role_store.grants_for(session, principal_ids, scopes)
+        return Permissions(tuple((tuple(a), tuple(n)) for a, n, _, _ in grants))
+
+    @staticmethod
+    def _owns_group(session: Session, principal: Principal, scope: Scope) -> bool:
+        group = get_group(session, scope.name or "")
+        if group is None:
+            return False
+        row = session.get(GroupMemberRow, (group.id, principal.id, "owner"))
+        return row is not None
 
 
-def _forbidden(principal: Principal, action: str, scope: Scope) -> ForbiddenError:
-    return ForbiddenError(
-        f"{principal.name} may not perform {action} at {scope.path}", code="forbidden"
+class ConcealedError(NotFoundError):
+    """A 404 that stands for a denial: the caller may not know the workspace exists."""
+
+
+def _workspace_not_found(name: str, *, concealed: bool = False) -> NotFoundError:
+    error_class = ConcealedError if concealed else NotFoundError
+    return error_class(
+        f"workspace {name!r} does not exist", code="workspace_not_found", field="workspace"
     )

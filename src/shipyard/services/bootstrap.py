@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from shipyard.services.roles import sync_builtin_roles
 from shipyard.services.tokens import add_token, hash_token, new_token
 from shipyard.services.workspaces import SHARED_ENVIRONMENT_REGISTRY
 from shipyard.settings import Settings
@@ -46,6 +47,7 @@ def prepare(settings: Settings, db: Database) -> BootstrapResult:
             "server without --no-upgrade)"
         )
     with db.write() as session:
+        sync_builtin_roles(session)
         if workspace_store.get_environment_registry(session, SHARED_ENVIRONMENT_REGISTRY) is None:
             session.add(EnvironmentRegistryRow(name=SHARED_ENVIRONMENT_REGISTRY, shared=True))
         admin = user_store.find_admin(session)

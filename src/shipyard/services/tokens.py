@@ -13,12 +13,14 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
+from shipyard.domain import actions
 from shipyard.domain.errors import ForbiddenError, InvalidInputError, NotFoundError
 from shipyard.domain.errors import UnauthenticatedError as Unauthenticated
 from shipyard.domain.paging import decode_page_token
 from shipyard.domain.principals import Principal
 from shipyard.schemas.common import Page
 from shipyard.schemas.users import TokenCreate, TokenCreated, TokenRead
+from shipyard.services.authz import Authorizer
 from shipyard.services.paging import split_page
 from shipyard.store import tokens as store
 from shipyard.store import users as user_store
@@ -65,8 +67,16 @@ def token_read(row: TokenRow, user_name: str) -> TokenRead:
 
 
 class TokenService:
-    def __init__(self, db: Database, *, default_ttl_days: int, max_ttl_days: int) -> None:
+    def __init__(
+        self,
+        db: Database,
+        authorizer: Authorizer,
+        *,
+        default_ttl_days: int,
+        max_ttl_days: int,
+    ) -> None:
         self.db = db
+        self.authorizer = authorizer
         self.default_ttl_days = default_ttl_days
         self.max_ttl_days = max_ttl_days
 
@@ -122,27 +132,36 @@ class TokenService:
     def revoke(self, principal: Principal, token_id: str) -> TokenRead:
         with self.db.write() as session:
             row = store.get_token(session, token_id)
-            if row is None or not (principal.is_admin or row.user_id == principal.id):
+            owner = user_store.get_user(session, row.user_id) if row is not None else None
+            if row is None or owner is None or not self._may_manage(principal, owner):
                 # Someone else's token is reported as missing: its id is not theirs to learn.
                 raise NotFoundError(
                     f"token {token_id!r} does not exist", code="token_not_found", field="id"
                 )
             if row.revoked_at is None:
                 row.revoked_at = utcnow()
-            user = user_store.get_user(session, row.user_id)
-            return token_read(row, user.name if user else "")
+            return token_read(row, owner.name)
 
     def _target_user(self, session: Session, principal: Principal, name: str | None) -> UserRow:
-        if name is None or name == principal.name:
-            user = user_store.get_user(session, principal.id)
-        elif not principal.is_admin:
-            raise ForbiddenError(
-                "only an admin may manage another user's tokens", code="forbidden", field="user"
-            )
-        else:
-            user = user_store.get_user_by_name(session, name)
+        user = (
+            user_store.get_user(session, principal.id)
+            if name is None
+            else (user_store.get_user_by_name(session, name))
+        )
         if user is None:
             raise NotFoundError(
                 f"user {name!r} does not exist", code="user_not_found", field="user"
             )
+        if not self._may_manage(principal, user):
+            raise ForbiddenError(
+                f"you may not manage the tokens of {user.name!r}", code="forbidden", field="user"
+            )
         return user
+
+    def _may_manage(self, principal: Principal, owner: UserRow) -> bool:
+        """Your own tokens; another user's with users/write, a service principal's with
+        servicePrincipals/write (both at global scope)."""
+        if owner.id == principal.id:
+            return True
+        needed = actions.USERS_WRITE if owner.kind == "user" else actions.SERVICE_PRINCIPALS_WRITE
+        return self.authorizer.permissions(principal, actions.GLOBAL).allows(needed)

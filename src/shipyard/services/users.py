@@ -10,6 +10,7 @@ from shipyard.domain.paging import decode_page_token
 from shipyard.schemas.common import Page
 from shipyard.schemas.users import UserCreate, UserRead, UserUpdate
 from shipyard.services.paging import split_page
+from shipyard.services.role_assignments import assign
 from shipyard.store import users as store
 from shipyard.store.database import Database
 from shipyard.store.users import UserRow
@@ -20,8 +21,9 @@ def user_read(row: UserRow) -> UserRead:
 
 
 class UserService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, new_user_roles: list[str]) -> None:
         self.db = db
+        self.new_user_roles = new_user_roles
 
     def create(self, body: UserCreate) -> UserRead:
         try:
@@ -31,6 +33,10 @@ class UserService:
                 row = UserRow(**body.model_dump())
                 session.add(row)
                 session.flush()
+                for role in self.new_user_roles:  # e.g. Workspace Creator: self-serve
+                    assign(
+                        session, role=role, principal_id=row.id, scope_type="global", scope_id=""
+                    )
                 return user_read(row)
         except IntegrityError as exc:  # a concurrent create of the same name won the race
             raise _duplicate(body.name) from exc

@@ -23,10 +23,12 @@ from shipyard.schemas.workspaces import (
     WorkspaceUpdate,
 )
 from shipyard.services.paging import split_page
+from shipyard.services.role_assignments import assign
 from shipyard.storage.factory import open_storage, require_local_path
 from shipyard.store import workspaces as store
 from shipyard.store.base import new_id, utcnow
 from shipyard.store.database import Database
+from shipyard.store.roles import delete_assignments_at
 from shipyard.store.workspaces import EnvironmentRegistryRow, KeyVaultRow, WorkspaceRow
 
 log = logging.getLogger(__name__)
@@ -143,6 +145,13 @@ class WorkspaceService:
                 )
                 session.add(row)
                 session.flush()
+                assign(
+                    session,
+                    role="Owner",
+                    principal_id=creator_id,
+                    scope_type="workspace",
+                    scope_id=workspace_id,
+                )
                 # Inside the transaction: if the folder cannot be made, no workspace is recorded.
                 open_storage(base).ensure_folder(prefix)
                 session.refresh(row)
@@ -158,14 +167,14 @@ class WorkspaceService:
         self,
         *,
         deleted: bool,
-        created_by: str | None,
+        ids: set[str] | None,
         page_token: str | None,
         max_results: int,
     ) -> Page[WorkspaceRead]:
         after = decode_page_token(page_token)
         with self.db.read() as session:
             rows = store.list_workspaces(
-                session, deleted=deleted, after=after, limit=max_results + 1, created_by=created_by
+                session, deleted=deleted, after=after, limit=max_results + 1, ids=ids
             )
             page, token = split_page(rows, max_results, lambda r: r.name)
             return Page[WorkspaceRead](
@@ -225,6 +234,7 @@ class WorkspaceService:
 
     def _purge(self, session: Session, row: WorkspaceRow) -> None:
         registry = row.environment_registry
+        delete_assignments_at(session, "workspace", row.id)
         session.delete(row)
         session.flush()
         session.delete(session.get_one(KeyVaultRow, row.key_vault_id))

@@ -23,7 +23,7 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {dict[str, Any]: JSON, dict[str, str]: JSON}
+    type_annotation_map = {dict[str, Any]: JSON, dict[str, str]: JSON, list[str]: JSON}
 
 
 class UtcDateTime(TypeDecorator[datetime]):

@@ -17,6 +17,8 @@ class UserRow(Base):
     name: Mapped[str] = mapped_column(String(63), unique=True)
     display_name: Mapped[str | None] = mapped_column(String(256))
     email: Mapped[str | None] = mapped_column(String(320))
+    # "user" (a person) or "service_principal" (automation, CI): both hold tokens and roles.
+    kind: Mapped[str] = mapped_column(String(32), default="user", server_default="user")
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
@@ -30,8 +32,10 @@ def get_user(session: Session, user_id: str) -> UserRow | None:
     return session.get(UserRow, user_id)
 
 
-def list_users(session: Session, *, after: str | None, limit: int) -> list[UserRow]:
-    query = select(UserRow).order_by(UserRow.name).limit(limit)
+def list_users(
+    session: Session, *, after: str | None, limit: int, kind: str = "user"
+) -> list[UserRow]:
+    query = select(UserRow).where(UserRow.kind == kind).order_by(UserRow.name).limit(limit)
     if after is not None:
         query = query.where(UserRow.name > after)
     return list(session.scalars(query))

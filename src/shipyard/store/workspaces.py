@@ -68,8 +68,9 @@ def list_workspaces(
     deleted: bool,
     after: str | None,
     limit: int,
-    created_by: str | None = None,
+    ids: set[str] | None = None,
 ) -> list[WorkspaceRow]:
+    """``ids``: only these workspaces (None: all of them)."""
     query = select(WorkspaceRow).order_by(WorkspaceRow.name).limit(limit)
     if deleted:
         query = query.where(WorkspaceRow.deleted_at.is_not(None))
@@ -77,8 +78,8 @@ def list_workspaces(
         query = query.where(WorkspaceRow.deleted_at.is_(None))
     if after is not None:
         query = query.where(WorkspaceRow.name > after)
-    if created_by is not None:
-        query = query.where(WorkspaceRow.created_by == created_by)
+    if ids is not None:
+        query = query.where(WorkspaceRow.id.in_(ids))
     return list(session.scalars(query))
 
 

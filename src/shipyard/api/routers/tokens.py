@@ -18,7 +18,7 @@ router = APIRouter(prefix="/api/v1/tokens", route_class=GuardedRoute, tags=["tok
 @router.post("", status_code=201)
 def create_token(
     body: TokenCreate,
-    principal: Principal = require(actions.TOKENS_WRITE),
+    principal: Principal = require(actions.SELF),
     services: Services = Depends(get_services),
 ) -> TokenCreated:
     return services.tokens.create(principal, body)
@@ -28,7 +28,7 @@ def create_token(
 def list_tokens(
     user: str | None = Query(None, description="Whose tokens (admins only); default: yours."),
     paging: PageParams = Depends(),
-    principal: Principal = require(actions.TOKENS_READ),
+    principal: Principal = require(actions.SELF),
     services: Services = Depends(get_services),
 ) -> Page[TokenRead]:
     return services.tokens.list(
@@ -39,7 +39,7 @@ def list_tokens(
 @router.delete("/{token_id}")
 def revoke_token(
     token_id: str,
-    principal: Principal = require(actions.TOKENS_WRITE),
+    principal: Principal = require(actions.SELF),
     services: Services = Depends(get_services),
 ) -> TokenRead:
     return services.tokens.revoke(principal, token_id)

@@ -18,7 +18,7 @@ router = APIRouter(prefix="/api/v1/workspaces", route_class=GuardedRoute, tags=[
 @router.post("", status_code=201)
 def create_workspace(
     body: WorkspaceCreate,
-    principal: Principal = require(actions.WORKSPACES_WRITE),
+    principal: Principal = require(actions.WORKSPACES_CREATE),
     services: Services = Depends(get_services),
 ) -> WorkspaceRead:
     return services.workspaces.create(principal.id, body)
@@ -28,12 +28,12 @@ def create_workspace(
 def list_workspaces(
     paging: PageParams = Depends(),
     deleted: bool = Query(False, description="List soft-deleted workspaces instead."),
-    principal: Principal = require(actions.WORKSPACES_READ),
+    principal: Principal = require(actions.WORKSPACES_READ, listing=True),
     services: Services = Depends(get_services),
 ) -> Page[WorkspaceRead]:
     return services.workspaces.list(
         deleted=deleted,
-        created_by=services.authorizer.workspace_creator_filter(principal),
+        ids=services.authorizer.readable_workspace_ids(principal),
         page_token=paging.page_token,
         max_results=paging.max_results,
     )

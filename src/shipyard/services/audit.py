@@ -1,0 +1,139 @@
+"""The audit log: record every change and every denial; read it back with filters."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from shipyard.domain.errors import InvalidInputError
+from shipyard.schemas.audit import AuditEventRead
+from shipyard.schemas.common import Page
+from shipyard.store import audit as store
+from shipyard.store import workspaces as workspace_store
+from shipyard.store.audit import AuditEventRow
+from shipyard.store.database import Database
+
+log = logging.getLogger(__name__)
+
+# Reads that reveal secrets are recorded like changes.
+SENSITIVE_SUFFIXES = ("secrets/read", "/action")
+
+
+@dataclass
+class AuditEntry:
+    """What the API knows of a request once it is answered."""
+
+    action: str
+    method: str
+    resource: str
+    status: int
+    denied: bool
+    principal_id: str | None = None
+    principal_name: str | None = None
+    workspace: str | None = None
+    client_address: str | None = None
+    request_id: str | None = None
+
+    @property
+    def worth_recording(self) -> bool:
+        changes = self.method not in ("GET", "HEAD", "OPTIONS")
+        return self.denied or changes or self.action.endswith(SENSITIVE_SUFFIXES)
+
+    @property
+    def outcome(self) -> str:
+        if self.denied:
+            return "denied"
+        return "succeeded" if self.status < 400 else "failed"
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    since: datetime | None = None
+    until: datetime | None = None
+    principal: str | None = None
+    action: str | None = None
+    outcome: str | None = None
+
+
+def event_read(row: AuditEventRow) -> AuditEventRead:
+    return AuditEventRead(
+        id=row.id,
+        at=row.at,
+        principal=row.principal_name,
+        action=row.action,
+        method=row.method,
+        resource=row.resource,
+        workspace=row.workspace,
+        outcome=row.outcome,
+        status=row.status,
+        client_address=row.client_address,
+        request_id=row.request_id,
+    )
+
+
+class AuditService:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def record(self, entry: AuditEntry) -> None:
+        with self.db.write() as session:
+            workspace = (
+                workspace_store.get_workspace(session, entry.workspace) if entry.workspace else None
+            )
+            session.add(
+                AuditEventRow(
+                    principal_id=entry.principal_id,
+                    principal_name=entry.principal_name,
+                    action=entry.action,
+                    method=entry.method,
+                    resource=entry.resource[:2000],
+                    workspace_id=workspace.id if workspace else None,
+                    workspace=entry.workspace if workspace else None,
+                    outcome=entry.outcome,
+                    status=entry.status,
+                    client_address=entry.client_address,
+                    request_id=entry.request_id,
+                )
+            )
+
+    def list(
+        self,
+        *,
+        workspace: str | None,
+        filters: AuditFilter,
+        page_token: str | None,
+        max_results: int,
+    ) -> Page[AuditEventRead]:
+        before = _decode(page_token)
+        with self.db.read() as session:
+            workspace_id = None
+            if workspace is not None:
+                row = workspace_store.get_workspace(session, workspace)
+                workspace_id = row.id if row else "-"
+            rows = store.list_events(
+                session,
+                workspace_id=workspace_id,
+                before_id=before,
+                limit=max_results + 1,
+                since=filters.since,
+                until=filters.until,
+                principal=filters.principal,
+                action=filters.action,
+                outcome=filters.outcome,
+            )
+            page = rows[:max_results]
+            token = str(page[-1].id) if len(rows) > max_results and page else None
+            return Page[AuditEventRead](items=[event_read(r) for r in page], next_page_token=token)
+
+
+def _decode(token: str | None) -> int | None:
+    if not token:
+        return None
+    if not token.isdigit():
+        raise InvalidInputError(
+            "page_token is not a token this server issued",
+            code="invalid_page_token",
+            field="page_token",
+        )
+    return int(token)
