@@ -71,6 +71,19 @@ class Settings(BaseSettings):
     admin_token_ttl_days: int = Field(
         default=365, ge=1, description="Lifetime of the bootstrap admin token."
     )
+    password_min_length: int = Field(
+        default=12, ge=8, description="Shortest Studio password accepted."
+    )
+    session_ttl_hours: float = Field(default=12, gt=0, description="How long a Studio login lasts.")
+    login_max_failures: int = Field(
+        default=5, ge=1, description="Failed logins in a row before the account locks."
+    )
+    login_lockout_minutes: float = Field(
+        default=15, gt=0, description="How long a locked account stays locked."
+    )
+    login_rate_per_minute: int = Field(
+        default=20, ge=1, description="Login attempts one client address may make per minute."
+    )
     workspace_retention_days: float = Field(
         default=14, ge=0, description="How long a soft-deleted workspace can be recovered."
     )

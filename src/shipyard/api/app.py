@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
@@ -22,6 +23,7 @@ from shipyard.api.routers import (
     role_assignments,
     roles,
     service_principals,
+    sessions,
     tokens,
     users,
     workspaces,
@@ -29,9 +31,12 @@ from shipyard.api.routers import (
 from shipyard.services.audit import AuditService
 from shipyard.services.authz import RoleBasedAuthorizer
 from shipyard.services.groups import GroupService
+from shipyard.services.passwords import Passwords
+from shipyard.services.rate_limit import SlidingWindowLimiter
 from shipyard.services.role_assignments import RoleAssignmentService
 from shipyard.services.roles import RoleService
 from shipyard.services.service_principals import ServicePrincipalService
+from shipyard.services.sessions import LoginPolicy, SessionService
 from shipyard.services.tokens import TokenService
 from shipyard.services.users import UserService
 from shipyard.services.workspaces import StoragePolicy, WorkspaceService
@@ -43,6 +48,7 @@ log = logging.getLogger(__name__)
 
 def build_services(settings: Settings, db: Database) -> Services:
     authorizer = RoleBasedAuthorizer(db)
+    passwords = Passwords(min_length=settings.password_min_length)
     return Services(
         settings=settings,
         db=db,
@@ -53,7 +59,7 @@ def build_services(settings: Settings, db: Database) -> Services:
             default_ttl_days=settings.token_default_ttl_days,
             max_ttl_days=settings.token_max_ttl_days,
         ),
-        users=UserService(db, new_user_roles=settings.new_user_roles),
+        users=UserService(db, passwords, new_user_roles=settings.new_user_roles),
         workspaces=WorkspaceService(
             db,
             StoragePolicy(settings.artifact_root_uri, settings.storage_roots),
@@ -64,6 +70,16 @@ def build_services(settings: Settings, db: Database) -> Services:
         roles=RoleService(db),
         role_assignments=RoleAssignmentService(db, authorizer),
         audit=AuditService(db),
+        sessions=SessionService(
+            db,
+            passwords,
+            LoginPolicy(
+                session_ttl=timedelta(hours=settings.session_ttl_hours),
+                max_failures=settings.login_max_failures,
+                lockout=timedelta(minutes=settings.login_lockout_minutes),
+            ),
+            SlidingWindowLimiter(settings.login_rate_per_minute, 60),
+        ),
     )
 
 
@@ -117,6 +133,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         roles.router,
         role_assignments.router,
         audit.router,
+        sessions.router,
     ):
         app.include_router(router)
     return app

@@ -43,6 +43,23 @@ def route_scope(path_params: dict[str, Any]) -> Scope:
     return actions.GLOBAL
 
 
+SESSION_COOKIE = "shipyard_session"
+CSRF_COOKIE = "shipyard_csrf"
+CSRF_HEADER = "x-csrf-token"
+
+
+def authenticate(
+    request: Request, credentials: HTTPAuthorizationCredentials | None, services: Services
+) -> Principal:
+    """A bearer token (SDK, CLI, automation), else the Studio's session cookie."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if credentials is None and cookie:
+        return services.sessions.authenticate(
+            cookie, request.method, request.headers.get(CSRF_HEADER)
+        )
+    return services.tokens.authenticate(credentials.credentials if credentials else None)
+
+
 class RequireAction:
     """``Depends(RequireAction(action))``: the caller, once allowed to perform ``action``."""
 
@@ -70,9 +87,7 @@ class RequireAction:
         )
         request.state.audit = entry
         try:
-            principal = services.tokens.authenticate(
-                credentials.credentials if credentials else None
-            )
+            principal = authenticate(request, credentials, services)
             entry.principal_id, entry.principal_name = principal.id, principal.name
             if not self.listing:
                 services.authorizer.authorize(

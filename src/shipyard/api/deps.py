@@ -12,6 +12,7 @@ from shipyard.services.groups import GroupService
 from shipyard.services.role_assignments import RoleAssignmentService
 from shipyard.services.roles import RoleService
 from shipyard.services.service_principals import ServicePrincipalService
+from shipyard.services.sessions import SessionService
 from shipyard.services.tokens import TokenService
 from shipyard.services.users import UserService
 from shipyard.services.workspaces import WorkspaceService
@@ -32,6 +33,7 @@ class Services:
     roles: RoleService
     role_assignments: RoleAssignmentService
     audit: AuditService
+    sessions: SessionService
 
 
 def get_services(request: Request) -> Services:

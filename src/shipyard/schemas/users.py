@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from shipyard.domain.names import USER_NAME
 from shipyard.schemas.common import RequestBody, ResponseBody
@@ -15,12 +15,14 @@ class UserCreate(RequestBody):
     display_name: str | None = Field(default=None, max_length=256)
     email: str | None = Field(default=None, max_length=320)
     is_admin: bool = False
+    password: SecretStr | None = Field(default=None, description="For Studio login; optional.")
 
 
 class UserUpdate(RequestBody):
     display_name: str | None = Field(default=None, max_length=256)
     email: str | None = Field(default=None, max_length=320)
     disabled: bool | None = None
+    password: SecretStr | None = Field(default=None, description="Set a new Studio password.")
 
 
 class UserRead(ResponseBody):
@@ -30,6 +32,7 @@ class UserRead(ResponseBody):
     email: str | None = None
     is_admin: bool
     disabled: bool
+    has_password: bool = False
     created_at: datetime
 
 
@@ -53,3 +56,16 @@ class TokenCreated(TokenRead):
     """The only response that carries the token itself: it is not stored and not shown again."""
 
     token: str
+
+
+class LoginRequest(RequestBody):
+    name: str = Field(min_length=1, max_length=63)
+    password: SecretStr = Field(min_length=1, max_length=1024)
+
+
+class SessionRead(ResponseBody):
+    """A Studio session. Send ``csrf_token`` back as ``X-CSRF-Token`` on every change."""
+
+    user: UserRead
+    csrf_token: str
+    expires_at: datetime

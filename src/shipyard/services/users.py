@@ -10,6 +10,7 @@ from shipyard.domain.paging import decode_page_token
 from shipyard.schemas.common import Page
 from shipyard.schemas.users import UserCreate, UserRead, UserUpdate
 from shipyard.services.paging import split_page
+from shipyard.services.passwords import Passwords
 from shipyard.services.role_assignments import assign
 from shipyard.store import users as store
 from shipyard.store.database import Database
@@ -17,12 +18,22 @@ from shipyard.store.users import UserRow
 
 
 def user_read(row: UserRow) -> UserRead:
-    return UserRead.model_validate(row, from_attributes=True)
+    return UserRead(
+        id=row.id,
+        name=row.name,
+        display_name=row.display_name,
+        email=row.email,
+        is_admin=row.is_admin,
+        disabled=row.disabled,
+        has_password=row.password_hash is not None,
+        created_at=row.created_at,
+    )
 
 
 class UserService:
-    def __init__(self, db: Database, *, new_user_roles: list[str]) -> None:
+    def __init__(self, db: Database, passwords: Passwords, *, new_user_roles: list[str]) -> None:
         self.db = db
+        self.passwords = passwords
         self.new_user_roles = new_user_roles
 
     def create(self, body: UserCreate) -> UserRead:
@@ -30,7 +41,9 @@ class UserService:
             with self.db.write() as session:
                 if store.get_user_by_name(session, body.name) is not None:
                     raise _duplicate(body.name)
-                row = UserRow(**body.model_dump())
+                row = UserRow(**body.model_dump(exclude={"password"}))
+                if body.password is not None:
+                    row.password_hash = self.passwords.hash(body.password.get_secret_value())
                 session.add(row)
                 session.flush()
                 for role in self.new_user_roles:  # e.g. Workspace Creator: self-serve
@@ -57,11 +70,14 @@ class UserService:
             row = _require(session, name)
             if body.disabled and row.is_admin and not row.disabled:
                 _refuse_if_last_admin(session, row)
-            for field in body.model_fields_set:
+            for field in body.model_fields_set - {"password"}:
                 value = getattr(body, field)
                 if field == "disabled" and value is None:
                     continue  # the flag has no "unset"; null means "leave as it is"
                 setattr(row, field, value)
+            if body.password is not None:
+                row.password_hash = self.passwords.hash(body.password.get_secret_value())
+                row.failed_logins, row.locked_until = 0, None
             session.flush()
             return user_read(row)
 

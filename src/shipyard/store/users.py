@@ -1,10 +1,10 @@
-"""Users: the people (and, later, service principals) who call the server."""
+"""Users and service principals: the identities that call the server."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, String, func, select
+from sqlalchemy import Boolean, Integer, String, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from shipyard.store.base import ID, Base, UtcDateTime, new_id, utcnow
@@ -22,6 +22,10 @@ class UserRow(Base):
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # Studio login. An argon2 hash; None means the user signs in with tokens only.
+    password_hash: Mapped[str | None] = mapped_column(String(256))
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 def get_user_by_name(session: Session, name: str) -> UserRow | None:
