@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from shipyard._version import __version__
 from shipyard.api import problems
-from shipyard.api.authz import GuardedRoute
+from shipyard.api.authz import GuardedRoute, install_body_error_guard
 from shipyard.api.deps import Services
 from shipyard.api.middleware import RequestContextMiddleware
 from shipyard.api.routers import (
@@ -59,13 +59,13 @@ def build_services(settings: Settings, db: Database) -> Services:
             default_ttl_days=settings.token_default_ttl_days,
             max_ttl_days=settings.token_max_ttl_days,
         ),
-        users=UserService(db, passwords, new_user_roles=settings.new_user_roles),
+        users=UserService(db, passwords, authorizer, new_user_roles=settings.new_user_roles),
         workspaces=WorkspaceService(
             db,
             StoragePolicy(settings.artifact_root_uri, settings.storage_roots),
             retention_days=settings.workspace_retention_days,
         ),
-        groups=GroupService(db),
+        groups=GroupService(db, authorizer),
         service_principals=ServicePrincipalService(db),
         roles=RoleService(db),
         role_assignments=RoleAssignmentService(db, authorizer),
@@ -118,6 +118,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     app.router.route_class = GuardedRoute
     app.state.services = services
     problems.install(app)
+    install_body_error_guard(app)  # replaces two of them: authenticate before body errors
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_request_body_bytes,

@@ -13,18 +13,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute
 
 from shipyard.api.deps import Services, get_services
 from shipyard.api.logging import request_id_var
-from shipyard.api.problems import problem_response
+from shipyard.api.problems import http_problem, problem_response, validation_problem
 from shipyard.domain import actions
 from shipyard.domain.actions import Scope
-from shipyard.domain.errors import ForbiddenError, UnauthenticatedError
+from shipyard.domain.errors import ForbiddenError, ShipyardError, UnauthenticatedError
 from shipyard.domain.principals import Principal
 from shipyard.services.audit import AuditEntry
 from shipyard.services.authz import ConcealedError
@@ -152,3 +155,36 @@ class GuardedRoute(APIRoute):
             )
 
         return refuse
+
+
+async def authenticate_first(request: Request, problem: Response) -> Response:
+    """Answer a body error only to a caller the route would have let in.
+
+    FastAPI reads and validates the body before it runs dependencies, so a malformed or
+    oversized body would be answered before the caller is authenticated: an anonymous client
+    would learn how the body is checked, and the attempt would leave no audit event. This runs
+    the route's own requirement first (which also starts the audit entry)."""
+    route = request.scope.get("route")
+    needed = requirement(route) if isinstance(route, APIRoute) else None
+    if needed is None or needed.action == actions.PUBLIC:
+        return problem
+    credentials = await _bearer(request)
+    try:
+        await run_in_threadpool(needed, request, credentials, get_services(request))
+    except ShipyardError as exc:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return problem_response(exc.status, exc.code, exc.detail, exc.field, headers)
+    return problem
+
+
+def install_body_error_guard(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        return await authenticate_first(request, validation_problem(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        problem = http_problem(exc)
+        if exc.status_code == 413:
+            return await authenticate_first(request, problem)
+        return problem

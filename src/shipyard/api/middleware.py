@@ -37,11 +37,16 @@ class RequestContextMiddleware:
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
+        recorded = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, recorded
             if message["type"] == "http.response.start":
                 status = message["status"]
+                # Recorded before the client hears back, so a client that reads the audit
+                # log right after its request finds the request there.
+                recorded = True
+                await self._record(scope, status)
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
                 message = {**message, "headers": headers}
@@ -50,7 +55,8 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, self._limited(scope, receive), send_with_id)
         finally:
-            await self._record(scope, status)
+            if not recorded:  # no response was started: an unexpected error
+                await self._record(scope, status)
             log.info(
                 "request",
                 extra={
@@ -63,7 +69,7 @@ class RequestContextMiddleware:
             request_id_var.reset(token)
 
     async def _record(self, scope: Scope, status: int) -> None:
-        """One audit event for the request, after it is answered (the authz dependency
+        """One audit event for the request, once its status is known (the authz dependency
         started it in the request's state; routes that need no token have none)."""
         entry = (scope.get("state") or {}).get("audit")
         if self.audit is None or not isinstance(entry, AuditEntry):

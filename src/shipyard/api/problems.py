@@ -56,9 +56,17 @@ def validation_problem(exc: RequestValidationError) -> JSONResponse:
         return problem_response(400, "unknown_field", f"unknown field {field!r}", field)
     if kind == "missing":
         return problem_response(400, "missing_field", f"field {field!r} is required", field)
+    message = str(first.get("msg", "")).removeprefix("Value error, ")
     if field is None:
-        return problem_response(400, "invalid_body", f"the request is not valid: {first['msg']}")
-    return problem_response(400, "invalid_field", f"{field}: {first.get('msg')}", field)
+        return problem_response(400, "invalid_body", f"the request is not valid: {message}")
+    return problem_response(400, "invalid_field", f"{field}: {message}", field)
+
+
+def http_problem(exc: StarletteHTTPException) -> JSONResponse:
+    code = {404: "route_not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
+        exc.status_code, "http"
+    )
+    return problem_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
 
 
 def install(app: FastAPI) -> None:
@@ -73,10 +81,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "route_not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
-            exc.status_code, "http"
-        )
-        return problem_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+        return http_problem(exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

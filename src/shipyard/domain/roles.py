@@ -59,6 +59,17 @@ class Permissions:
         return any(permits(actions, not_actions, action) for actions, not_actions in self.grants)
 
 
+def first_not_held(
+    held: Permissions, actions: tuple[str, ...], not_actions: tuple[str, ...]
+) -> str | None:
+    """The first known action a role grants that ``held`` does not: granting the role (or a
+    group holding it) would be an escalation. None when nothing is missing."""
+    for action in CATALOG:
+        if permits(actions, not_actions, action) and not held.allows(action):
+            return action
+    return None
+
+
 _SECRETS = ("workspaces/secrets/read", "workspaces/datastores/listSecrets/action")
 _ASSIGNING = ("*roleAssignments/write", "*roleAssignments/delete")
 

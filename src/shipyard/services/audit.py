@@ -36,13 +36,18 @@ class AuditEntry:
     request_id: str | None = None
 
     @property
+    def refused(self) -> bool:
+        """Denied by authorization, or by a service's own check (401/403 either way)."""
+        return self.denied or self.status in (401, 403)
+
+    @property
     def worth_recording(self) -> bool:
         changes = self.method not in ("GET", "HEAD", "OPTIONS")
-        return self.denied or changes or self.action.endswith(SENSITIVE_SUFFIXES)
+        return self.refused or changes or self.action.endswith(SENSITIVE_SUFFIXES)
 
     @property
     def outcome(self) -> str:
-        if self.denied:
+        if self.refused:
             return "denied"
         return "succeeded" if self.status < 400 else "failed"
 

@@ -19,11 +19,12 @@ from shipyard.domain import actions
 from shipyard.domain.actions import Scope
 from shipyard.domain.errors import ForbiddenError, NotFoundError
 from shipyard.domain.principals import Principal
-from shipyard.domain.roles import Permissions, permits
+from shipyard.domain.roles import Permissions, first_not_held, permits
 from shipyard.store import roles as role_store
 from shipyard.store import workspaces as workspace_store
 from shipyard.store.database import Database
 from shipyard.store.groups import GroupMemberRow, get_group
+from shipyard.store.users import UserRow
 
 ALL = Permissions(((("*",), ()),))
 
@@ -38,6 +39,13 @@ class Authorizer(Protocol):
 
     def readable_workspace_ids(self, principal: Principal) -> set[str] | None:
         """Ids of the workspaces the principal may read; None means every workspace."""
+
+    def permissions_at(self, principal: Principal, scope_type: str, scope_id: str) -> Permissions:
+        """Like ``permissions``, for a scope as stored in an assignment (workspace by id)."""
+
+    def dominates(self, actor: Principal, target_id: str) -> bool:
+        """Whether ``actor`` holds everything ``target`` holds, everywhere: the condition for
+        acting as them (minting their tokens, setting their password, disabling them)."""
 
 
 def group_ids(session: Session, principal_id: str) -> list[str]:
@@ -75,6 +83,34 @@ class RoleBasedAuthorizer:
         with self.db.read() as session:
             workspace_id = self._scope_id(session, scope)
             return self._permissions(session, principal, scope, workspace_id)
+
+    def permissions_at(self, principal: Principal, scope_type: str, scope_id: str) -> Permissions:
+        if principal.is_admin:
+            return ALL
+        scopes = [("global", "")]
+        if scope_type != "global":
+            scopes.append((scope_type, scope_id))
+        with self.db.read() as session:
+            ids = [principal.id, *group_ids(session, principal.id)]
+            return self._permissions_for(session, ids, scopes)
+
+    def dominates(self, actor: Principal, target_id: str) -> bool:
+        if actor.is_admin or actor.id == target_id:
+            return True
+        with self.db.read() as session:
+            target = session.get(UserRow, target_id)
+            if target is None or target.is_admin:
+                return False  # only an admin may act as an admin
+            ids = [target_id, *group_ids(session, target_id)]
+            held_by_target = [
+                (row.scope_type, row.scope_id, tuple(row.role.actions), tuple(row.role.not_actions))
+                for row in role_store.assignments_of_any(session, ids)
+            ]
+        for scope_type, scope_id, acts, nots in held_by_target:
+            mine = self.permissions_at(actor, scope_type, scope_id)
+            if first_not_held(mine, acts, nots) is not None:
+                return False
+        return True
 
     def readable_workspace_ids(self, principal: Principal) -> set[str] | None:
         if principal.is_admin:

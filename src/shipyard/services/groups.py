@@ -5,10 +5,13 @@ from __future__ import annotations
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from shipyard.domain.errors import ConflictError, NotFoundError
+from shipyard.domain.errors import ConflictError, ForbiddenError, NotFoundError
 from shipyard.domain.paging import decode_page_token
+from shipyard.domain.principals import Principal
+from shipyard.domain.roles import first_not_held
 from shipyard.schemas.common import Page
 from shipyard.schemas.groups import GroupCreate, GroupMember, GroupMemberAdd, GroupRead
+from shipyard.services.authz import Authorizer
 from shipyard.services.paging import split_page
 from shipyard.store import groups as store
 from shipyard.store import roles as role_store
@@ -33,8 +36,9 @@ def group_read(session: Session, row: GroupRow) -> GroupRead:
 
 
 class GroupService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, authorizer: Authorizer) -> None:
         self.db = db
+        self.authorizer = authorizer
 
     def create(self, creator_id: str, body: GroupCreate) -> GroupRead:
         try:
@@ -65,9 +69,11 @@ class GroupService:
             items = [group_read(session, r) for r in page]
             return Page[GroupRead](items=items, next_page_token=token)
 
-    def add(self, name: str, body: GroupMemberAdd) -> GroupRead:
+    def add(self, actor: Principal, name: str, body: GroupMemberAdd) -> GroupRead:
         with self.db.write() as session:
             group = _require(session, name)
+            if body.relation == "member":
+                self._check_no_escalation(session, actor, group)
             principal = user_store.get_user_by_name(session, body.name)
             if principal is None:
                 raise NotFoundError(
@@ -83,6 +89,20 @@ class GroupService:
                 )
                 session.flush()
             return group_read(session, group)
+
+    def _check_no_escalation(self, session: Session, actor: Principal, group: GroupRow) -> None:
+        """Adding a member hands them the group's roles: the one adding must hold all of
+        them, at each scope, as if granting them directly."""
+        for row in role_store.assignments_of(session, group.id):
+            held = self.authorizer.permissions_at(actor, row.scope_type, row.scope_id)
+            missing = first_not_held(held, tuple(row.role.actions), tuple(row.role.not_actions))
+            if missing is not None:
+                raise ForbiddenError(
+                    f"members of {group.name!r} get {row.role.name!r}, which allows {missing}; "
+                    "you do not hold that, so you cannot add members",
+                    code="escalation",
+                    field="name",
+                )
 
     def remove(self, name: str, member: str, relation: str) -> GroupRead:
         with self.db.write() as session:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from shipyard.domain.actions import CATALOG, Scope
+from shipyard.domain.actions import Scope
 from shipyard.domain.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
 from shipyard.domain.principals import Principal
-from shipyard.domain.roles import permits
+from shipyard.domain.roles import first_not_held
 from shipyard.schemas.roles import RoleAssignmentCreate, RoleAssignmentRead
 from shipyard.services.authz import Authorizer
 from shipyard.services.roles import require_role
@@ -40,16 +40,14 @@ class RoleAssignmentService:
                         field="role",
                     )
                 # No escalation: every action the role grants must be one the granter holds.
-                for action in CATALOG:
-                    if permits(tuple(role.actions), tuple(role.not_actions), action) and not (
-                        held.allows(action)
-                    ):
-                        raise ForbiddenError(
-                            f"you cannot grant {role.name!r} at {scope.path}: it allows "
-                            f"{action}, which you do not hold there",
-                            code="escalation",
-                            field="role",
-                        )
+                missing = first_not_held(held, tuple(role.actions), tuple(role.not_actions))
+                if missing is not None:
+                    raise ForbiddenError(
+                        f"you cannot grant {role.name!r} at {scope.path}: it allows "
+                        f"{missing}, which you do not hold there",
+                        code="escalation",
+                        field="role",
+                    )
                 kind, name = body.principal
                 principal_id = _principal_id(session, kind, name)
                 scope_type, scope_id = scope_key(session, scope)

@@ -160,8 +160,11 @@ class TokenService:
 
     def _may_manage(self, principal: Principal, owner: UserRow) -> bool:
         """Your own tokens; another user's with users/write, a service principal's with
-        servicePrincipals/write (both at global scope)."""
+        servicePrincipals/write (both at global scope), and only if you hold all it holds."""
         if owner.id == principal.id:
             return True
         needed = actions.USERS_WRITE if owner.kind == "user" else actions.SERVICE_PRINCIPALS_WRITE
-        return self.authorizer.permissions(principal, actions.GLOBAL).allows(needed)
+        # A token acts as its owner: minting one for a stronger principal is an escalation.
+        return self.authorizer.permissions(principal, actions.GLOBAL).allows(
+            needed
+        ) and self.authorizer.dominates(principal, owner.id)

@@ -5,10 +5,12 @@ from __future__ import annotations
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from shipyard.domain.errors import ConflictError, NotFoundError
+from shipyard.domain.errors import ConflictError, ForbiddenError, NotFoundError
 from shipyard.domain.paging import decode_page_token
+from shipyard.domain.principals import Principal
 from shipyard.schemas.common import Page
 from shipyard.schemas.users import UserCreate, UserRead, UserUpdate
+from shipyard.services.authz import Authorizer
 from shipyard.services.paging import split_page
 from shipyard.services.passwords import Passwords
 from shipyard.services.role_assignments import assign
@@ -31,12 +33,24 @@ def user_read(row: UserRow) -> UserRead:
 
 
 class UserService:
-    def __init__(self, db: Database, passwords: Passwords, *, new_user_roles: list[str]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        passwords: Passwords,
+        authorizer: Authorizer,
+        *,
+        new_user_roles: list[str],
+    ) -> None:
         self.db = db
         self.passwords = passwords
+        self.authorizer = authorizer
         self.new_user_roles = new_user_roles
 
-    def create(self, body: UserCreate) -> UserRead:
+    def create(self, actor: Principal, body: UserCreate) -> UserRead:
+        if body.is_admin and not actor.is_admin:
+            raise ForbiddenError(
+                "only an admin may create an admin", code="escalation", field="is_admin"
+            )
         try:
             with self.db.write() as session:
                 if store.get_user_by_name(session, body.name) is not None:
@@ -65,7 +79,17 @@ class UserService:
             page, token = split_page(rows, max_results, lambda r: r.name)
             return Page[UserRead](items=[user_read(r) for r in page], next_page_token=token)
 
-    def update(self, name: str, body: UserUpdate) -> UserRead:
+    def update(self, actor: Principal, name: str, body: UserUpdate) -> UserRead:
+        with self.db.read() as session:
+            target_id = _require(session, name).id
+        # Setting someone's password or disabling them is acting on them: only for those who
+        # hold everything they hold (an admin, for an admin).
+        if not self.authorizer.dominates(actor, target_id):
+            raise ForbiddenError(
+                f"{name!r} holds permissions you do not; you cannot change them",
+                code="escalation",
+                field="name",
+            )
         with self.db.write() as session:
             row = _require(session, name)
             if body.disabled and row.is_admin and not row.disabled:

@@ -111,6 +111,15 @@ def delete_assignments_at(session: Session, scope_type: str, scope_id: str) -> N
         session.delete(row)
 
 
+def assignments_of(session: Session, principal_id: str) -> list[RoleAssignmentRow]:
+    return assignments_of_any(session, [principal_id])
+
+
+def assignments_of_any(session: Session, principal_ids: list[str]) -> list[RoleAssignmentRow]:
+    query = select(RoleAssignmentRow).where(RoleAssignmentRow.principal_id.in_(principal_ids))
+    return list(session.scalars(query))
+
+
 def delete_assignments_of(session: Session, principal_id: str) -> None:
     query = select(RoleAssignmentRow).where(RoleAssignmentRow.principal_id == principal_id)
     for row in session.scalars(query):

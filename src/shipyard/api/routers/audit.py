@@ -3,7 +3,7 @@ no route changes or deletes an audit event."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -27,8 +27,15 @@ def audit_filter(
     outcome: Literal["succeeded", "failed", "denied"] | None = Query(None),
 ) -> AuditFilter:
     return AuditFilter(
-        since=since, until=until, principal=principal, action=action, outcome=outcome
+        since=_utc(since), until=_utc(until), principal=principal, action=action, outcome=outcome
     )
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """A time given without a zone is read as UTC, the zone every event is stored in."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
 
 
 @router.get("/api/v1/audit", dependencies=[require(actions.AUDIT_READ)])

@@ -38,11 +38,14 @@ def get_group(group: str, services: Services = Depends(get_services)) -> GroupRe
     return services.groups.get(group)
 
 
-@router.post("/{group}/members", dependencies=[require(actions.GROUPS_WRITE)])
+@router.post("/{group}/members")
 def add_group_member(
-    group: str, body: GroupMemberAdd, services: Services = Depends(get_services)
+    group: str,
+    body: GroupMemberAdd,
+    principal: Principal = require(actions.GROUPS_WRITE),
+    services: Services = Depends(get_services),
 ) -> GroupRead:
-    return services.groups.add(group, body)
+    return services.groups.add(principal, group, body)
 
 
 @router.delete("/{group}/members/{member}", dependencies=[require(actions.GROUPS_WRITE)])

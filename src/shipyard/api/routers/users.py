@@ -22,9 +22,13 @@ def get_me(
     return services.users.get(principal.name)
 
 
-@router.post("", status_code=201, dependencies=[require(actions.USERS_WRITE)])
-def create_user(body: UserCreate, services: Services = Depends(get_services)) -> UserRead:
-    return services.users.create(body)
+@router.post("", status_code=201)
+def create_user(
+    body: UserCreate,
+    principal: Principal = require(actions.USERS_WRITE),
+    services: Services = Depends(get_services),
+) -> UserRead:
+    return services.users.create(principal, body)
 
 
 @router.get("", dependencies=[require(actions.USERS_READ)])
@@ -39,8 +43,11 @@ def get_user(user: str, services: Services = Depends(get_services)) -> UserRead:
     return services.users.get(user)
 
 
-@router.patch("/{user}", dependencies=[require(actions.USERS_WRITE)])
+@router.patch("/{user}")
 def update_user(
-    user: str, body: UserUpdate, services: Services = Depends(get_services)
+    user: str,
+    body: UserUpdate,
+    principal: Principal = require(actions.USERS_WRITE),
+    services: Services = Depends(get_services),
 ) -> UserRead:
-    return services.users.update(user, body)
+    return services.users.update(principal, user, body)
