@@ -7,8 +7,12 @@ import sys
 import click
 
 from shipyard._version import __version__
+from shipyard.cli.audit import audit
+from shipyard.cli.groups import group
 from shipyard.cli.login import login
+from shipyard.cli.roles import role
 from shipyard.cli.server import db, server
+from shipyard.cli.service_principals import service_principal
 from shipyard.cli.users import token, user
 from shipyard.cli.workspaces import workspace
 from shipyard.domain.errors import ShipyardError
@@ -20,7 +24,18 @@ def cli() -> None:
     """Shipyard: a self-hosted machine-learning workspace."""
 
 
-for command in (server, db, login, workspace, user, token):
+for command in (
+    server,
+    db,
+    login,
+    workspace,
+    user,
+    token,
+    group,
+    service_principal,
+    role,
+    audit,
+):
     cli.add_command(command)
 
 

@@ -44,6 +44,8 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, dict):
         return ", ".join(f"{k}={v}" for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(_cell(v) for v in value)
     return str(value)
 
 

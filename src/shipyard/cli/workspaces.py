@@ -9,8 +9,8 @@ from typing import Any
 import click
 
 from shipyard.cli.context import client, file_option, name_option, parse_pairs, set_option
+from shipyard.cli.files import with_file
 from shipyard.cli.output import output_option, print_many, print_one
-from shipyard.domain.errors import ShipyardError
 from shipyard.sdk.yaml import YamlDocument, load_yaml_file, parse_override, set_path
 
 # Fields an Azure ML workspace.yml may carry that mean nothing on a self-hosted server. They
@@ -51,19 +51,6 @@ def _spec_from_file(document: YamlDocument) -> dict[str, Any]:
         click.echo(f"note: ignoring Azure-only field '{key}' in {document.path}", err=True)
         del spec[key]
     return spec
-
-
-def _with_file(
-    document: YamlDocument | None, call: Any, from_flags: frozenset[str] = frozenset()
-) -> Any:
-    """Run an SDK call; an error about a field the file set is reported at the file's line
-    (not one a flag such as -n set: the file is not at fault then)."""
-    try:
-        return call()
-    except ShipyardError as exc:
-        if document is not None and exc.field and exc.field.split(".")[0] not in from_flags:
-            raise document.error(exc) from exc
-        raise
 
 
 @workspace.command("create")
@@ -115,7 +102,7 @@ def create(
         from_flags = frozenset(k for k, v in flags.items() if v is not None) | frozenset(
             k for k, given in (("tags", tags), ("storage", storage_uri)) if given
         )
-        created = _with_file(document, lambda: c.workspaces.create_from_spec(spec), from_flags)
+        created = with_file(document, lambda: c.workspaces.create_from_spec(spec), from_flags)
     print_one(created, output)
 
 
@@ -188,7 +175,7 @@ def update(
             raise click.UsageError(
                 "nothing to change: give --display-name, --description, --tags, --set or -f"
             )
-        updated = _with_file(document, lambda: c.workspaces.update_from_spec(name, changes))
+        updated = with_file(document, lambda: c.workspaces.update_from_spec(name, changes))
     print_one(updated, output)
 
 

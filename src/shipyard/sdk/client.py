@@ -7,8 +7,13 @@ from types import TracebackType
 
 from shipyard._version import __version__
 from shipyard.domain.errors import InvalidInputError
+from shipyard.sdk.audit import AuditOperations
+from shipyard.sdk.groups import GroupOperations
 from shipyard.sdk.http import HttpSession
 from shipyard.sdk.profile import load_profile
+from shipyard.sdk.role_assignments import RoleAssignmentOperations
+from shipyard.sdk.roles import RoleOperations
+from shipyard.sdk.service_principals import ServicePrincipalOperations
 from shipyard.sdk.users import TokenOperations, UserOperations
 from shipyard.sdk.workspaces import WorkspaceHandle, WorkspaceOperations
 
@@ -62,6 +67,11 @@ class Client:
         self.workspaces = WorkspaceOperations(self._http)
         self.users = UserOperations(self._http)
         self.tokens = TokenOperations(self._http)
+        self.groups = GroupOperations(self._http)
+        self.service_principals = ServicePrincipalOperations(self._http)
+        self.roles = RoleOperations(self._http)
+        self.role_assignments = RoleAssignmentOperations(self._http)
+        self.audit = AuditOperations(self._http)
 
     def workspace(self, name: str) -> WorkspaceHandle:
         return WorkspaceHandle(self._http, name)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
+from shipyard.domain.errors import InvalidInputError
 from shipyard.schemas.users import TokenCreated, TokenRead, UserRead
 from shipyard.sdk.http import HttpSession
 
@@ -60,18 +62,34 @@ class TokenOperations:
 
     Example::
 
-        created = client.tokens.create(name="ci", expires_in_days=30)
+        created = client.tokens.create(name="ci", expires_in=timedelta(days=30))
         print(created.token)   # shown once
         client.tokens.revoke(created.id)
+        client.tokens.create(name="nightly", user="ci-bot", expires_in=7)  # a service principal's
     """
 
     def __init__(self, http: HttpSession) -> None:
         self._http = http
 
     def create(
-        self, name: str, *, expires_in_days: int | None = None, user: str | None = None
+        self,
+        name: str,
+        *,
+        user: str | None = None,
+        expires_in: timedelta | int | None = None,
+        expires_in_days: int | None = None,
     ) -> TokenCreated:
-        body = {"name": name, "expires_in_days": expires_in_days, "user": user}
+        """A token for you, or for ``user`` (a user or a service principal; admins and Owners
+        at global scope). ``expires_in``: a ``timedelta`` of whole days, or a number of days
+        (``expires_in_days`` is the same as a number); default: the server's (90 days)."""
+        if expires_in is not None and expires_in_days is not None:
+            raise InvalidInputError(
+                "give expires_in or expires_in_days, not both",
+                code="conflicting_expiry",
+                field="expires_in",
+            )
+        days = _days(expires_in) if expires_in is not None else expires_in_days
+        body = {"name": name, "expires_in_days": days, "user": user}
         return self._http.send_model("POST", "/api/v1/tokens", TokenCreated, body)
 
     def list(self, *, user: str | None = None) -> Iterator[Token]:
@@ -79,3 +97,23 @@ class TokenOperations:
 
     def revoke(self, token_id: str) -> Token:
         return self._http.send_model("DELETE", f"/api/v1/tokens/{quote(token_id, safe='')}", Token)
+
+
+def _days(expires_in: timedelta | int) -> int:
+    """Token lifetimes are whole days; a timedelta that is not is refused, never rounded."""
+    if isinstance(expires_in, timedelta):
+        whole, rest = divmod(expires_in, timedelta(days=1))
+        if rest:
+            raise InvalidInputError(
+                f"expires_in must be a whole number of days (got {expires_in})",
+                code="invalid_expiry",
+                field="expires_in",
+            )
+        return whole
+    if isinstance(expires_in, bool) or not isinstance(expires_in, int):
+        raise InvalidInputError(
+            f"expires_in must be a timedelta or a number of days (got {expires_in!r})",
+            code="invalid_expiry",
+            field="expires_in",
+        )
+    return expires_in
