@@ -5,9 +5,13 @@ tests/cli/test_cli.py for why)."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
@@ -364,3 +368,44 @@ def test_a_bad_audit_time_exits_1(server: RunningServer) -> None:
     process = run(["audit", "list", "--since", "last tuesday"], as_admin(server))
     assert process.returncode == 1
     assert "since 'last tuesday' is not an ISO 8601 time" in process.stderr
+
+
+def run_with_stdin(
+    args: list[str], env: dict[str, str], stdin: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "shipyard", *args],
+        env={**os.environ, **env},
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_user_passwords_come_from_stdin_and_allow_a_studio_login(server: RunningServer) -> None:
+    name = unique("user")
+    password = "a long enough passphrase"
+    created = run_with_stdin(
+        ["user", "create", "-n", name, "--password-stdin", "-o", "json"],
+        as_admin(server),
+        password + "\n",
+    )
+    assert created.returncode == 0, created.stderr
+    assert json.loads(created.stdout)["has_password"] is True
+    assert password not in created.stdout + created.stderr
+    login = httpx.post(f"{server.url}/api/v1/sessions", json={"name": name, "password": password})
+    assert login.status_code == 201
+
+    short = run_with_stdin(["user", "set-password", "-n", name], as_admin(server), "short\n")
+    assert short.returncode == 1
+    assert "at least" in short.stderr
+    changed = run_with_stdin(
+        ["user", "set-password", "-n", name], as_admin(server), "another passphrase!\n"
+    )
+    assert changed.returncode == 0, changed.stderr
+    relogin = httpx.post(
+        f"{server.url}/api/v1/sessions", json={"name": name, "password": "another passphrase!"}
+    )
+    assert relogin.status_code == 201

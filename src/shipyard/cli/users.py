@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from shipyard.cli.context import client, name_option
 from shipyard.cli.output import output_option, print_many, print_one
 
-USER_COLUMNS = ("name", "display_name", "email", "is_admin", "disabled", "created_at")
+USER_COLUMNS = (
+    "name",
+    "display_name",
+    "email",
+    "is_admin",
+    "disabled",
+    "has_password",
+    "created_at",
+)
 TOKEN_COLUMNS = ("id", "name", "prefix", "created_at", "expires_at", "revoked_at")
 
 
@@ -21,16 +31,43 @@ def user() -> None:
 @click.option("--display-name", help="The name shown for the user.")
 @click.option("--email", help="The user's email address.")
 @click.option("--admin", "is_admin", is_flag=True, help="Make the user an administrator.")
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read a Studio password from standard input (never from the command line).",
+)
 @output_option
 def create_user(
-    name: str, display_name: str | None, email: str | None, is_admin: bool, output: str
+    name: str,
+    display_name: str | None,
+    email: str | None,
+    is_admin: bool,
+    password_stdin: bool,
+    output: str,
 ) -> None:
     """Create a user (then give them a token: shipyard token create --user NAME)."""
+    password = _read_password() if password_stdin else None
     with client() as c:
-        print_one(
-            c.users.create(name, display_name=display_name, email=email, is_admin=is_admin),
-            output,
+        created = c.users.create(
+            name, display_name=display_name, email=email, is_admin=is_admin, password=password
         )
+    print_one(created, output)
+
+
+@user.command("set-password")
+@name_option
+@output_option
+def set_password(name: str, output: str) -> None:
+    """Set a user's Studio password, read from standard input (or asked for on a terminal)."""
+    with client() as c:
+        print_one(c.users.set_password(name, _read_password()), output)
+
+
+def _read_password() -> str:
+    """From a terminal: asked twice, not echoed. Piped: the first line of standard input."""
+    if sys.stdin.isatty():
+        return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+    return sys.stdin.readline().rstrip("\r\n")
 
 
 @user.command("list")

@@ -37,9 +37,17 @@ class UserOperations:
         display_name: str | None = None,
         email: str | None = None,
         is_admin: bool = False,
+        password: str | None = None,
     ) -> User:
+        """``password`` lets the user sign in to the Studio; without one they use tokens."""
         body = {"name": name, "display_name": display_name, "email": email, "is_admin": is_admin}
+        if password is not None:
+            body["password"] = password
         return self._http.send_model("POST", "/api/v1/users", User, body)
+
+    def set_password(self, name: str, password: str) -> User:
+        """Set a user's Studio password (this also unlocks a locked account)."""
+        return self._set(name, {"password": password})
 
     def get(self, name: str) -> User:
         return self._http.get_model(f"/api/v1/users/{quote(name, safe='')}", User)
