@@ -11,3 +11,6 @@ class Principal:
     name: str
     is_admin: bool
     token_id: str | None = None
+    # The authorization counter read with the credential (see store/authz_state.py): what the
+    # authorizer may cache is valid while it stays the same.
+    authz_version: int | None = None

@@ -10,6 +10,8 @@ are Owners at global scope. A caller who can see nothing of a workspace gets 404
 
 from __future__ import annotations
 
+import threading
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from sqlalchemy import select
@@ -20,6 +22,7 @@ from shipyard.domain.actions import Scope
 from shipyard.domain.errors import ForbiddenError, NotFoundError
 from shipyard.domain.principals import Principal
 from shipyard.domain.roles import Permissions, first_not_held, permits
+from shipyard.store import authz_state
 from shipyard.store import roles as role_store
 from shipyard.store import workspaces as workspace_store
 from shipyard.store.database import Database
@@ -55,22 +58,40 @@ def group_ids(session: Session, principal_id: str) -> list[str]:
     return list(session.scalars(query))
 
 
+@dataclass
+class _Snapshot:
+    """What the authorizer loaded while the authorization counter stood at ``version``."""
+
+    version: int
+    workspace_ids: dict[str, str | None] = field(default_factory=dict)
+    grants: dict[tuple[str, str, str], Permissions] = field(default_factory=dict)
+
+
+_MAX_CACHED = 50_000
+
+
 class RoleBasedAuthorizer:
+    """Evaluates roles, caching workspace ids and each principal's grants per scope for as
+    long as the authorization counter (read with every credential) does not move, so the
+    common check costs dictionary lookups rather than queries."""
+
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._snapshot = _Snapshot(version=-1)
+        self._lock = threading.Lock()
 
     def authorize(self, principal: Principal, action: str, scope: Scope) -> None:
         if action == actions.SELF:
             return
-        with self.db.read() as session:
-            workspace_id = self._scope_id(session, scope)
-            if principal.is_admin:
-                return
-            granted = self._permissions(session, principal, scope, workspace_id)
-            if granted.allows(action):
-                return
-            if scope.kind == "group" and self._owns_group(session, principal, scope):
-                return
+        snapshot = self._current(principal)
+        scope_type, scope_id = self._scope_key(snapshot, scope)
+        if principal.is_admin:
+            return
+        granted = self._grants(snapshot, principal, scope_type, scope_id)
+        if granted.allows(action):
+            return
+        if scope.kind == "group" and self._owns_group(principal, scope):
+            return
         if scope.kind == "workspace" and not granted.allows(actions.WORKSPACES_READ):
             raise _workspace_not_found(scope.name or "", concealed=True)
         raise ForbiddenError(
@@ -80,19 +101,13 @@ class RoleBasedAuthorizer:
     def permissions(self, principal: Principal, scope: Scope) -> Permissions:
         if principal.is_admin:
             return ALL
-        with self.db.read() as session:
-            workspace_id = self._scope_id(session, scope)
-            return self._permissions(session, principal, scope, workspace_id)
+        snapshot = self._current(principal)
+        return self._grants(snapshot, principal, *self._scope_key(snapshot, scope))
 
     def permissions_at(self, principal: Principal, scope_type: str, scope_id: str) -> Permissions:
         if principal.is_admin:
             return ALL
-        scopes = [("global", "")]
-        if scope_type != "global":
-            scopes.append((scope_type, scope_id))
-        with self.db.read() as session:
-            ids = [principal.id, *group_ids(session, principal.id)]
-            return self._permissions_for(session, ids, scopes)
+        return self._grants(self._current(principal), principal, scope_type, scope_id)
 
     def dominates(self, actor: Principal, target_id: str) -> bool:
         if actor.is_admin or actor.id == target_id:
@@ -127,23 +142,48 @@ class RoleBasedAuthorizer:
                 if permits(tuple(acts), tuple(nots), actions.WORKSPACES_READ)
             }
 
-    def _scope_id(self, session: Session, scope: Scope) -> str:
-        if scope.kind != "workspace":
-            return scope.name or ""
-        row = workspace_store.get_workspace(session, scope.name or "")
-        if row is None:
-            raise _workspace_not_found(scope.name or "")
-        return row.id
+    def _current(self, principal: Principal) -> _Snapshot:
+        version = principal.authz_version
+        if version is None:
+            with self.db.read() as session:
+                version = authz_state.current_version(session)
+        snapshot = self._snapshot
+        if snapshot.version != version or len(snapshot.grants) > _MAX_CACHED:
+            with self._lock:
+                if self._snapshot.version != version or len(self._snapshot.grants) > _MAX_CACHED:
+                    self._snapshot = _Snapshot(version=version)
+                snapshot = self._snapshot
+        return snapshot
 
-    def _permissions(
-        self, session: Session, principal: Principal, scope: Scope, scope_id: str
+    def _scope_key(self, snapshot: _Snapshot, scope: Scope) -> tuple[str, str]:
+        """The scope as assignments store it. A group's scope inherits only global grants."""
+        if scope.kind == "registry":
+            return "registry", scope.name or ""
+        if scope.kind != "workspace":
+            return "global", ""
+        name = scope.name or ""
+        if name not in snapshot.workspace_ids:
+            with self.db.read() as session:
+                snapshot.workspace_ids[name] = workspace_store.get_workspace_id(session, name)
+        workspace_id = snapshot.workspace_ids[name]
+        if workspace_id is None:
+            raise _workspace_not_found(name)
+        return "workspace", workspace_id
+
+    def _grants(
+        self, snapshot: _Snapshot, principal: Principal, scope_type: str, scope_id: str
     ) -> Permissions:
-        scopes = [("global", "")]
-        if scope.kind in ("workspace", "registry"):
-            scopes.append((scope.kind, scope_id))
-        return self._permissions_for(
-            session, [principal.id, *group_ids(session, principal.id)], scopes
-        )
+        key = (principal.id, scope_type, scope_id)
+        cached = snapshot.grants.get(key)
+        if cached is None:
+            scopes = [("global", "")]
+            if scope_type != "global":
+                scopes.append((scope_type, scope_id))
+            with self.db.read() as session:
+                ids = [principal.id, *group_ids(session, principal.id)]
+                cached = self._permissions_for(session, ids, scopes)
+            snapshot.grants[key] = cached
+        return cached
 
     @staticmethod
     def _permissions_for(
@@ -152,13 +192,12 @@ class RoleBasedAuthorizer:
         grants = role_store.grants_for(session, principal_ids, scopes)
         return Permissions(tuple((tuple(a), tuple(n)) for a, n, _, _ in grants))
 
-    @staticmethod
-    def _owns_group(session: Session, principal: Principal, scope: Scope) -> bool:
-        group = get_group(session, scope.name or "")
-        if group is None:
-            return False
-        row = session.get(GroupMemberRow, (group.id, principal.id, "owner"))
-        return row is not None
+    def _owns_group(self, principal: Principal, scope: Scope) -> bool:
+        with self.db.read() as session:
+            group = get_group(session, scope.name or "")
+            if group is None:
+                return False
+            return session.get(GroupMemberRow, (group.id, principal.id, "owner")) is not None
 
 
 class ConcealedError(NotFoundError):

@@ -16,7 +16,7 @@ from shipyard.services.roles import sync_builtin_roles
 from shipyard.services.tokens import add_token, hash_token, new_token
 from shipyard.services.workspaces import SHARED_ENVIRONMENT_REGISTRY
 from shipyard.settings import Settings
-from shipyard.store import migrate
+from shipyard.store import authz_state, migrate
 from shipyard.store import tokens as token_store
 from shipyard.store import users as user_store
 from shipyard.store import workspaces as workspace_store
@@ -47,6 +47,7 @@ def prepare(settings: Settings, db: Database) -> BootstrapResult:
             "server without --no-upgrade)"
         )
     with db.write() as session:
+        authz_state.ensure(session)
         sync_builtin_roles(session)
         if workspace_store.get_environment_registry(session, SHARED_ENVIRONMENT_REGISTRY) is None:
             session.add(EnvironmentRegistryRow(name=SHARED_ENVIRONMENT_REGISTRY, shared=True))

@@ -23,6 +23,7 @@ from shipyard.services.tokens import hash_token
 from shipyard.services.users import user_read
 from shipyard.store import sessions as store
 from shipyard.store import users as user_store
+from shipyard.store.authz_state import current_version
 from shipyard.store.base import utcnow
 from shipyard.store.database import Database
 from shipyard.store.sessions import SessionRow
@@ -120,7 +121,12 @@ class SessionService:
             user = user_store.get_user(session, row.user_id)
             if user is None or user.disabled:
                 raise UnauthenticatedError("the user is disabled", code="disabled_user")
-            return Principal(id=user.id, name=user.name, is_admin=user.is_admin)
+            return Principal(
+                id=user.id,
+                name=user.name,
+                is_admin=user.is_admin,
+                authz_version=current_version(session),
+            )
 
     def logout(self, token: str) -> None:
         with self.db.write() as session:

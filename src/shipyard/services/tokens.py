@@ -87,17 +87,23 @@ class TokenService:
                 code="missing_token",
             )
         with self.db.read() as session:
-            row = store.get_token_by_hash(session, hash_token(raw))
-            if row is None:
-                raise Unauthenticated("the token is not valid", code="invalid_token")
-            if row.revoked_at is not None:
-                raise Unauthenticated("the token has been revoked", code="revoked_token")
-            if row.expires_at <= utcnow():
-                raise Unauthenticated("the token has expired", code="expired_token")
-            user = user_store.get_user(session, row.user_id)
-            if user is None or user.disabled:
-                raise Unauthenticated("the token's user is disabled", code="disabled_user")
-            return Principal(id=user.id, name=user.name, is_admin=user.is_admin, token_id=row.id)
+            found = store.get_token_with_user(session, hash_token(raw))
+        if found is None:
+            raise Unauthenticated("the token is not valid", code="invalid_token")
+        row, user, version = found
+        if row.revoked_at is not None:
+            raise Unauthenticated("the token has been revoked", code="revoked_token")
+        if row.expires_at <= utcnow():
+            raise Unauthenticated("the token has expired", code="expired_token")
+        if user.disabled:
+            raise Unauthenticated("the token's user is disabled", code="disabled_user")
+        return Principal(
+            id=user.id,
+            name=user.name,
+            is_admin=user.is_admin,
+            token_id=row.id,
+            authz_version=version,
+        )
 
     def create(self, principal: Principal, body: TokenCreate) -> TokenCreated:
         days = body.expires_in_days or self.default_ttl_days

@@ -17,6 +17,8 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from shipyard.store import authz_state
+
 _BEGIN = "shipyard_sqlite_begin"
 
 
@@ -31,6 +33,7 @@ class Database:
         writer = self.engine.execution_options(**{_BEGIN: "IMMEDIATE"})
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write = sessionmaker(writer, expire_on_commit=False)
+        authz_state.watch(self._write)
 
     @contextmanager
     def read(self) -> Iterator[Session]:

@@ -7,7 +7,9 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from shipyard.store.authz_state import version_query
 from shipyard.store.base import ID, Base, UtcDateTime, new_id, utcnow
+from shipyard.store.users import UserRow
 
 
 class TokenRow(Base):
@@ -38,3 +40,15 @@ def list_tokens(session: Session, user_id: str, *, after: str | None, limit: int
     if after is not None:
         query = query.where(TokenRow.id > after)
     return list(session.scalars(query))
+
+
+def get_token_with_user(session: Session, token_hash: str) -> tuple[TokenRow, UserRow, int] | None:
+    """The token, its user and the authorization counter, in one statement (this runs on
+    every request)."""
+    query = (
+        select(TokenRow, UserRow, version_query())
+        .join(UserRow, UserRow.id == TokenRow.user_id)
+        .where(TokenRow.token_hash == token_hash)
+    )
+    row = session.execute(query).one_or_none()
+    return None if row is None else (row[0], row[1], int(row[2] or 0))

@@ -62,6 +62,11 @@ def get_workspace(session: Session, name: str) -> WorkspaceRow | None:
     return session.scalars(select(WorkspaceRow).where(WorkspaceRow.name == name)).one_or_none()
 
 
+def get_workspace_id(session: Session, name: str) -> str | None:
+    """Just the id (soft-deleted workspaces included): no joined loads, for the hot path."""
+    return session.scalar(select(WorkspaceRow.id).where(WorkspaceRow.name == name))
+
+
 def list_workspaces(
     session: Session,
     *,

@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-27 21:22:10.541984
+Create Date: 2026-11-27 21:38:46.260758
 """
 
 from collections.abc import Sequence
@@ -53,6 +53,14 @@ def upgrade() -> None:
             batch_op.f("ix_audit_events_workspace_id"), ["workspace_id"], unique=False
         )
 
+    authz_state = op.create_table(
+        "authz_state",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_authz_state")),
+    )
+    # The one row the authorization counter lives in (store/authz_state.py).
+    op.bulk_insert(authz_state, [{"id": 1, "version": 0}])
     op.create_table(
         "groups",
         sa.Column("id", sa.String(length=32), nullable=False),
@@ -186,6 +194,7 @@ def downgrade() -> None:
     op.drop_table("group_members")
     op.drop_table("roles")
     op.drop_table("groups")
+    op.drop_table("authz_state")
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_audit_events_workspace_id"))
         batch_op.drop_index(batch_op.f("ix_audit_events_principal_name"))
