@@ -8,12 +8,14 @@ from sqlalchemy.orm import Session
 from shipyard.domain.errors import ConflictError, ForbiddenError, NotFoundError
 from shipyard.domain.paging import decode_page_token
 from shipyard.domain.principals import Principal
+from shipyard.domain.roles import first_not_held
 from shipyard.schemas.common import Page
 from shipyard.schemas.users import UserCreate, UserRead, UserUpdate
 from shipyard.services.authz import Authorizer
 from shipyard.services.paging import split_page
 from shipyard.services.passwords import Passwords
 from shipyard.services.role_assignments import assign
+from shipyard.services.roles import require_role
 from shipyard.store import users as store
 from shipyard.store.database import Database
 from shipyard.store.users import UserRow
@@ -52,6 +54,8 @@ class UserService:
                 "only an admin may create an admin", code="escalation", field="is_admin"
             )
         try:
+            with self.db.read() as session:
+                self._check_may_grant_new_user_roles(session, actor)
             with self.db.write() as session:
                 if store.get_user_by_name(session, body.name) is not None:
                     raise _duplicate(body.name)
@@ -67,6 +71,21 @@ class UserService:
                 return user_read(row)
         except IntegrityError as exc:  # a concurrent create of the same name won the race
             raise _duplicate(body.name) from exc
+
+    def _check_may_grant_new_user_roles(self, session: Session, actor: Principal) -> None:
+        """A new user gets ``new_user_roles``; whoever creates them (and may know their
+        password) must hold all of that, or creating users would be a way to escalate."""
+        held = self.authorizer.permissions_at(actor, "global", "")
+        for name in self.new_user_roles:
+            role = require_role(session, name)
+            missing = first_not_held(held, tuple(role.actions), tuple(role.not_actions))
+            if missing is not None:
+                raise ForbiddenError(
+                    f"new users get {name!r}, which allows {missing}; you do not hold that, "
+                    "so you cannot create users",
+                    code="escalation",
+                    field="name",
+                )
 
     def get(self, name: str) -> UserRead:
         with self.db.read() as session:

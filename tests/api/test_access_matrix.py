@@ -1,0 +1,662 @@
+"""The access matrix: every route the app serves by every built-in role, over real HTTP.
+
+For each case a fresh principal holds only the role under test: at a fresh workspace for a
+workspace route (``{workspace}`` in the path), at global scope otherwise (a group route's
+scope is the group, which only global assignments reach). The roles that can only be held
+at global scope (Registry User, Workspace Creator) are tested with their global assignment
+everywhere. Every path parameter names a real object the admin made for the case, so a
+destructive route acts on a throwaway object and the matrix goes on.
+
+The expectations are written by hand from the issue's role definitions below; they do not
+use the server's own matching (``permits``), so this test checks it. A route whose method
+and path are not in ``ROUTES``, or whose action has no expectation, fails: a route added
+later must be classified here.
+
+A response counts as *denied* when it is 403 with code ``forbidden`` or ``escalation``, or,
+on a workspace route, 404 with code ``workspace_not_found`` (the workspace exists, so that
+404 hides it). Denials on a workspace route must be 404 exactly when the role cannot read the
+workspace, else 403. A response counts as *allowed* otherwise; the test asks more of it: with
+real objects and sensible bodies an allowed call must succeed (2xx), which shows that the
+recipe really exercised the route.
+
+Each case also reads the audit log: a change or a denial leaves exactly one event (outcome
+``denied`` for a denial), a successful read leaves none.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from shipyard.api.app import create_app
+from shipyard.api.authz import iter_routes, requirement
+from shipyard.domain.actions import PUBLIC, SELF
+from shipyard.domain.roles import BUILTIN_ROLES
+from shipyard.settings import Settings
+from shipyard.store.database import Database
+from tests.api.conftest import Actor, Api, problem_code
+from tests.conftest import unique
+
+# ----------------------------------------------------------------------------------------
+# Expectations, by hand, from the issue's role definitions
+# ----------------------------------------------------------------------------------------
+
+# Actions today's routes declare (roles/read only on routes every principal may call).
+ROUTE_ACTIONS = frozenset(
+    {
+        "workspaces/create",
+        "workspaces/read",
+        "workspaces/write",
+        "workspaces/delete",
+        "workspaces/roleAssignments/read",
+        "workspaces/roleAssignments/write",
+        "workspaces/roleAssignments/delete",
+        "workspaces/audit/read",
+        "users/read",
+        "users/write",
+        "servicePrincipals/read",
+        "servicePrincipals/write",
+        "servicePrincipals/delete",
+        "groups/read",
+        "groups/write",
+        "groups/delete",
+        "roles/read",
+        "roles/write",
+        "roles/delete",
+        "roleAssignments/read",
+        "roleAssignments/write",
+        "roleAssignments/delete",
+        "audit/read",
+    }
+)
+
+# Actions of resources that have no routes yet (compute, secrets, models...). They are
+# classified now so the role definitions can be checked against the issue today
+# (``test_role_definitions_agree_with_the_spec``) and so their routes, once added, are
+# already covered by the matrix.
+FUTURE_ACTIONS = frozenset(
+    {
+        "workspaces/jobs/read",
+        "workspaces/jobs/write",
+        "workspaces/models/read",
+        "workspaces/models/write",
+        "workspaces/models/delete",
+        "workspaces/environments/write",
+        "workspaces/onlineEndpoints/write",
+        "workspaces/onlineEndpoints/deployments/write",
+        "workspaces/batchEndpoints/write",
+        "workspaces/batchEndpoints/deployments/delete",
+        "workspaces/schedules/write",
+        "workspaces/computes/read",
+        "workspaces/computes/write",
+        "workspaces/computes/delete",
+        "workspaces/datastores/read",
+        "workspaces/datastores/listSecrets/action",
+        "workspaces/secrets/metadata/read",
+        "workspaces/secrets/read",
+        "registries/read",
+        "registries/write",
+        "registries/assets/read",
+        "registries/assets/write",
+    }
+)
+
+CLASSIFIED = ROUTE_ACTIONS | FUTURE_ACTIONS
+
+_ROLE_ASSIGNMENT_CHANGES = frozenset(
+    {
+        "roleAssignments/write",
+        "roleAssignments/delete",
+        "workspaces/roleAssignments/write",
+        "workspaces/roleAssignments/delete",
+    }
+)
+# Contributor: "everything except role assignments". Role definitions (roles/write|delete)
+# belong to role assignments as Azure's Microsoft.Authorization/*/write does. Identities are
+# left out as well: users/write may create an admin and mint a token for any user, and
+# servicePrincipals/write mints tokens for service principals, so either would hand a
+# Contributor every role anyone holds, including the role assignments it must not have.
+_CONTRIBUTOR_DENIED = _ROLE_ASSIGNMENT_CHANGES | {
+    "roles/write",
+    "roles/delete",
+    "users/write",
+    "servicePrincipals/write",
+    "servicePrincipals/delete",
+}
+# Reader: "read everything except secret values and datastore credentials".
+_READS = frozenset(
+    {
+        "workspaces/read",
+        "workspaces/roleAssignments/read",
+        "workspaces/audit/read",
+        "users/read",
+        "servicePrincipals/read",
+        "groups/read",
+        "roles/read",
+        "roleAssignments/read",
+        "audit/read",
+        "workspaces/jobs/read",
+        "workspaces/models/read",
+        "workspaces/computes/read",
+        "workspaces/datastores/read",
+        "workspaces/secrets/metadata/read",
+        "registries/read",
+        "registries/assets/read",
+    }
+)
+# Changes to models, environments, online and batch endpoints and deployments, schedules.
+_ML_ENGINEERING = frozenset(
+    {
+        "workspaces/models/write",
+        "workspaces/models/delete",
+        "workspaces/environments/write",
+        "workspaces/onlineEndpoints/write",
+        "workspaces/onlineEndpoints/deployments/write",
+        "workspaces/batchEndpoints/write",
+        "workspaces/batchEndpoints/deployments/delete",
+        "workspaces/schedules/write",
+    }
+)
+
+# role -> the classified actions it allows; every other classified action it denies.
+ALLOWED: dict[str, frozenset[str]] = {
+    "Owner": CLASSIFIED,
+    "Contributor": CLASSIFIED - _CONTRIBUTOR_DENIED,
+    "Reader": _READS,
+    # Everything inside a workspace except deleting or changing the workspace itself,
+    # creating or deleting compute, reading secret values (datastore credentials are secret
+    # values too) and role assignments. Creating a workspace is not inside one.
+    "Data Scientist": frozenset(
+        {
+            "workspaces/read",
+            "workspaces/roleAssignments/read",
+            "workspaces/audit/read",
+            "workspaces/jobs/read",
+            "workspaces/jobs/write",
+            "workspaces/models/read",
+            "workspaces/computes/read",
+            "workspaces/datastores/read",
+            "workspaces/secrets/metadata/read",
+        }
+        | _ML_ENGINEERING
+    ),
+    "ML Engineer": _READS | _ML_ENGINEERING,
+    # Compute targets only, plus seeing the workspace they belong to (without it every route
+    # of the workspace, compute included, would answer 404).
+    "Compute Operator": frozenset(
+        {
+            "workspaces/read",
+            "workspaces/computes/read",
+            "workspaces/computes/write",
+            "workspaces/computes/delete",
+        }
+    ),
+    # Registry assets (and seeing registries), not creating or deleting registries.
+    "Registry User": frozenset(
+        {"registries/read", "registries/assets/read", "registries/assets/write"}
+    ),
+    # Global only: may create workspaces.
+    "Workspace Creator": frozenset({"workspaces/create"}),
+}
+
+# Roles that cannot be held at a workspace: tested with their global assignment everywhere.
+AT_GLOBAL_ONLY = frozenset({"Registry User", "Workspace Creator"})
+
+ROLE_NAMES = tuple(role.name for role in BUILTIN_ROLES)
+
+
+def expected_allowed(role: str, action: str) -> bool:
+    assert role in ALLOWED, f"built-in role {role!r} has no hand-written expectations in ALLOWED"
+    assert action in CLASSIFIED, (
+        f"action {action!r} has no hand-written expectation: add it to ROUTE_ACTIONS and "
+        "decide, for every role in ALLOWED, whether the issue allows it"
+    )
+    return action in ALLOWED[role]
+
+
+def wildcard_match(pattern: str, action: str) -> bool:
+    """Azure's role pattern rule, written independently of the server: ``*`` matches any
+    run of characters (slashes included), case is ignored."""
+    pattern, action = pattern.lower(), action.lower()
+    parts = pattern.split("*")
+    if len(parts) == 1:
+        return pattern == action
+    if not action.startswith(parts[0]) or not action.endswith(parts[-1]):
+        return False
+    position, end = len(parts[0]), len(action) - len(parts[-1])
+    if position > end:
+        return False
+    for part in parts[1:-1]:
+        found = action.find(part, position, end)
+        if found < 0:
+            return False
+        position = found + len(part)
+    return True
+
+
+def definition_allows(definition: dict[str, Any], action: str) -> bool:
+    """A role definition as served by GET /api/v1/roles/{name}, evaluated by hand."""
+    return any(wildcard_match(p, action) for p in definition["actions"]) and not any(
+        wildcard_match(p, action) for p in definition["not_actions"]
+    )
+
+
+# ----------------------------------------------------------------------------------------
+# How to call each route: the action it must declare and a request with real objects
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Call:
+    path: str
+    json: Any = None
+    params: dict[str, Any] | None = None
+
+
+# (api, the principal under test, the case's workspace or None) -> the request to send
+Maker = Callable[[Api, Actor, str | None], Call]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    action: str
+    listing: bool = False  # the route only authenticates; its service filters what it shows
+    make: Maker | None = None
+
+    @property
+    def everyone(self) -> bool:
+        """SELF and listing routes: allowed for every signed-in principal."""
+        return self.action == SELF or self.listing
+
+
+def _ws(workspace: str | None) -> str:
+    assert workspace is not None
+    return workspace
+
+
+def _user_name(api: Api) -> str:
+    name = unique("victim")
+    api.as_admin("POST", "/api/v1/users", json={"name": name})
+    return name
+
+
+def _sp_name(api: Api) -> str:
+    name = unique("sp")
+    api.as_admin("POST", "/api/v1/service-principals", json={"name": name})
+    return name
+
+
+def _recover(api: Api, _: Actor, workspace: str | None) -> Call:
+    api.as_admin("DELETE", f"/api/v1/workspaces/{_ws(workspace)}")  # soft delete
+    return Call(f"/api/v1/workspaces/{workspace}/recover")
+
+
+def _remove_member(api: Api, _: Actor, __: str | None) -> Call:
+    member = _user_name(api)
+    group = api.group(member)
+    return Call(f"/api/v1/groups/{group}/members/{member}")
+
+
+def _delete_workspace_assignment(api: Api, _: Actor, workspace: str | None) -> Call:
+    assignment = api.assign("Reader", workspace=_ws(workspace), user=_user_name(api))
+    return Call(f"/api/v1/workspaces/{workspace}/role-assignments/{assignment}")
+
+
+def _delete_global_assignment(api: Api, _: Actor, __: str | None) -> Call:
+    assignment = api.assign("Reader", user=_user_name(api))
+    return Call(f"/api/v1/role-assignments/{assignment}")
+
+
+ROUTES: dict[tuple[str, str], Recipe] = {
+    # public: no token needed; not part of the matrix
+    ("GET", "/health"): Recipe(PUBLIC),
+    ("GET", "/ready"): Recipe(PUBLIC),
+    ("GET", "/openapi.json"): Recipe(PUBLIC),
+    ("POST", "/api/v1/sessions"): Recipe(PUBLIC),  # Studio login: the password is the proof
+    # sessions: the caller's own (a bearer caller has no session to end)
+    ("GET", "/api/v1/sessions/current"): Recipe(
+        SELF, make=lambda api, a, w: Call("/api/v1/sessions/current")
+    ),
+    ("DELETE", "/api/v1/sessions/current"): Recipe(
+        SELF, make=lambda api, a, w: Call("/api/v1/sessions/current")
+    ),
+    # users
+    ("GET", "/api/v1/users/me"): Recipe(SELF, make=lambda api, a, w: Call("/api/v1/users/me")),
+    ("POST", "/api/v1/users"): Recipe(
+        "users/write", make=lambda api, a, w: Call("/api/v1/users", {"name": unique("new")})
+    ),
+    ("GET", "/api/v1/users"): Recipe("users/read", make=lambda api, a, w: Call("/api/v1/users")),
+    ("GET", "/api/v1/users/{user}"): Recipe(
+        "users/read", make=lambda api, a, w: Call(f"/api/v1/users/{_user_name(api)}")
+    ),
+    ("PATCH", "/api/v1/users/{user}"): Recipe(
+        "users/write",
+        make=lambda api, a, w: Call(f"/api/v1/users/{_user_name(api)}", {"display_name": "R"}),
+    ),
+    # tokens: the caller's own
+    ("POST", "/api/v1/tokens"): Recipe(
+        SELF, make=lambda api, a, w: Call("/api/v1/tokens", {"name": "mine"})
+    ),
+    ("GET", "/api/v1/tokens"): Recipe(SELF, make=lambda api, a, w: Call("/api/v1/tokens")),
+    ("DELETE", "/api/v1/tokens/{token_id}"): Recipe(
+        SELF, make=lambda api, a, w: Call(f"/api/v1/tokens/{api.token_id_for(a.name)}")
+    ),
+    # workspaces
+    ("POST", "/api/v1/workspaces"): Recipe(
+        "workspaces/create",
+        make=lambda api, a, w: Call("/api/v1/workspaces", {"name": unique("made")}),
+    ),
+    ("GET", "/api/v1/workspaces"): Recipe(
+        "workspaces/read", listing=True, make=lambda api, a, w: Call("/api/v1/workspaces")
+    ),
+    ("GET", "/api/v1/workspaces/{workspace}"): Recipe(
+        "workspaces/read", make=lambda api, a, w: Call(f"/api/v1/workspaces/{w}")
+    ),
+    ("PATCH", "/api/v1/workspaces/{workspace}"): Recipe(
+        "workspaces/write",
+        make=lambda api, a, w: Call(f"/api/v1/workspaces/{w}", {"description": "changed"}),
+    ),
+    ("DELETE", "/api/v1/workspaces/{workspace}"): Recipe(
+        "workspaces/delete", make=lambda api, a, w: Call(f"/api/v1/workspaces/{w}")
+    ),
+    ("POST", "/api/v1/workspaces/{workspace}/recover"): Recipe("workspaces/write", make=_recover),
+    # groups (scope: the group)
+    ("POST", "/api/v1/groups"): Recipe(
+        "groups/write", make=lambda api, a, w: Call("/api/v1/groups", {"name": unique("grp")})
+    ),
+    ("GET", "/api/v1/groups"): Recipe("groups/read", make=lambda api, a, w: Call("/api/v1/groups")),
+    ("GET", "/api/v1/groups/{group}"): Recipe(
+        "groups/read", make=lambda api, a, w: Call(f"/api/v1/groups/{api.group()}")
+    ),
+    ("POST", "/api/v1/groups/{group}/members"): Recipe(
+        "groups/write",
+        make=lambda api, a, w: Call(
+            f"/api/v1/groups/{api.group()}/members", {"name": _user_name(api)}
+        ),
+    ),
+    ("DELETE", "/api/v1/groups/{group}/members/{member}"): Recipe(
+        "groups/write", make=_remove_member
+    ),
+    ("DELETE", "/api/v1/groups/{group}"): Recipe(
+        "groups/delete", make=lambda api, a, w: Call(f"/api/v1/groups/{api.group()}")
+    ),
+    # service principals
+    ("POST", "/api/v1/service-principals"): Recipe(
+        "servicePrincipals/write",
+        make=lambda api, a, w: Call("/api/v1/service-principals", {"name": unique("sp")}),
+    ),
+    ("GET", "/api/v1/service-principals"): Recipe(
+        "servicePrincipals/read", make=lambda api, a, w: Call("/api/v1/service-principals")
+    ),
+    ("GET", "/api/v1/service-principals/{name}"): Recipe(
+        "servicePrincipals/read",
+        make=lambda api, a, w: Call(f"/api/v1/service-principals/{_sp_name(api)}"),
+    ),
+    ("DELETE", "/api/v1/service-principals/{name}"): Recipe(
+        "servicePrincipals/delete",
+        make=lambda api, a, w: Call(f"/api/v1/service-principals/{_sp_name(api)}"),
+    ),
+    # roles: definitions are readable by every signed-in principal
+    ("GET", "/api/v1/roles"): Recipe(
+        "roles/read", listing=True, make=lambda api, a, w: Call("/api/v1/roles")
+    ),
+    ("GET", "/api/v1/roles/{name}"): Recipe(
+        "roles/read", listing=True, make=lambda api, a, w: Call("/api/v1/roles/Reader")
+    ),
+    ("POST", "/api/v1/roles"): Recipe(
+        "roles/write",
+        make=lambda api, a, w: Call(
+            "/api/v1/roles", {"name": unique("Role"), "actions": ["workspaces/read"]}
+        ),
+    ),
+    ("DELETE", "/api/v1/roles/{name}"): Recipe(
+        "roles/delete",
+        make=lambda api, a, w: Call(f"/api/v1/roles/{api.role(['workspaces/read'])}"),
+    ),
+    # role assignments
+    ("POST", "/api/v1/role-assignments"): Recipe(
+        "roleAssignments/write",
+        make=lambda api, a, w: Call(
+            "/api/v1/role-assignments", {"role": "Reader", "user": _user_name(api)}
+        ),
+    ),
+    ("GET", "/api/v1/role-assignments"): Recipe(
+        "roleAssignments/read", make=lambda api, a, w: Call("/api/v1/role-assignments")
+    ),
+    ("DELETE", "/api/v1/role-assignments/{assignment_id}"): Recipe(
+        "roleAssignments/delete", make=_delete_global_assignment
+    ),
+    ("POST", "/api/v1/workspaces/{workspace}/role-assignments"): Recipe(
+        "workspaces/roleAssignments/write",
+        make=lambda api, a, w: Call(
+            f"/api/v1/workspaces/{w}/role-assignments",
+            {"role": "Reader", "user": _user_name(api)},
+        ),
+    ),
+    ("GET", "/api/v1/workspaces/{workspace}/role-assignments"): Recipe(
+        "workspaces/roleAssignments/read",
+        make=lambda api, a, w: Call(f"/api/v1/workspaces/{w}/role-assignments"),
+    ),
+    ("DELETE", "/api/v1/workspaces/{workspace}/role-assignments/{assignment_id}"): Recipe(
+        "workspaces/roleAssignments/delete", make=_delete_workspace_assignment
+    ),
+    # audit
+    ("GET", "/api/v1/audit"): Recipe("audit/read", make=lambda api, a, w: Call("/api/v1/audit")),
+    ("GET", "/api/v1/workspaces/{workspace}/audit"): Recipe(
+        "workspaces/audit/read", make=lambda api, a, w: Call(f"/api/v1/workspaces/{w}/audit")
+    ),
+}
+
+
+# ----------------------------------------------------------------------------------------
+# The app's own route table, read at collection time from a throwaway app
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServedRoute:
+    method: str
+    path: str
+    action: str | None  # None: not an APIRoute, or no declared action
+    listing: bool
+
+
+def route_table(app: FastAPI) -> list[ServedRoute]:
+    table: list[ServedRoute] = []
+    for route in iter_routes(app.routes):
+        if not isinstance(route, APIRoute):
+            table.append(ServedRoute("?", getattr(route, "path", repr(route)), None, False))
+            continue
+        found = requirement(route)
+        for method in sorted(route.methods):
+            table.append(
+                ServedRoute(
+                    method,
+                    route.path,
+                    found.action if found else None,
+                    found.listing if found else False,
+                )
+            )
+    return table
+
+
+def _throwaway_app_routes() -> list[ServedRoute]:
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(
+            config_file=None, data_dir=Path(tmp), db_url="sqlite:///:memory:", port=0
+        )
+        db = Database(settings.database_url)
+        try:
+            return route_table(create_app(settings, db))
+        finally:
+            db.dispose()
+
+
+SERVED = _throwaway_app_routes()
+CASES = [
+    pytest.param(role, route.method, route.path, id=f"{role}-{route.method} {route.path}")
+    for route in SERVED
+    if route.action != PUBLIC
+    for role in ROLE_NAMES
+]
+
+
+# ----------------------------------------------------------------------------------------
+# Tests
+# ----------------------------------------------------------------------------------------
+
+
+class Principals:
+    """One principal per role and kind of scope, made on first use."""
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self._at_global: dict[str, Actor] = {}
+        self._for_workspaces: dict[str, Actor] = {}
+
+    def at_global(self, role: str) -> Actor:
+        if role not in self._at_global:
+            self._at_global[role] = self.api.user_with(role)
+        return self._at_global[role]
+
+    def at_workspace(self, role: str, workspace: str) -> Actor:
+        """The role's workspace principal, given the role at ``workspace`` (and only the
+        same role at the earlier cases' workspaces)."""
+        if role in AT_GLOBAL_ONLY:
+            return self.at_global(role)
+        if role not in self._for_workspaces:
+            self._for_workspaces[role] = self.api.user(role.lower().replace(" ", "-"))
+        actor = self._for_workspaces[role]
+        self.api.assign(role, workspace=workspace, user=actor.name)
+        return actor
+
+
+@pytest.fixture(scope="module")
+def principals(api: Api) -> Principals:
+    return Principals(api)
+
+
+def test_every_built_in_role_has_expectations() -> None:
+    assert set(ALLOWED) == set(ROLE_NAMES)
+    for role, allowed in ALLOWED.items():
+        assert allowed <= CLASSIFIED, (role, sorted(allowed - CLASSIFIED))
+
+
+def test_the_route_table_is_classified_by_hand(api: Api) -> None:
+    """Every served route is in ROUTES with the action it declares, and nothing in ROUTES
+    is missing from the app. A new route fails here until it is classified."""
+    served = route_table(create_app(api.server.settings, api.server.db))
+    assert {(r.method, r.path) for r in served} == {(r.method, r.path) for r in SERVED}
+    mismatches = []
+    for route in served:
+        recipe = ROUTES.get((route.method, route.path))
+        if recipe is None:
+            mismatches.append(f"{route.method} {route.path}: not in ROUTES (classify it)")
+        elif (route.action, route.listing) != (recipe.action, recipe.listing):
+            mismatches.append(
+                f"{route.method} {route.path}: declares {route.action!r} "
+                f"(listing={route.listing}), ROUTES says {recipe.action!r} "
+                f"(listing={recipe.listing})"
+            )
+        elif route.action not in (PUBLIC, SELF) and route.action not in CLASSIFIED:
+            mismatches.append(f"{route.method} {route.path}: action {route.action!r} unclassified")
+    missing = set(ROUTES) - {(r.method, r.path) for r in served}
+    mismatches += [f"{m} {p}: in ROUTES but not served" for m, p in sorted(missing)]
+    assert mismatches == []
+
+
+def test_role_definitions_agree_with_the_spec(api: Api) -> None:
+    """Each built-in role as the server serves it, evaluated with this module's own matcher,
+    allows exactly the hand-written actions (the routed ones and the ones to come)."""
+    mismatches = []
+    for role in ROLE_NAMES:
+        response = api.call("GET", f"/api/v1/roles/{role}", api.admin)
+        assert response.status_code == 200, response.text
+        definition = response.json()
+        assert definition["builtin"] is True
+        for action in sorted(CLASSIFIED):
+            wanted = expected_allowed(role, action)
+            if definition_allows(definition, action) != wanted:
+                verdict = "allowed" if wanted else "denied"
+                mismatches.append(f"{role}: {action} is {verdict} by the issue, not by the server")
+    assert mismatches == []
+
+
+def test_the_hand_matcher_matches_like_azure() -> None:
+    assert wildcard_match("workspaces/*/read", "workspaces/onlineEndpoints/deployments/read")
+    assert wildcard_match("*", "users/write")
+    assert wildcard_match("*/read", "Workspaces/Read")
+    assert wildcard_match("workspaces/computes/*", "workspaces/computes/delete")
+    assert not wildcard_match("workspaces/computes/*", "workspaces/computes")
+    assert not wildcard_match("workspaces/*/read", "workspaces/read")
+    assert not wildcard_match("*/read", "workspaces/write")
+    assert not wildcard_match("users/read", "users/read/more")
+    assert wildcard_match("a*b*c", "abc")
+    assert not wildcard_match("a*b*c", "acb")
+
+
+@pytest.mark.parametrize(("role", "method", "path"), CASES)
+def test_role_on_route(api: Api, principals: Principals, role: str, method: str, path: str) -> None:
+    recipe = ROUTES.get((method, path))
+    assert recipe is not None, f"{method} {path} is not in ROUTES: classify it"
+    assert recipe.make is not None, f"{method} {path}: ROUTES has no request for it"
+    served = next(r for r in SERVED if (r.method, r.path) == (method, path))
+    assert served.action == recipe.action, (served.action, recipe.action)
+    allowed = recipe.everyone or expected_allowed(role, recipe.action)
+
+    workspace_route = "{workspace}" in path
+    if workspace_route:
+        workspace: str | None = api.workspace()
+        actor = principals.at_workspace(role, workspace)
+    else:
+        workspace = None
+        actor = principals.at_global(role)
+    call = recipe.make(api, actor, workspace)
+    response = api.call(method, call.path, actor.headers, json=call.json, params=call.params)
+
+    code = problem_code(response)
+    got = f"{response.status_code} {code}: {response.text[:300]}"
+    what = f"{role} on {method} {call.path} ({recipe.action})"
+    assert response.status_code != 401, f"{what}: the principal was not authenticated: {got}"
+    assert response.status_code < 500, f"{what}: {got}"
+    denied = (response.status_code == 403 and code in ("forbidden", "escalation")) or (
+        workspace_route and response.status_code == 404 and code == "workspace_not_found"
+    )
+    if allowed:
+        assert not denied, f"{what}: expected allowed, was denied: {got}"
+        assert response.status_code < 300, f"{what}: allowed but did not succeed: {got}"
+    else:
+        assert denied, f"{what}: expected denied, got {got}"
+    if not allowed and workspace_route:
+        # Who can read the workspace learns they lack the action; who cannot, learns nothing.
+        hidden = not expected_allowed(role, "workspaces/read")
+        assert response.status_code == (404 if hidden else 403), f"{what}: {got}"
+        if hidden:
+            detail = response.json()["detail"]
+            assert detail == f"workspace {workspace!r} does not exist", f"{what}: {got}"
+    _check_audit(api, actor, response, what, denied=not allowed)
+
+
+def _check_audit(
+    api: Api, actor: Actor, response: httpx.Response, what: str, *, denied: bool
+) -> None:
+    """A change or a denial leaves exactly one audit event; a successful read leaves none."""
+    request_id = response.headers["x-request-id"]
+    if denied or response.request.method != "GET":
+        events = api.events(request_id, principal=actor.name)
+        assert len(events) == 1, f"{what}: {len(events)} audit events, not 1: {events}"
+        outcome = "denied" if denied else "succeeded"
+        recorded = (events[0]["outcome"], events[0]["status"])
+        assert recorded == (outcome, response.status_code), f"{what}: {events[0]}"
+    else:
+        api.settle()
+        events = api.events(request_id, wait=False, principal=actor.name)
+        assert events == [], f"{what}: a successful read left audit events: {events}"
