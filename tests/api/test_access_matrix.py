@@ -330,6 +330,13 @@ ROUTES: dict[tuple[str, str], Recipe] = {
     ),
     # users
     ("GET", "/api/v1/users/me"): Recipe(SELF, make=lambda api, a, w: Call("/api/v1/users/me")),
+    # A caller without a password yet may set one without a current password.
+    ("POST", "/api/v1/users/me/password"): Recipe(
+        SELF,
+        make=lambda api, a, w: Call(
+            "/api/v1/users/me/password", {"new_password": "a long new passphrase"}
+        ),
+    ),
     ("POST", "/api/v1/users"): Recipe(
         "users/write", make=lambda api, a, w: Call("/api/v1/users", {"name": unique("new")})
     ),

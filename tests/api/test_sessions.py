@@ -152,3 +152,33 @@ def test_logins_are_audited_without_the_password(server: RunningServer) -> None:
     assert by_request[failed.headers["x-request-id"]]["outcome"] == "denied"
     assert by_request[ok.headers["x-request-id"]]["outcome"] == "succeeded"
     assert PASSWORD not in str(events)
+
+
+def test_users_change_their_own_password(server: RunningServer) -> None:
+    name = _user_with_password(server)
+    token = httpx.post(
+        f"{server.url}/api/v1/tokens", json={"name": "t", "user": name}, headers=server.auth
+    ).json()["token"]
+    mine = {"Authorization": f"Bearer {token}"}
+    url = f"{server.url}/api/v1/users/me/password"
+    wrong = httpx.post(
+        url,
+        json={"current_password": "not it at all", "new_password": "a new long passphrase"},
+        headers=mine,
+    )
+    assert (wrong.status_code, wrong.json()["code"]) == (403, "wrong_password")
+    missing = httpx.post(url, json={"new_password": "a new long passphrase"}, headers=mine)
+    assert missing.status_code == 403
+    short = httpx.post(
+        url, json={"current_password": PASSWORD, "new_password": "tiny"}, headers=mine
+    )
+    assert (short.status_code, short.json()["field"]) == (400, "new_password")
+    changed = httpx.post(
+        url,
+        json={"current_password": PASSWORD, "new_password": "a new long passphrase"},
+        headers=mine,
+    )
+    assert changed.status_code == 200, changed.text
+    with httpx.Client(base_url=server.url) as browser:
+        assert _login(browser, name).status_code == 401
+        assert _login(browser, name, "a new long passphrase").status_code == 201

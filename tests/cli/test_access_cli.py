@@ -409,3 +409,21 @@ def test_user_passwords_come_from_stdin_and_allow_a_studio_login(server: Running
         f"{server.url}/api/v1/sessions", json={"name": name, "password": "another passphrase!"}
     )
     assert relogin.status_code == 201
+
+
+def test_a_user_changes_their_own_password(server: RunningServer, admin: Client) -> None:
+    name = unique("user")
+    admin.users.create(name, password="the first passphrase")
+    token = admin.tokens.create("t", user=name).token
+    env = {"SHIPYARD_URL": server.url, "SHIPYARD_TOKEN": token}
+    wrong = run_with_stdin(["user", "change-password"], env, "nope\na second passphrase\n")
+    assert wrong.returncode == 1
+    assert "current password" in wrong.stderr
+    done = run_with_stdin(
+        ["user", "change-password", "-o", "json"], env, "the first passphrase\na second one!!\n"
+    )
+    assert done.returncode == 0, done.stderr
+    login = httpx.post(
+        f"{server.url}/api/v1/sessions", json={"name": name, "password": "a second one!!"}
+    )
+    assert login.status_code == 201

@@ -63,6 +63,25 @@ def set_password(name: str, output: str) -> None:
         print_one(c.users.set_password(name, _read_password()), output)
 
 
+@user.command("change-password")
+@output_option
+def change_password(output: str) -> None:
+    """Change your own Studio password. On a terminal both are asked for; piped, the first
+    line is the current password (empty if you have none yet) and the second the new one."""
+    if sys.stdin.isatty():
+        current = str(
+            click.prompt(
+                "Current password (empty if none)", hide_input=True, default="", show_default=False
+            )
+        )
+        new = _read_password()
+    else:
+        current = sys.stdin.readline().rstrip("\r\n")
+        new = sys.stdin.readline().rstrip("\r\n")
+    with client() as c:
+        print_one(c.users.change_my_password(new, current_password=current or None), output)
+
+
 def _read_password() -> str:
     """From a terminal: asked twice, not echoed. Piped: the first line of standard input."""
     if sys.stdin.isatty():

@@ -58,6 +58,13 @@ class TokenCreated(TokenRead):
     token: str
 
 
+class PasswordChange(RequestBody):
+    """Change your own password; ``current_password`` is needed once you have one."""
+
+    current_password: SecretStr | None = None
+    new_password: SecretStr
+
+
 class LoginRequest(RequestBody):
     name: str = Field(min_length=1, max_length=63)
     password: SecretStr = Field(min_length=1, max_length=1024)

@@ -45,6 +45,11 @@ class UserOperations:
             body["password"] = password
         return self._http.send_model("POST", "/api/v1/users", User, body)
 
+    def change_my_password(self, new_password: str, *, current_password: str | None = None) -> User:
+        """Change your own Studio password (give the current one once you have one)."""
+        body = {"new_password": new_password, "current_password": current_password}
+        return self._http.send_model("POST", "/api/v1/users/me/password", User, body)
+
     def set_password(self, name: str, password: str) -> User:
         """Set a user's Studio password (this also unlocks a locked account)."""
         return self._set(name, {"password": password})

@@ -10,7 +10,7 @@ from shipyard.domain.paging import decode_page_token
 from shipyard.domain.principals import Principal
 from shipyard.domain.roles import first_not_held
 from shipyard.schemas.common import Page
-from shipyard.schemas.users import UserCreate, UserRead, UserUpdate
+from shipyard.schemas.users import PasswordChange, UserCreate, UserRead, UserUpdate
 from shipyard.services.authz import Authorizer
 from shipyard.services.paging import split_page
 from shipyard.services.passwords import Passwords
@@ -86,6 +86,25 @@ class UserService:
                     code="escalation",
                     field="name",
                 )
+
+    def change_own_password(self, principal: Principal, body: PasswordChange) -> UserRead:
+        with self.db.write() as session:
+            row = _require(session, principal.name)
+            current = body.current_password.get_secret_value() if body.current_password else ""
+            if row.password_hash is not None and not self.passwords.verify(
+                row.password_hash, current
+            ):
+                raise ForbiddenError(
+                    "the current password is not right",
+                    code="wrong_password",
+                    field="current_password",
+                )
+            row.password_hash = self.passwords.hash(
+                body.new_password.get_secret_value(), field="new_password"
+            )
+            row.failed_logins, row.locked_until = 0, None
+            session.flush()
+            return user_read(row)
 
     def get(self, name: str) -> UserRead:
         with self.db.read() as session:

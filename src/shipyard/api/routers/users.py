@@ -10,7 +10,7 @@ from shipyard.api.paging import PageParams
 from shipyard.domain import actions
 from shipyard.domain.principals import Principal
 from shipyard.schemas.common import Page
-from shipyard.schemas.users import UserCreate, UserRead, UserUpdate
+from shipyard.schemas.users import PasswordChange, UserCreate, UserRead, UserUpdate
 
 router = APIRouter(prefix="/api/v1/users", route_class=GuardedRoute, tags=["users"])
 
@@ -20,6 +20,16 @@ def get_me(
     principal: Principal = require(actions.SELF), services: Services = Depends(get_services)
 ) -> UserRead:
     return services.users.get(principal.name)
+
+
+@router.post("/me/password")
+def change_my_password(
+    body: PasswordChange,
+    principal: Principal = require(actions.SELF),
+    services: Services = Depends(get_services),
+) -> UserRead:
+    """Change your own Studio password (the current one is needed once you have one)."""
+    return services.users.change_own_password(principal, body)
 
 
 @router.post("", status_code=201)
