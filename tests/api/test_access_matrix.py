@@ -75,6 +75,10 @@ ROUTE_ACTIONS = frozenset(
         "roleAssignments/write",
         "roleAssignments/delete",
         "audit/read",
+        # experiments and runs (tracking)
+        "workspaces/jobs/read",
+        "workspaces/jobs/write",
+        "workspaces/jobs/delete",
     }
 )
 
@@ -84,8 +88,6 @@ ROUTE_ACTIONS = frozenset(
 # already covered by the matrix.
 FUTURE_ACTIONS = frozenset(
     {
-        "workspaces/jobs/read",
-        "workspaces/jobs/write",
         "workspaces/models/read",
         "workspaces/models/write",
         "workspaces/models/delete",
@@ -181,6 +183,7 @@ ALLOWED: dict[str, frozenset[str]] = {
             "workspaces/audit/read",
             "workspaces/jobs/read",
             "workspaces/jobs/write",
+            "workspaces/jobs/delete",
             "workspaces/models/read",
             "workspaces/computes/read",
             "workspaces/datastores/read",
@@ -313,6 +316,34 @@ def _delete_workspace_assignment(api: Api, _: Actor, workspace: str | None) -> C
 def _delete_global_assignment(api: Api, _: Actor, __: str | None) -> Call:
     assignment = api.assign("Reader", user=_user_name(api))
     return Call(f"/api/v1/role-assignments/{assignment}")
+
+
+def _admin_run(api: Api, workspace: str | None) -> str:
+    """A real run in the workspace, made by the admin."""
+    response = api.as_admin("POST", f"/api/v1/workspaces/{_ws(workspace)}/runs", json={})
+    return str(response.json()["id"])
+
+
+def _admin_experiment(api: Api, workspace: str | None) -> str:
+    name = unique("exp")
+    api.as_admin("POST", f"/api/v1/workspaces/{_ws(workspace)}/experiments", json={"name": name})
+    return name
+
+
+def _run_call(suffix: str = "", body: Any = None) -> Maker:
+    def make(api: Api, _: Actor, workspace: str | None) -> Call:
+        run = _admin_run(api, workspace)
+        return Call(f"/api/v1/workspaces/{workspace}/runs/{run}{suffix}", body)
+
+    return make
+
+
+def _experiment_call(suffix: str = "", body: Any = None) -> Maker:
+    def make(api: Api, _: Actor, workspace: str | None) -> Call:
+        name = _admin_experiment(api, workspace)
+        return Call(f"/api/v1/workspaces/{workspace}/experiments/{name}{suffix}", body)
+
+    return make
 
 
 ROUTES: dict[tuple[str, str], Recipe] = {
@@ -454,6 +485,53 @@ ROUTES: dict[tuple[str, str], Recipe] = {
     ),
     ("DELETE", "/api/v1/workspaces/{workspace}/role-assignments/{assignment_id}"): Recipe(
         "workspaces/roleAssignments/delete", make=_delete_workspace_assignment
+    ),
+    # tracking: experiments and runs go by the jobs actions
+    ("POST", "/api/v1/workspaces/{workspace}/experiments"): Recipe(
+        "workspaces/jobs/write",
+        make=lambda api, a, w: Call(f"/api/v1/workspaces/{w}/experiments", {"name": unique("exp")}),
+    ),
+    ("GET", "/api/v1/workspaces/{workspace}/experiments"): Recipe(
+        "workspaces/jobs/read",
+        make=lambda api, a, w: Call(f"/api/v1/workspaces/{w}/experiments"),
+    ),
+    ("GET", "/api/v1/workspaces/{workspace}/experiments/{experiment}"): Recipe(
+        "workspaces/jobs/read", make=_experiment_call()
+    ),
+    ("PATCH", "/api/v1/workspaces/{workspace}/experiments/{experiment}"): Recipe(
+        "workspaces/jobs/write", make=_experiment_call(body={"tags": {"k": "v"}})
+    ),
+    ("DELETE", "/api/v1/workspaces/{workspace}/experiments/{experiment}"): Recipe(
+        "workspaces/jobs/delete", make=_experiment_call()
+    ),
+    ("POST", "/api/v1/workspaces/{workspace}/experiments/{experiment}/restore"): Recipe(
+        "workspaces/jobs/write", make=_experiment_call("/restore")
+    ),
+    ("POST", "/api/v1/workspaces/{workspace}/runs"): Recipe(
+        "workspaces/jobs/write",
+        make=lambda api, a, w: Call(f"/api/v1/workspaces/{w}/runs", {"experiment": "matrix"}),
+    ),
+    ("GET", "/api/v1/workspaces/{workspace}/runs"): Recipe(
+        "workspaces/jobs/read", make=lambda api, a, w: Call(f"/api/v1/workspaces/{w}/runs")
+    ),
+    ("GET", "/api/v1/workspaces/{workspace}/runs/{run_id}"): Recipe(
+        "workspaces/jobs/read", make=_run_call()
+    ),
+    ("PATCH", "/api/v1/workspaces/{workspace}/runs/{run_id}"): Recipe(
+        "workspaces/jobs/write", make=_run_call(body={"name": "renamed"})
+    ),
+    ("DELETE", "/api/v1/workspaces/{workspace}/runs/{run_id}"): Recipe(
+        "workspaces/jobs/delete", make=_run_call()
+    ),
+    ("POST", "/api/v1/workspaces/{workspace}/runs/{run_id}/restore"): Recipe(
+        "workspaces/jobs/write", make=_run_call("/restore")
+    ),
+    ("POST", "/api/v1/workspaces/{workspace}/runs/{run_id}/log-batch"): Recipe(
+        "workspaces/jobs/write",
+        make=_run_call("/log-batch", {"metrics": [{"key": "m", "value": 1.0}]}),
+    ),
+    ("GET", "/api/v1/workspaces/{workspace}/runs/{run_id}/metrics/{key:path}"): Recipe(
+        "workspaces/jobs/read", make=_run_call("/metrics/m")
     ),
     # audit
     ("GET", "/api/v1/audit"): Recipe("audit/read", make=lambda api, a, w: Call("/api/v1/audit")),

@@ -18,10 +18,12 @@ from shipyard.api.deps import Services
 from shipyard.api.middleware import RequestContextMiddleware
 from shipyard.api.routers import (
     audit,
+    experiments,
     groups,
     health,
     role_assignments,
     roles,
+    runs,
     service_principals,
     sessions,
     tokens,
@@ -30,11 +32,13 @@ from shipyard.api.routers import (
 )
 from shipyard.services.audit import AuditService
 from shipyard.services.authz import RoleBasedAuthorizer
+from shipyard.services.experiments import ExperimentService
 from shipyard.services.groups import GroupService
 from shipyard.services.passwords import Passwords
 from shipyard.services.rate_limit import SlidingWindowLimiter
 from shipyard.services.role_assignments import RoleAssignmentService
 from shipyard.services.roles import RoleService
+from shipyard.services.runs import RunService
 from shipyard.services.service_principals import ServicePrincipalService
 from shipyard.services.sessions import LoginPolicy, SessionService
 from shipyard.services.tokens import TokenService
@@ -80,6 +84,8 @@ def build_services(settings: Settings, db: Database) -> Services:
             ),
             SlidingWindowLimiter(settings.login_rate_per_minute, 60),
         ),
+        experiments=ExperimentService(db),
+        runs=RunService(db),
     )
 
 
@@ -135,6 +141,8 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         role_assignments.router,
         audit.router,
         sessions.router,
+        experiments.router,
+        runs.router,
     ):
         app.include_router(router)
     return app

@@ -8,9 +8,11 @@ from fastapi import Request
 
 from shipyard.services.audit import AuditService
 from shipyard.services.authz import Authorizer
+from shipyard.services.experiments import ExperimentService
 from shipyard.services.groups import GroupService
 from shipyard.services.role_assignments import RoleAssignmentService
 from shipyard.services.roles import RoleService
+from shipyard.services.runs import RunService
 from shipyard.services.service_principals import ServicePrincipalService
 from shipyard.services.sessions import SessionService
 from shipyard.services.tokens import TokenService
@@ -34,6 +36,8 @@ class Services:
     role_assignments: RoleAssignmentService
     audit: AuditService
     sessions: SessionService
+    experiments: ExperimentService
+    runs: RunService
 
 
 def get_services(request: Request) -> Services:

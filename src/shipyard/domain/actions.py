@@ -24,6 +24,10 @@ WORKSPACE_ROLE_ASSIGNMENTS_READ = "workspaces/roleAssignments/read"
 WORKSPACE_ROLE_ASSIGNMENTS_WRITE = "workspaces/roleAssignments/write"
 WORKSPACE_ROLE_ASSIGNMENTS_DELETE = "workspaces/roleAssignments/delete"
 WORKSPACE_AUDIT_READ = "workspaces/audit/read"
+# Runs are jobs, and experiments group them: both go by the jobs actions, as in Azure ML.
+JOBS_READ = "workspaces/jobs/read"
+JOBS_WRITE = "workspaces/jobs/write"
+JOBS_DELETE = "workspaces/jobs/delete"
 
 USERS_READ = "users/read"
 USERS_WRITE = "users/write"

@@ -23,7 +23,12 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {dict[str, Any]: JSON, dict[str, str]: JSON, list[str]: JSON}
+    type_annotation_map = {
+        dict[str, Any]: JSON,
+        dict[str, str]: JSON,
+        list[str]: JSON,
+        list[Any]: JSON,
+    }
 
 
 class UtcDateTime(TypeDecorator[datetime]):

@@ -7,6 +7,7 @@ from shipyard.store import (
     roles,
     sessions,
     tokens,
+    tracking,
     users,
     workspaces,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "roles",
     "sessions",
     "tokens",
+    "tracking",
     "users",
     "workspaces",
 ]

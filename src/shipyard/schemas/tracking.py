@@ -1,0 +1,144 @@
+"""Experiment, run and logging bodies.
+
+Metric values may be NaN or ±infinity. JSON has no spelling for them, so they travel as the
+strings "NaN", "Infinity" and "-Infinity" (numbers otherwise), in both directions.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BeforeValidator, ConfigDict, Field, PlainSerializer
+
+from shipyard.schemas.common import RequestBody, ResponseBody
+
+KEY = Field(min_length=1, max_length=250, pattern=r"^[^\x00]+$")
+MAX_METRICS, MAX_PARAMS, MAX_TAGS = 1000, 100, 100
+
+_SPECIAL = {
+    "nan": math.nan,
+    "infinity": math.inf,
+    "inf": math.inf,
+    "-infinity": -math.inf,
+    "-inf": -math.inf,
+}
+
+
+def _to_float(value: object) -> object:
+    if isinstance(value, str) and value.strip().lower() in _SPECIAL:
+        return _SPECIAL[value.strip().lower()]
+    return value
+
+
+def _to_json(value: float) -> float | str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+MetricValue = Annotated[float, BeforeValidator(_to_float), PlainSerializer(_to_json)]
+
+RunStatus = Literal[
+    "NotStarted",
+    "Queued",
+    "Preparing",
+    "Running",
+    "Finalizing",
+    "Completed",
+    "Failed",
+    "CancelRequested",
+    "Canceled",
+    "NotResponding",
+]
+TERMINAL = frozenset({"Completed", "Failed", "Canceled"})
+
+
+class ExperimentCreate(RequestBody):
+    name: str = Field(min_length=1, max_length=256)
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class ExperimentUpdate(RequestBody):
+    name: str | None = Field(default=None, min_length=1, max_length=256)
+    tags: dict[str, str] | None = None
+
+
+class ExperimentRead(ResponseBody):
+    id: str
+    name: str
+    lifecycle_stage: str
+    tags: dict[str, str] = Field(default_factory=dict)
+    created_at: datetime
+    updated_at: datetime
+
+
+class RunCreate(RequestBody):
+    experiment: str = Field(default="Default", min_length=1, max_length=256)
+    name: str | None = Field(default=None, max_length=256)
+    parent_run_id: str | None = Field(default=None, max_length=32)
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class RunUpdate(RequestBody):
+    name: str | None = Field(default=None, min_length=1, max_length=256)
+    status: RunStatus | None = None
+
+
+class MetricIn(RequestBody):
+    key: str = KEY
+    value: MetricValue
+    step: int = Field(default=0, ge=-(2**63), lt=2**63)
+    timestamp: int | None = Field(default=None, ge=0, lt=2**63, description="ms since epoch")
+
+
+class KeyValue(RequestBody):
+    key: str = KEY
+    value: str = Field(max_length=8000)
+
+
+class LogBatch(RequestBody):
+    metrics: list[MetricIn] = Field(default_factory=list, max_length=MAX_METRICS)
+    params: list[KeyValue] = Field(default_factory=list, max_length=MAX_PARAMS)
+    tags: list[KeyValue] = Field(default_factory=list, max_length=MAX_TAGS)
+
+
+class LatestMetric(ResponseBody):
+    model_config = ConfigDict(extra="ignore", ser_json_inf_nan="strings")
+
+    value: MetricValue
+    step: int
+    timestamp: int
+
+
+class RunRead(ResponseBody):
+    id: str
+    name: str
+    experiment: str
+    experiment_id: str
+    job_type: str
+    status: str
+    parent_run_id: str | None = None
+    lifecycle_stage: str
+    start_time: datetime
+    end_time: datetime | None = None
+    status_history: list[tuple[str, datetime]] = Field(default_factory=list)
+    params: dict[str, str] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+    metrics: dict[str, LatestMetric] = Field(default_factory=dict)
+
+
+class MetricPoint(ResponseBody):
+    step: int
+    timestamp: int
+    value: MetricValue
+
+
+class MetricHistory(ResponseBody):
+    key: str
+    points: list[MetricPoint]
+    total_points: int
+    downsampled: bool
