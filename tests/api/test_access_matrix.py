@@ -511,6 +511,12 @@ ROUTES: dict[tuple[str, str], Recipe] = {
         "workspaces/jobs/write",
         make=lambda api, a, w: Call(f"/api/v1/workspaces/{w}/runs", {"experiment": "matrix"}),
     ),
+    ("POST", "/api/v1/workspaces/{workspace}/runs/search"): Recipe(
+        "workspaces/jobs/read",
+        make=lambda api, a, w: Call(
+            f"/api/v1/workspaces/{w}/runs/search", {"filter": "metrics.m > 0"}
+        ),
+    ),
     ("GET", "/api/v1/workspaces/{workspace}/runs"): Recipe(
         "workspaces/jobs/read", make=lambda api, a, w: Call(f"/api/v1/workspaces/{w}/runs")
     ),
@@ -727,15 +733,17 @@ def test_role_on_route(api: Api, principals: Principals, role: str, method: str,
         if hidden:
             detail = response.json()["detail"]
             assert detail == f"workspace {workspace!r} does not exist", f"{what}: {got}"
-    _check_audit(api, actor, response, what, denied=not allowed)
+    reads = recipe.action.endswith("/read") or response.request.method == "GET"
+    _check_audit(api, actor, response, what, denied=not allowed, reads=reads)
 
 
 def _check_audit(
-    api: Api, actor: Actor, response: httpx.Response, what: str, *, denied: bool
+    api: Api, actor: Actor, response: httpx.Response, what: str, *, denied: bool, reads: bool
 ) -> None:
-    """A change or a denial leaves exactly one audit event; a successful read leaves none."""
+    """A change or a denial leaves exactly one audit event; a successful read (a GET, or a
+    POST whose action only reads, like a search) leaves none."""
     request_id = response.headers["x-request-id"]
-    if denied or response.request.method != "GET":
+    if denied or not reads:
         events = api.events(request_id, principal=actor.name)
         assert len(events) == 1, f"{what}: {len(events)} audit events, not 1: {events}"
         outcome = "denied" if denied else "succeeded"

@@ -88,6 +88,18 @@ class RunUpdate(RequestBody):
     status: RunStatus | None = None
 
 
+class RunSearch(RequestBody):
+    """``filter`` uses MLflow's grammar plus OR and parentheses, e.g.
+    ``metrics.accuracy > 0.9 AND (params.optimizer = 'adam' OR tags.team = 'nlp')``."""
+
+    filter: str | None = Field(default=None, max_length=10_000)
+    order_by: list[str] = Field(default_factory=list, max_length=20)
+    experiments: list[str] | None = Field(default=None, max_length=1000)
+    include_deleted: bool = False
+    max_results: int = Field(default=100, ge=1, le=1000)
+    page_token: str | None = None
+
+
 class MetricIn(RequestBody):
     key: str = KEY
     value: MetricValue

@@ -42,7 +42,10 @@ class AuditEntry:
 
     @property
     def worth_recording(self) -> bool:
-        changes = self.method not in ("GET", "HEAD", "OPTIONS")
+        # A POST that only reads (a search) is not a change.
+        changes = self.method not in ("GET", "HEAD", "OPTIONS") and not self.action.endswith(
+            "/read"
+        )
         return self.refused or changes or self.action.endswith(SENSITIVE_SUFFIXES)
 
     @property

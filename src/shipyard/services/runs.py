@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import and_, insert, or_, select
@@ -11,8 +12,9 @@ from sqlalchemy.orm import Session
 
 from shipyard.domain.downsample import downsample
 from shipyard.domain.errors import ConflictError, InvalidInputError, NotFoundError
-from shipyard.domain.paging import decode_page_token
+from shipyard.domain.paging import decode_page_token, encode_page_token
 from shipyard.domain.principals import Principal
+from shipyard.domain.search import parse_filter, parse_order_by
 from shipyard.schemas.common import Page
 from shipyard.schemas.tracking import (
     TERMINAL,
@@ -30,6 +32,7 @@ from shipyard.services.paging import split_page
 from shipyard.store import tracking as store
 from shipyard.store.base import utcnow
 from shipyard.store.database import Database
+from shipyard.store.run_search import ordered, where_clause
 from shipyard.store.tracking import (
     ExperimentRow,
     JobRow,
@@ -132,6 +135,42 @@ class RunService:
             )
             page, token = split_page(rows, max_results, lambda r: r.id)
             return Page[RunRead](items=[run_read(session, r) for r in page], next_page_token=token)
+
+    def search(
+        self,
+        workspace: str,
+        *,
+        experiment_ids: Sequence[str] | None = None,
+        experiments: Sequence[str] | None = None,
+        filter: str | None = None,
+        order_by: Sequence[str] | None = None,
+        max_results: int = 100,
+        page_token: str | None = None,
+        include_deleted: bool = False,
+    ) -> Page[RunRead]:
+        """Runs of the workspace matching ``filter``, in ``order_by`` order (then newest
+        first). Experiments are given by id (MLflow) or by name; none means all of them."""
+        expr = parse_filter(filter or "")
+        keys = parse_order_by(list(order_by or []))
+        offset = _decode_offset(page_token)
+        with self.db.read() as session:
+            workspace_id = workspace_id_of(session, workspace)
+            query = select(JobRow).where(JobRow.workspace_id == workspace_id, where_clause(expr))
+            if not include_deleted:
+                query = query.where(JobRow.lifecycle_stage == "active")
+            if experiment_ids is not None:
+                query = query.where(JobRow.experiment_id.in_(experiment_ids))
+            if experiments is not None:
+                names = select(ExperimentRow.id).where(
+                    ExperimentRow.workspace_id == workspace_id, ExperimentRow.name.in_(experiments)
+                )
+                query = query.where(JobRow.experiment_id.in_(names.scalar_subquery()))
+            query = ordered(query, keys).offset(offset).limit(max_results + 1)
+            rows = list(session.scalars(query))
+            more = len(rows) > max_results
+            items = [run_read(session, r) for r in rows[:max_results]]
+        token = encode_page_token(str(offset + max_results)) if more else None
+        return Page[RunRead](items=items, next_page_token=token)
 
     def update(self, workspace: str, run_id: str, body: RunUpdate) -> RunRead:
         with self.db.write() as session:
@@ -238,6 +277,19 @@ def _insert_metrics(session: Session, job_id: str, metrics: list[MetricIn]) -> N
             and_(new.step == current.step, new.timestamp >= current.timestamp),
         ),
     )
+
+
+def _decode_offset(token: str | None) -> int:
+    raw = decode_page_token(token)
+    if raw is None:
+        return 0
+    if not raw.isdigit():
+        raise InvalidInputError(
+            "page_token is not a token this server issued",
+            code="invalid_page_token",
+            field="page_token",
+        )
+    return int(raw)
 
 
 def _require(session: Session, workspace: str, run_id: str) -> JobRow:

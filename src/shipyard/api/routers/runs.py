@@ -10,7 +10,14 @@ from shipyard.api.paging import PageParams
 from shipyard.domain import actions
 from shipyard.domain.principals import Principal
 from shipyard.schemas.common import Page
-from shipyard.schemas.tracking import LogBatch, MetricHistory, RunCreate, RunRead, RunUpdate
+from shipyard.schemas.tracking import (
+    LogBatch,
+    MetricHistory,
+    RunCreate,
+    RunRead,
+    RunSearch,
+    RunUpdate,
+)
 
 router = APIRouter(
     prefix="/api/v1/workspaces/{workspace}/runs", route_class=GuardedRoute, tags=["runs"]
@@ -41,6 +48,23 @@ def list_runs(
         parent_run_id=parent_run_id,
         page_token=paging.page_token,
         max_results=paging.max_results,
+    )
+
+
+@router.post("/search", dependencies=[require(actions.JOBS_READ)])
+def search_runs(
+    workspace: str, body: RunSearch, services: Services = Depends(get_services)
+) -> Page[RunRead]:
+    """Search with MLflow's filter grammar, plus OR, parentheses and ordering by metrics,
+    params and tags."""
+    return services.runs.search(
+        workspace,
+        experiments=body.experiments,
+        filter=body.filter,
+        order_by=body.order_by,
+        max_results=body.max_results,
+        page_token=body.page_token,
+        include_deleted=body.include_deleted,
     )
 
 
