@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Interface the server binds.")
     port: int = Field(default=8765, ge=0, le=65535, description="TCP port the server binds.")
+    public_url: str | None = Field(
+        default=None,
+        description="The server's address as clients see it (behind a proxy); default: the "
+        "address each request came to.",
+    )
     db_url: str | None = Field(
         default=None,
         description="SQLAlchemy URL of the metadata store; default: SQLite in the data folder.",

@@ -322,3 +322,22 @@ def test_the_managed_area_cannot_be_brought_as_storage(tmp_path: Path, database_
                 "storage_not_allowed",
             )
             assert body["field"] == "storage.uri"
+
+
+def test_each_workspace_shows_its_mlflow_tracking_uri(server: RunningServer) -> None:
+    name = unique()
+    created = _create(server, {"name": name}).json()
+    assert created["mlflow_tracking_uri"] == f"{server.url}/mlflow/workspaces/{name}"
+    shown = httpx.get(f"{server.url}/api/v1/workspaces/{name}", headers=server.auth).json()
+    assert shown["mlflow_tracking_uri"] == created["mlflow_tracking_uri"]
+    listed = httpx.get(f"{server.url}/api/v1/workspaces", headers=server.auth).json()["items"]
+    assert {w["name"]: w["mlflow_tracking_uri"] for w in listed}[name] == shown[
+        "mlflow_tracking_uri"
+    ]
+
+
+def test_a_public_url_setting_is_used_for_links(tmp_path: Path, database_url: str) -> None:
+    public = "https://ml.example.com/shipyard"
+    with start_server(tmp_path, database_url, public_url=public) as server:
+        created = _create(server, {"name": "linked"}).json()
+    assert created["mlflow_tracking_uri"] == f"{public}/mlflow/workspaces/linked"

@@ -270,7 +270,7 @@ def test_the_client_is_a_context_manager_that_closes(server: RunningServer) -> N
 # Workspaces
 
 
-def test_create_returns_a_typed_workspace(admin: Client) -> None:
+def test_create_returns_a_typed_workspace(admin: Client, server: RunningServer) -> None:
     name = unique()
     created = admin.workspaces.create(
         name=name,
@@ -289,7 +289,7 @@ def test_create_returns_a_typed_workspace(admin: Client) -> None:
     assert created.storage.managed is True
     assert created.key_vault.id
     assert created.environment_registry.shared is True
-    assert created.mlflow_tracking_uri is None
+    assert created.mlflow_tracking_uri == f"{server.url}/mlflow/workspaces/{name}"
     assert name in repr(created)
 
 
