@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
 
+from shipyard.schemas.tracking import RunRead
 from shipyard.schemas.workspaces import WorkspaceRead
+from shipyard.sdk.experiments import ExperimentOperations
 from shipyard.sdk.http import HttpSession
+from shipyard.sdk.run_logger import DEFAULT_MAX_QUEUE
+from shipyard.sdk.runs import JobOperations, Run, start_run
 
 Workspace = WorkspaceRead
 _UNSET: Any = object()
@@ -95,9 +99,42 @@ class WorkspaceHandle:
     def __init__(self, http: HttpSession, name: str) -> None:
         self._http = http
         self.name = name
+        self.jobs = JobOperations(http, name)
+        self.experiments = ExperimentOperations(http, name)
 
     def get(self) -> Workspace:
         return self._http.get_model(_path(self.name), Workspace)
+
+    def start_run(
+        self,
+        experiment: str = "Default",
+        name: str | None = None,
+        tags: Mapping[str, object] | None = None,
+        parent_run: Run | RunRead | str | None = None,
+        *,
+        max_queue: int = DEFAULT_MAX_QUEUE,
+    ) -> Run:
+        """Start a run in ``experiment`` (created if needed) and return it to log to.
+
+        Use it as a context manager: the run ends ``Completed`` at the end of the block,
+        ``Failed`` if the block raises. ``parent_run`` (a run or its id) nests it. See
+        :class:`shipyard.sdk.runs.Run` for how logging is queued and sent.
+
+        Example::
+
+            with ws.start_run(experiment="baseline", name="lr-0.1") as run:
+                run.log_param("lr", 0.1)
+                run.log_metric("loss", 0.42, step=1)
+        """
+        return start_run(
+            self._http,
+            self.name,
+            experiment=experiment,
+            name=name,
+            tags=tags,
+            parent_run=parent_run,
+            max_queue=max_queue,
+        )
 
     def __repr__(self) -> str:
         return f"WorkspaceHandle(name={self.name!r})"
