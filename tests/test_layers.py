@@ -135,6 +135,9 @@ RULES: list[tuple[str, set[str] | None, set[str]]] = [
     ("store", None, {"services", "api", "cli", "sdk"}),
     ("services", None, {"api", "cli", "sdk"}),
     ("storage", None, {"services", "api", "cli", "sdk", "store"}),
+    # The MLflow surface sits beside the API (and reuses its authorization dependency); it
+    # reaches data only through services.
+    ("mlflow", None, {"store", "storage", "cli", "sdk"}),
 ]
 
 

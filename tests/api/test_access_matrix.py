@@ -346,6 +346,52 @@ def _experiment_call(suffix: str = "", body: Any = None) -> Maker:
     return make
 
 
+MLFLOW = "/mlflow/workspaces/{workspace}/api/2.0/mlflow"
+
+
+def _mlflow_path(workspace: str | None, method: str) -> str:
+    return MLFLOW.format(workspace=_ws(workspace)) + "/" + method
+
+
+def _mlflow_call(method: str, body: Callable[[], dict[str, Any]], *, get: bool = False) -> Maker:
+    """An MLflow method with ``body()`` (as query parameters for a GET)."""
+
+    def make(api: Api, _: Actor, workspace: str | None) -> Call:
+        path = _mlflow_path(workspace, method)
+        return Call(path, params=body()) if get else Call(path, body())
+
+    return make
+
+
+def _mlflow_experiment_call(method: str, body: dict[str, Any], *, get: bool = False) -> Maker:
+    """An MLflow method about a real experiment (tagged k=v), named by its id (and, for a
+    GET, its name too)."""
+
+    def make(api: Api, _: Actor, workspace: str | None) -> Call:
+        name = unique("exp")
+        made = api.as_admin(
+            "POST",
+            f"/api/v1/workspaces/{_ws(workspace)}/experiments",
+            json={"name": name, "tags": {"k": "v"}},
+        )
+        values = {"experiment_id": made.json()["id"], **body}
+        path = _mlflow_path(workspace, method)
+        return Call(path, params={**values, "experiment_name": name}) if get else Call(path, values)
+
+    return make
+
+
+def _mlflow_run_call(method: str, body: dict[str, Any], *, get: bool = False) -> Maker:
+    """An MLflow method about a real run, named by its ``run_id``."""
+
+    def make(api: Api, _: Actor, workspace: str | None) -> Call:
+        values = {"run_id": _admin_run(api, workspace), **body}
+        path = _mlflow_path(workspace, method)
+        return Call(path, params=values) if get else Call(path, values)
+
+    return make
+
+
 ROUTES: dict[tuple[str, str], Recipe] = {
     # public: no token needed; not part of the matrix
     ("GET", "/health"): Recipe(PUBLIC),
@@ -539,6 +585,83 @@ ROUTES: dict[tuple[str, str], Recipe] = {
     ("GET", "/api/v1/workspaces/{workspace}/runs/{run_id}/metrics/{key:path}"): Recipe(
         "workspaces/jobs/read", make=_run_call("/metrics/m")
     ),
+    # MLflow's REST surface (each workspace is a tracking server): the jobs actions too
+    ("POST", f"{MLFLOW}/experiments/create"): Recipe(
+        "workspaces/jobs/write",
+        make=_mlflow_call("experiments/create", lambda: {"name": unique("exp")}),
+    ),
+    ("GET", f"{MLFLOW}/experiments/get"): Recipe(
+        "workspaces/jobs/read", make=_mlflow_experiment_call("experiments/get", {}, get=True)
+    ),
+    ("GET", f"{MLFLOW}/experiments/get-by-name"): Recipe(
+        "workspaces/jobs/read",
+        make=_mlflow_experiment_call("experiments/get-by-name", {}, get=True),
+    ),
+    ("POST", f"{MLFLOW}/experiments/search"): Recipe(
+        "workspaces/jobs/read", make=_mlflow_call("experiments/search", lambda: {"max_results": 5})
+    ),
+    ("GET", f"{MLFLOW}/experiments/search"): Recipe(
+        "workspaces/jobs/read",
+        make=_mlflow_call("experiments/search", lambda: {"max_results": 5}, get=True),
+    ),
+    ("POST", f"{MLFLOW}/experiments/update"): Recipe(
+        "workspaces/jobs/write",
+        make=_mlflow_experiment_call("experiments/update", {"new_name": unique("renamed")}),
+    ),
+    ("POST", f"{MLFLOW}/experiments/delete"): Recipe(
+        "workspaces/jobs/delete", make=_mlflow_experiment_call("experiments/delete", {})
+    ),
+    ("POST", f"{MLFLOW}/experiments/restore"): Recipe(
+        "workspaces/jobs/write", make=_mlflow_experiment_call("experiments/restore", {})
+    ),
+    ("POST", f"{MLFLOW}/experiments/set-experiment-tag"): Recipe(
+        "workspaces/jobs/write",
+        make=_mlflow_experiment_call("experiments/set-experiment-tag", {"key": "a", "value": "b"}),
+    ),
+    ("POST", f"{MLFLOW}/experiments/delete-experiment-tag"): Recipe(
+        "workspaces/jobs/write",
+        make=_mlflow_experiment_call("experiments/delete-experiment-tag", {"key": "k"}),
+    ),
+    ("POST", f"{MLFLOW}/runs/create"): Recipe(
+        "workspaces/jobs/write", make=_mlflow_call("runs/create", lambda: {"experiment_id": "0"})
+    ),
+    ("GET", f"{MLFLOW}/runs/get"): Recipe(
+        "workspaces/jobs/read", make=_mlflow_run_call("runs/get", {}, get=True)
+    ),
+    ("POST", f"{MLFLOW}/runs/update"): Recipe(
+        "workspaces/jobs/write", make=_mlflow_run_call("runs/update", {"status": "FINISHED"})
+    ),
+    ("POST", f"{MLFLOW}/runs/delete"): Recipe(
+        "workspaces/jobs/delete", make=_mlflow_run_call("runs/delete", {})
+    ),
+    ("POST", f"{MLFLOW}/runs/restore"): Recipe(
+        "workspaces/jobs/write", make=_mlflow_run_call("runs/restore", {})
+    ),
+    ("POST", f"{MLFLOW}/runs/log-metric"): Recipe(
+        "workspaces/jobs/write",
+        make=_mlflow_run_call("runs/log-metric", {"key": "m", "value": 1.0, "timestamp": 1}),
+    ),
+    ("POST", f"{MLFLOW}/runs/log-parameter"): Recipe(
+        "workspaces/jobs/write",
+        make=_mlflow_run_call("runs/log-parameter", {"key": "p", "value": "v"}),
+    ),
+    ("POST", f"{MLFLOW}/runs/set-tag"): Recipe(
+        "workspaces/jobs/write", make=_mlflow_run_call("runs/set-tag", {"key": "t", "value": "v"})
+    ),
+    ("POST", f"{MLFLOW}/runs/log-batch"): Recipe(
+        "workspaces/jobs/write",
+        make=_mlflow_run_call(
+            "runs/log-batch", {"metrics": [{"key": "m", "value": 1.0, "timestamp": 1}]}
+        ),
+    ),
+    ("POST", f"{MLFLOW}/runs/search"): Recipe(
+        "workspaces/jobs/read",
+        make=_mlflow_call("runs/search", lambda: {"experiment_ids": ["0"], "max_results": 5}),
+    ),
+    ("GET", f"{MLFLOW}/metrics/get-history"): Recipe(
+        "workspaces/jobs/read",
+        make=_mlflow_run_call("metrics/get-history", {"metric_key": "m"}, get=True),
+    ),
     # audit
     ("GET", "/api/v1/audit"): Recipe("audit/read", make=lambda api, a, w: Call("/api/v1/audit")),
     ("GET", "/api/v1/workspaces/{workspace}/audit"): Recipe(
@@ -713,7 +836,7 @@ def test_role_on_route(api: Api, principals: Principals, role: str, method: str,
     call = recipe.make(api, actor, workspace)
     response = api.call(method, call.path, actor.headers, json=call.json, params=call.params)
 
-    code = problem_code(response)
+    code = error_code(response)
     got = f"{response.status_code} {code}: {response.text[:300]}"
     what = f"{role} on {method} {call.path} ({recipe.action})"
     assert response.status_code != 401, f"{what}: the principal was not authenticated: {got}"
@@ -731,10 +854,24 @@ def test_role_on_route(api: Api, principals: Principals, role: str, method: str,
         hidden = not expected_allowed(role, "workspaces/read")
         assert response.status_code == (404 if hidden else 403), f"{what}: {got}"
         if hidden:
-            detail = response.json()["detail"]
+            body = response.json()
+            detail = body.get("detail", body.get("message"))
             assert detail == f"workspace {workspace!r} does not exist", f"{what}: {got}"
     reads = recipe.action.endswith("/read") or response.request.method == "GET"
     _check_audit(api, actor, response, what, denied=not allowed, reads=reads)
+
+
+def error_code(response: httpx.Response) -> str | None:
+    """Shipyard's code of an error: a problem's, or the one an MLflow-shaped error (any
+    response under /mlflow/) carries beside MLflow's ``error_code``."""
+    code = problem_code(response)
+    if code is not None or response.status_code < 400:
+        return code
+    if not response.headers.get("content-type", "").startswith("application/json"):
+        return None
+    body = response.json()
+    found = body.get("code") if isinstance(body, dict) and "error_code" in body else None
+    return str(found) if found is not None else None
 
 
 def _check_audit(

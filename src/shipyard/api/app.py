@@ -11,6 +11,7 @@ from datetime import timedelta
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from shipyard import mlflow as mlflow_surface
 from shipyard._version import __version__
 from shipyard.api import problems
 from shipyard.api.authz import GuardedRoute, install_body_error_guard
@@ -125,6 +126,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     app.state.services = services
     problems.install(app)
     install_body_error_guard(app)  # replaces two of them: authenticate before body errors
+    mlflow_surface.install(app)  # MLflow's error shape under /mlflow/ (wraps the ones above)
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_request_body_bytes,
@@ -143,6 +145,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         sessions.router,
         experiments.router,
         runs.router,
+        mlflow_surface.router,
     ):
         app.include_router(router)
     return app

@@ -10,6 +10,8 @@ runs, so forgetting one fails closed. The dependency also starts the request's a
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -51,16 +53,39 @@ CSRF_COOKIE = "shipyard_csrf"
 CSRF_HEADER = "x-csrf-token"
 
 
+def basic_auth_token(authorization: str | None) -> str | None:
+    """The password of ``Authorization: Basic base64(user:password)``, which is a token.
+
+    Clients that only speak Basic auth (MLflow's MLFLOW_TRACKING_USERNAME/PASSWORD) send
+    a personal access token as the password; the user name is not checked (the token names
+    its principal). Anything else, malformed included, is no Basic credential (None)."""
+    scheme, _, encoded = (authorization or "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    _, colon, password = decoded.partition(":")
+    return password if colon and password else None
+
+
 def authenticate(
     request: Request, credentials: HTTPAuthorizationCredentials | None, services: Services
 ) -> Principal:
-    """A bearer token (SDK, CLI, automation), else the Studio's session cookie."""
+    """A bearer token (SDK, CLI, automation) or a token as a Basic password, else the
+    Studio's session cookie."""
+    token = (
+        credentials.credentials
+        if credentials
+        else basic_auth_token(request.headers.get("authorization"))
+    )
     cookie = request.cookies.get(SESSION_COOKIE)
-    if credentials is None and cookie:
+    if token is None and cookie:
         return services.sessions.authenticate(
             cookie, request.method, request.headers.get(CSRF_HEADER)
         )
-    return services.tokens.authenticate(credentials.credentials if credentials else None)
+    return services.tokens.authenticate(token)
 
 
 class RequireAction:

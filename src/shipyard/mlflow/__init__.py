@@ -1,0 +1,24 @@
+"""Every workspace is an MLflow tracking server: MLflow's REST protocol mapped onto services.
+
+The tracking URI of a workspace is ``{server}/mlflow/workspaces/{workspace}``; the ``mlflow``
+client appends ``/api/2.0/mlflow/...`` to it. The routes live under that prefix, so the
+``{workspace}`` in their path is the scope every route is authorized at, like any workspace
+route. Errors under ``/mlflow/`` leave in MLflow's shape (see ``errors``).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from shipyard.mlflow.errors import install
+from shipyard.mlflow.experiments import router as _experiments
+from shipyard.mlflow.metrics import router as _metrics
+from shipyard.mlflow.paths import tracking_uri
+from shipyard.mlflow.runs import router as _runs
+from shipyard.mlflow.search import router as _search
+
+router = APIRouter()
+for _part in (_experiments, _runs, _search, _metrics):
+    router.include_router(_part)
+
+__all__ = ["install", "router", "tracking_uri"]

@@ -1,0 +1,148 @@
+"""MLflow's run methods: create, get, update, delete, restore, and logging to a run.
+
+Run names: MLflow keeps a run's name both as ``run_name`` and as the tag ``mlflow.runName``;
+here the name is the run's own, and the tag is derived from it (setting the tag renames the
+run). ``mlflow.parentRunId`` likewise is the run's parent. ``mlflow.user`` is the
+authenticated principal, whatever name the client's machine reports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from fastapi import APIRouter, Depends, Query
+
+from shipyard.api.authz import GuardedRoute, require
+from shipyard.api.deps import Services, get_services
+from shipyard.domain import actions
+from shipyard.domain.principals import Principal
+from shipyard.mlflow import convert
+from shipyard.mlflow import schemas as m
+from shipyard.mlflow.convert import PARENT_TAG, RUN_NAME_TAG, USER_TAG
+from shipyard.mlflow.lookup import active_experiment
+from shipyard.mlflow.paths import API_PREFIX
+from shipyard.mlflow.schemas import body_of
+from shipyard.schemas.tracking import KeyValue, LogBatch, MetricIn, RunCreate, RunUpdate
+
+router = APIRouter(
+    prefix=API_PREFIX + "/runs",
+    route_class=GuardedRoute,
+    tags=["mlflow"],
+)
+
+
+@router.post("/create")
+def create_run(
+    workspace: str,
+    body: m.CreateRun,
+    principal: Principal = require(actions.JOBS_WRITE),
+    services: Services = Depends(get_services),
+) -> m.RunResponse:
+    experiment = active_experiment(
+        services, workspace, body.experiment_id or convert.DEFAULT_EXPERIMENT_ID
+    )
+    tags = {t.key: t.value for t in body.tags}
+    name = body.run_name or tags.pop(RUN_NAME_TAG, None) or None
+    tags.pop(RUN_NAME_TAG, None)
+    parent = tags.pop(PARENT_TAG, None) or None
+    tags[USER_TAG] = principal.name
+    run = services.runs.create(
+        principal,
+        workspace,
+        body_of(RunCreate, experiment=experiment.name, name=name, parent_run_id=parent, tags=tags),
+    )
+    return m.RunResponse(run=convert.run(run))
+
+
+@router.get("/get", dependencies=[require(actions.JOBS_READ)])
+def get_run(
+    workspace: str,
+    run_id: str | None = Query(None, max_length=64),
+    run_uuid: str | None = Query(None, max_length=64),
+    services: Services = Depends(get_services),
+) -> m.RunResponse:
+    ref = body_of(m.RunRef, run_id=run_id, run_uuid=run_uuid)
+    return m.RunResponse(run=convert.run(services.runs.get(workspace, ref.id)))
+
+
+@router.post("/update", dependencies=[require(actions.JOBS_WRITE)])
+def update_run(
+    workspace: str, body: m.UpdateRun, services: Services = Depends(get_services)
+) -> m.UpdateRunResponse:
+    status = convert.shipyard_status(body.status) if body.status else None
+    update = body_of(RunUpdate, name=body.run_name or None, status=status)
+    run = services.runs.update(workspace, body.id, update)
+    return m.UpdateRunResponse(run_info=convert.run_info(run))
+
+
+@router.post("/delete", dependencies=[require(actions.JOBS_DELETE)])
+def delete_run(
+    workspace: str, body: m.RunRef, services: Services = Depends(get_services)
+) -> m.Empty:
+    services.runs.set_stage(workspace, body.id, "deleted")
+    return m.Empty()
+
+
+@router.post("/restore", dependencies=[require(actions.JOBS_WRITE)])
+def restore_run(
+    workspace: str, body: m.RunRef, services: Services = Depends(get_services)
+) -> m.Empty:
+    services.runs.set_stage(workspace, body.id, "active")
+    return m.Empty()
+
+
+def _log(
+    services: Services,
+    workspace: str,
+    run_id: str,
+    *,
+    metrics: Sequence[m.Metric] = (),
+    params: Sequence[m.Param] = (),
+    tags: Sequence[m.Tag] = (),
+) -> None:
+    names = [t.value for t in tags if t.key == RUN_NAME_TAG]
+    kept = [t for t in tags if t.key not in (RUN_NAME_TAG, PARENT_TAG)]
+    batch = body_of(
+        LogBatch,
+        metrics=[
+            body_of(MetricIn, key=x.key, value=x.value, step=x.step, timestamp=x.timestamp)
+            for x in metrics
+        ],
+        params=[body_of(KeyValue, key=p.key, value=p.value) for p in params],
+        tags=[body_of(KeyValue, key=t.key, value=t.value) for t in kept],
+    )
+    if batch.metrics or batch.params or batch.tags or not names:
+        services.runs.log_batch(workspace, run_id, batch)
+    if names and names[-1]:
+        services.runs.update(workspace, run_id, body_of(RunUpdate, name=names[-1]))
+
+
+@router.post("/log-metric", dependencies=[require(actions.JOBS_WRITE)])
+def log_metric(
+    workspace: str, body: m.LogMetric, services: Services = Depends(get_services)
+) -> m.Empty:
+    metric = m.Metric(key=body.key, value=body.value, timestamp=body.timestamp, step=body.step)
+    _log(services, workspace, body.id, metrics=[metric])
+    return m.Empty()
+
+
+@router.post("/log-parameter", dependencies=[require(actions.JOBS_WRITE)])
+def log_param(
+    workspace: str, body: m.LogParam, services: Services = Depends(get_services)
+) -> m.Empty:
+    _log(services, workspace, body.id, params=[m.Param(key=body.key, value=body.value)])
+    return m.Empty()
+
+
+@router.post("/set-tag", dependencies=[require(actions.JOBS_WRITE)])
+def set_tag(workspace: str, body: m.SetTag, services: Services = Depends(get_services)) -> m.Empty:
+    _log(services, workspace, body.id, tags=[m.Tag(key=body.key, value=body.value)])
+    return m.Empty()
+
+
+@router.post("/log-batch", dependencies=[require(actions.JOBS_WRITE)])
+def log_batch(
+    workspace: str, body: m.LogBatch, services: Services = Depends(get_services)
+) -> m.Empty:
+    _log(services, workspace, body.id, metrics=body.metrics, params=body.params, tags=body.tags)
+    return m.Empty()
