@@ -78,7 +78,7 @@ def run_info(run: RunRead) -> m.RunInfo:
         run_uuid=run.id,
         run_name=run.name,
         experiment_id=run.experiment_id,
-        user_id=run.tags.get(USER_TAG, ""),
+        user_id=run.created_by or run.tags.get(USER_TAG, ""),
         status=mlflow_status(run.status),
         start_time=ms(run.start_time),
         end_time=ms(run.end_time) if run.end_time else None,

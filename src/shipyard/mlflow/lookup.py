@@ -1,9 +1,7 @@
 """MLflow names experiments by id; Shipyard's experiment service by name. This bridges them.
 
 MLflow's default experiment id "0" is the workspace's experiment named "Default", created on
-first use. Finding an experiment by id walks the workspace's experiments (active, then
-deleted) through the service's pages: correct, and cheap at the sizes a workspace has today;
-a ``get_by_id`` in the experiment service will replace it.
+first use.
 """
 
 from __future__ import annotations
@@ -49,15 +47,7 @@ def default_experiment(services: Services, workspace: str) -> ExperimentRead:
 def experiment_by_id(services: Services, workspace: str, experiment_id: str) -> ExperimentRead:
     if experiment_id == DEFAULT_EXPERIMENT_ID:
         return default_experiment(services, workspace)
-    for deleted in (False, True):
-        for found in all_experiments(services, workspace, deleted=deleted):
-            if found.id == experiment_id:
-                return found
-    raise NotFoundError(
-        f"experiment id {experiment_id!r} does not exist",
-        code="experiment_not_found",
-        field="experiment_id",
-    )
+    return services.experiments.get_by_id(workspace, experiment_id)
 
 
 def active_experiment(services: Services, workspace: str, experiment_id: str) -> ExperimentRead:

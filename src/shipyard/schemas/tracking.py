@@ -134,6 +134,7 @@ class RunRead(ResponseBody):
     job_type: str
     status: str
     parent_run_id: str | None = None
+    created_by: str | None = None
     lifecycle_stage: str
     start_time: datetime
     end_time: datetime | None = None

@@ -60,6 +60,20 @@ class ExperimentService:
         with self.db.read() as session:
             return experiment_read(_require(session, workspace, name))
 
+    def get_by_id(self, workspace: str, experiment_id: str) -> ExperimentRead:
+        """By id (how MLflow names experiments); deleted ones included."""
+        with self.db.read() as session:
+            row = store.get_experiment_by_id(
+                session, workspace_id_of(session, workspace), experiment_id
+            )
+            if row is None:
+                raise NotFoundError(
+                    f"experiment id {experiment_id!r} does not exist",
+                    code="experiment_not_found",
+                    field="experiment_id",
+                )
+            return experiment_read(row)
+
     def list(
         self, workspace: str, *, deleted: bool, page_token: str | None, max_results: int
     ) -> Page[ExperimentRead]:

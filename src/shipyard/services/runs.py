@@ -42,12 +42,14 @@ from shipyard.store.tracking import (
     ParamRow,
 )
 from shipyard.store.upsert import upsert
+from shipyard.store.users import UserRow
 
 MAX_HISTORY_POINTS = 1_000_000
 
 
 def run_read(session: Session, row: JobRow) -> RunRead:
     experiment = session.get(ExperimentRow, row.experiment_id)
+    creator = session.get(UserRow, row.created_by)
     return RunRead(
         id=row.id,
         name=row.name,
@@ -56,6 +58,7 @@ def run_read(session: Session, row: JobRow) -> RunRead:
         job_type=row.job_type,
         status=row.status,
         parent_run_id=row.parent_id,
+        created_by=creator.name if creator else None,
         lifecycle_stage=row.lifecycle_stage,
         start_time=row.start_time,
         end_time=row.end_time,

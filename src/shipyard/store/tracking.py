@@ -114,6 +114,13 @@ def get_experiment(session: Session, workspace_id: str, name: str) -> Experiment
     return session.scalars(query).one_or_none()
 
 
+def get_experiment_by_id(
+    session: Session, workspace_id: str, experiment_id: str
+) -> ExperimentRow | None:
+    row = session.get(ExperimentRow, experiment_id)
+    return row if row is not None and row.workspace_id == workspace_id else None
+
+
 def list_experiments(
     session: Session, workspace_id: str, *, stage: str, after: str | None, limit: int
 ) -> list[ExperimentRow]:
