@@ -392,6 +392,22 @@ def _mlflow_run_call(method: str, body: dict[str, Any], *, get: bool = False) ->
     return make
 
 
+def _tagged_run(api: Api, workspace: str | None) -> str:
+    response = api.as_admin(
+        "POST", f"/api/v1/workspaces/{_ws(workspace)}/runs", json={"tags": {"doomed": "yes"}}
+    )
+    return str(response.json()["id"])
+
+
+def _delete_run_tag(api: Api, _: Actor, workspace: str | None) -> Call:
+    return Call(f"/api/v1/workspaces/{workspace}/runs/{_tagged_run(api, workspace)}/tags/doomed")
+
+
+def _mlflow_delete_tag(api: Api, _: Actor, workspace: str | None) -> Call:
+    body = {"run_id": _tagged_run(api, workspace), "key": "doomed"}
+    return Call(_mlflow_path(workspace, "runs/delete-tag"), body)
+
+
 ROUTES: dict[tuple[str, str], Recipe] = {
     # public: no token needed; not part of the matrix
     ("GET", "/health"): Recipe(PUBLIC),
@@ -647,6 +663,10 @@ ROUTES: dict[tuple[str, str], Recipe] = {
     ),
     ("POST", f"{MLFLOW}/runs/set-tag"): Recipe(
         "workspaces/jobs/write", make=_mlflow_run_call("runs/set-tag", {"key": "t", "value": "v"})
+    ),
+    ("POST", f"{MLFLOW}/runs/delete-tag"): Recipe("workspaces/jobs/write", make=_mlflow_delete_tag),
+    ("DELETE", "/api/v1/workspaces/{workspace}/runs/{run_id}/tags/{key:path}"): Recipe(
+        "workspaces/jobs/write", make=_delete_run_tag
     ),
     ("POST", f"{MLFLOW}/runs/log-batch"): Recipe(
         "workspaces/jobs/write",

@@ -163,3 +163,18 @@ def test_child_runs_and_experiment_lifecycle(server: RunningServer, ws: str) -> 
     assert restored.json()["lifecycle_stage"] == "active"
     clash = httpx.post(f"{ws}/experiments", json={"name": "sweep-2"}, headers=server.auth)
     assert (clash.status_code, clash.json()["code"]) == (409, "experiment_exists")
+
+
+def test_tags_can_be_deleted_and_times_given(server: RunningServer, ws: str) -> None:
+    run = _run(server, ws, tags={"a": "1", "b": "2"}, start_time="2026-01-02T03:04:05Z")
+    assert run["start_time"] == "2026-01-02T03:04:05Z"
+    assert httpx.delete(f"{ws}/runs/{run['id']}/tags/a", headers=server.auth).status_code == 204
+    assert httpx.get(f"{ws}/runs/{run['id']}", headers=server.auth).json()["tags"] == {"b": "2"}
+    again = httpx.delete(f"{ws}/runs/{run['id']}/tags/a", headers=server.auth)
+    assert (again.status_code, again.json()["code"]) == (404, "tag_not_found")
+    ended = httpx.patch(
+        f"{ws}/runs/{run['id']}",
+        json={"status": "Failed", "end_time": "2026-01-02T04:00:00"},
+        headers=server.auth,
+    ).json()
+    assert ended["end_time"] == "2026-01-02T04:00:00Z"

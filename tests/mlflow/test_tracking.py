@@ -250,3 +250,18 @@ def test_search_runs_in_the_default_experiment(tracking: Tracking) -> None:
 def test_the_workspace_names_its_tracking_uri(tracking: Tracking) -> None:
     body = tracking.admin("GET", f"/api/v1/workspaces/{tracking.workspace}").json()
     assert body["mlflow_tracking_uri"] == tracking.uri
+
+
+def test_delete_tag_and_client_times(tracking: Tracking) -> None:
+    client = MlflowClient()
+    experiment_id = client.create_experiment(unique("exp"))
+    run = client.create_run(experiment_id, start_time=1_700_000_000_000, tags={"gone": "soon"})
+    assert run.info.start_time == 1_700_000_000_000
+    client.delete_tag(run.info.run_id, "gone")
+    assert "gone" not in client.get_run(run.info.run_id).data.tags
+    with pytest.raises(MlflowException) as caught:
+        client.delete_tag(run.info.run_id, "gone")
+    assert caught.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+    client.set_terminated(run.info.run_id, status="FINISHED", end_time=1_700_000_360_000)
+    ended = client.get_run(run.info.run_id).info
+    assert (ended.status, ended.end_time) == ("FINISHED", 1_700_000_360_000)

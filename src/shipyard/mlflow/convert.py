@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from shipyard.domain.errors import InvalidInputError
 from shipyard.mlflow import schemas as m
@@ -38,6 +38,11 @@ _TO_MLFLOW = {
 
 def ms(at: datetime) -> int:
     return int(at.timestamp() * 1000)
+
+
+def from_ms(value: int | None) -> datetime | None:
+    """MLflow's milliseconds since the epoch as a UTC time (None stays None)."""
+    return None if value is None else datetime.fromtimestamp(value / 1000, UTC)
 
 
 def shipyard_status(status: str) -> str:

@@ -49,7 +49,14 @@ def create_run(
     run = services.runs.create(
         principal,
         workspace,
-        body_of(RunCreate, experiment=experiment.name, name=name, parent_run_id=parent, tags=tags),
+        body_of(
+            RunCreate,
+            experiment=experiment.name,
+            name=name,
+            parent_run_id=parent,
+            tags=tags,
+            start_time=convert.from_ms(body.start_time),
+        ),
     )
     return m.RunResponse(run=convert.run(run))
 
@@ -70,7 +77,12 @@ def update_run(
     workspace: str, body: m.UpdateRun, services: Services = Depends(get_services)
 ) -> m.UpdateRunResponse:
     status = convert.shipyard_status(body.status) if body.status else None
-    update = body_of(RunUpdate, name=body.run_name or None, status=status)
+    update = body_of(
+        RunUpdate,
+        name=body.run_name or None,
+        status=status,
+        end_time=convert.from_ms(body.end_time),
+    )
     run = services.runs.update(workspace, body.id, update)
     return m.UpdateRunResponse(run_info=convert.run_info(run))
 
@@ -137,6 +149,14 @@ def log_param(
 @router.post("/set-tag", dependencies=[require(actions.JOBS_WRITE)])
 def set_tag(workspace: str, body: m.SetTag, services: Services = Depends(get_services)) -> m.Empty:
     _log(services, workspace, body.id, tags=[m.Tag(key=body.key, value=body.value)])
+    return m.Empty()
+
+
+@router.post("/delete-tag", dependencies=[require(actions.JOBS_WRITE)])
+def delete_tag(
+    workspace: str, body: m.DeleteTag, services: Services = Depends(get_services)
+) -> m.Empty:
+    services.runs.delete_tag(workspace, body.id, body.key)
     return m.Empty()
 
 

@@ -81,11 +81,15 @@ class RunCreate(RequestBody):
     name: str | None = Field(default=None, max_length=256)
     parent_run_id: str | None = Field(default=None, max_length=32)
     tags: dict[str, str] = Field(default_factory=dict)
+    start_time: datetime | None = Field(default=None, description="Default: now.")
 
 
 class RunUpdate(RequestBody):
     name: str | None = Field(default=None, min_length=1, max_length=256)
     status: RunStatus | None = None
+    end_time: datetime | None = Field(
+        default=None, description="When a final status was reached; default: now."
+    )
 
 
 class RunSearch(RequestBody):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, insert, or_, select
@@ -92,7 +93,7 @@ class RunService:
                     code="run_not_found",
                     field="parent_run_id",
                 )
-            now = utcnow()
+            now = _utc(body.start_time) or utcnow()
             row = JobRow(
                 workspace_id=workspace_id,
                 experiment_id=experiment.id,
@@ -181,13 +182,24 @@ class RunService:
             if body.name is not None:
                 row.name = body.name
             if body.status is not None and body.status != row.status:
-                now = utcnow()
+                now = _utc(body.end_time) or utcnow()
                 row.status = body.status
                 row.status_history = [*row.status_history, (body.status, now.isoformat())]
                 if body.status in TERMINAL:
                     row.end_time = now
             session.flush()
             return run_read(session, row)
+
+    def delete_tag(self, workspace: str, run_id: str, key: str) -> None:
+        with self.db.write() as session:
+            row = _require(session, workspace, run_id)
+            _require_active(row)
+            tag = session.get(JobTagRow, (row.id, key))
+            if tag is None:
+                raise NotFoundError(
+                    f"run {run_id!r} has no tag {key!r}", code="tag_not_found", field="key"
+                )
+            session.delete(tag)
 
     def set_stage(self, workspace: str, run_id: str, stage: str) -> None:
         with self.db.write() as session:
@@ -196,12 +208,7 @@ class RunService:
     def log_batch(self, workspace: str, run_id: str, batch: LogBatch) -> None:
         with self.db.write() as session:
             row = _require(session, workspace, run_id)
-            if row.lifecycle_stage != "active":
-                raise ConflictError(
-                    f"run {run_id!r} is deleted; restore it before logging to it",
-                    code="run_deleted",
-                    field="run_id",
-                )
+            _require_active(row)
             _insert_params(session, row.id, {p.key: p.value for p in batch.params})
             _upsert_tags(session, row.id, {t.key: t.value for t in batch.tags})
             _insert_metrics(session, row.id, batch.metrics)
@@ -281,6 +288,22 @@ def _insert_metrics(session: Session, job_id: str, metrics: list[MetricIn]) -> N
             and_(new.step == current.step, new.timestamp >= current.timestamp),
         ),
     )
+
+
+def _require_active(row: JobRow) -> None:
+    if row.lifecycle_stage != "active":
+        raise ConflictError(
+            f"run {row.id!r} is deleted; restore it before logging to it",
+            code="run_deleted",
+            field="run_id",
+        )
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """Client times without a zone are UTC (the zone every time is stored in)."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
 
 
 def _decode_offset(token: str | None) -> int:

@@ -103,6 +103,16 @@ def log_batch(
     return Response(status_code=204)
 
 
+@router.delete(
+    "/{run_id}/tags/{key:path}", status_code=204, dependencies=[require(actions.JOBS_WRITE)]
+)
+def delete_run_tag(
+    workspace: str, run_id: str, key: str, services: Services = Depends(get_services)
+) -> Response:
+    services.runs.delete_tag(workspace, run_id, key)
+    return Response(status_code=204)
+
+
 @router.get("/{run_id}/metrics/{key:path}", dependencies=[require(actions.JOBS_READ)])
 def get_metric_history(
     workspace: str,
