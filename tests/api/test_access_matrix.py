@@ -272,6 +272,7 @@ Maker = Callable[[Api, Actor, str | None], Call]
 class Recipe:
     action: str
     listing: bool = False  # the route only authenticates; its service filters what it shows
+    telemetry: bool = False  # a run's logging: left out of the audit log unless refused
     make: Maker | None = None
 
     @property
@@ -596,6 +597,7 @@ ROUTES: dict[tuple[str, str], Recipe] = {
     ),
     ("POST", "/api/v1/workspaces/{workspace}/runs/{run_id}/log-batch"): Recipe(
         "workspaces/jobs/write",
+        telemetry=True,
         make=_run_call("/log-batch", {"metrics": [{"key": "m", "value": 1.0}]}),
     ),
     ("GET", "/api/v1/workspaces/{workspace}/runs/{run_id}/metrics/{key:path}"): Recipe(
@@ -655,14 +657,18 @@ ROUTES: dict[tuple[str, str], Recipe] = {
     ),
     ("POST", f"{MLFLOW}/runs/log-metric"): Recipe(
         "workspaces/jobs/write",
+        telemetry=True,
         make=_mlflow_run_call("runs/log-metric", {"key": "m", "value": 1.0, "timestamp": 1}),
     ),
     ("POST", f"{MLFLOW}/runs/log-parameter"): Recipe(
         "workspaces/jobs/write",
+        telemetry=True,
         make=_mlflow_run_call("runs/log-parameter", {"key": "p", "value": "v"}),
     ),
     ("POST", f"{MLFLOW}/runs/set-tag"): Recipe(
-        "workspaces/jobs/write", make=_mlflow_run_call("runs/set-tag", {"key": "t", "value": "v"})
+        "workspaces/jobs/write",
+        telemetry=True,
+        make=_mlflow_run_call("runs/set-tag", {"key": "t", "value": "v"}),
     ),
     ("POST", f"{MLFLOW}/runs/delete-tag"): Recipe("workspaces/jobs/write", make=_mlflow_delete_tag),
     ("DELETE", "/api/v1/workspaces/{workspace}/runs/{run_id}/tags/{key:path}"): Recipe(
@@ -670,6 +676,7 @@ ROUTES: dict[tuple[str, str], Recipe] = {
     ),
     ("POST", f"{MLFLOW}/runs/log-batch"): Recipe(
         "workspaces/jobs/write",
+        telemetry=True,
         make=_mlflow_run_call(
             "runs/log-batch", {"metrics": [{"key": "m", "value": 1.0, "timestamp": 1}]}
         ),
@@ -701,6 +708,7 @@ class ServedRoute:
     path: str
     action: str | None  # None: not an APIRoute, or no declared action
     listing: bool
+    telemetry: bool = False
 
 
 def route_table(app: FastAPI) -> list[ServedRoute]:
@@ -717,6 +725,7 @@ def route_table(app: FastAPI) -> list[ServedRoute]:
                     route.path,
                     found.action if found else None,
                     found.listing if found else False,
+                    found.telemetry if found else False,
                 )
             )
     return table
@@ -794,11 +803,15 @@ def test_the_route_table_is_classified_by_hand(api: Api) -> None:
         recipe = ROUTES.get((route.method, route.path))
         if recipe is None:
             mismatches.append(f"{route.method} {route.path}: not in ROUTES (classify it)")
-        elif (route.action, route.listing) != (recipe.action, recipe.listing):
+        elif (route.action, route.listing, route.telemetry) != (
+            recipe.action,
+            recipe.listing,
+            recipe.telemetry,
+        ):
             mismatches.append(
                 f"{route.method} {route.path}: declares {route.action!r} "
-                f"(listing={route.listing}), ROUTES says {recipe.action!r} "
-                f"(listing={recipe.listing})"
+                f"(listing={route.listing}, telemetry={route.telemetry}), ROUTES says "
+                f"{recipe.action!r} (listing={recipe.listing}, telemetry={recipe.telemetry})"
             )
         elif route.action not in (PUBLIC, SELF) and route.action not in CLASSIFIED:
             mismatches.append(f"{route.method} {route.path}: action {route.action!r} unclassified")
@@ -877,7 +890,7 @@ def test_role_on_route(api: Api, principals: Principals, role: str, method: str,
             body = response.json()
             detail = body.get("detail", body.get("message"))
             assert detail == f"workspace {workspace!r} does not exist", f"{what}: {got}"
-    reads = recipe.action.endswith("/read") or response.request.method == "GET"
+    reads = recipe.action.endswith("/read") or response.request.method == "GET" or recipe.telemetry
     _check_audit(api, actor, response, what, denied=not allowed, reads=reads)
 
 

@@ -91,9 +91,10 @@ def authenticate(
 class RequireAction:
     """``Depends(RequireAction(action))``: the caller, once allowed to perform ``action``."""
 
-    def __init__(self, action: str, *, listing: bool = False) -> None:
+    def __init__(self, action: str, *, listing: bool = False, telemetry: bool = False) -> None:
         self.action = action
         self.listing = listing
+        self.telemetry = telemetry
 
     def __call__(
         self,
@@ -112,6 +113,7 @@ class RequireAction:
             workspace=request.path_params.get("workspace"),
             client_address=request.client.host if request.client else None,
             request_id=request_id_var.get(),
+            telemetry=self.telemetry,
         )
         request.state.audit = entry
         try:
@@ -128,9 +130,11 @@ class RequireAction:
         return principal
 
 
-def require(action: str, *, listing: bool = False) -> Any:
-    """The dependency for a route that performs ``action``."""
-    return Depends(RequireAction(action, listing=listing))
+def require(action: str, *, listing: bool = False, telemetry: bool = False) -> Any:
+    """The dependency for a route that performs ``action``. ``listing``: only authenticate
+    (the service filters); ``telemetry``: a run's logging, left out of the audit log unless
+    it is refused."""
+    return Depends(RequireAction(action, listing=listing, telemetry=telemetry))
 
 
 def iter_routes(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:

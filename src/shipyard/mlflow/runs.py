@@ -129,7 +129,7 @@ def _log(
         services.runs.update(workspace, run_id, body_of(RunUpdate, name=names[-1]))
 
 
-@router.post("/log-metric", dependencies=[require(actions.JOBS_WRITE)])
+@router.post("/log-metric", dependencies=[require(actions.JOBS_WRITE, telemetry=True)])
 def log_metric(
     workspace: str, body: m.LogMetric, services: Services = Depends(get_services)
 ) -> m.Empty:
@@ -138,7 +138,7 @@ def log_metric(
     return m.Empty()
 
 
-@router.post("/log-parameter", dependencies=[require(actions.JOBS_WRITE)])
+@router.post("/log-parameter", dependencies=[require(actions.JOBS_WRITE, telemetry=True)])
 def log_param(
     workspace: str, body: m.LogParam, services: Services = Depends(get_services)
 ) -> m.Empty:
@@ -146,7 +146,7 @@ def log_param(
     return m.Empty()
 
 
-@router.post("/set-tag", dependencies=[require(actions.JOBS_WRITE)])
+@router.post("/set-tag", dependencies=[require(actions.JOBS_WRITE, telemetry=True)])
 def set_tag(workspace: str, body: m.SetTag, services: Services = Depends(get_services)) -> m.Empty:
     _log(services, workspace, body.id, tags=[m.Tag(key=body.key, value=body.value)])
     return m.Empty()
@@ -160,7 +160,7 @@ def delete_tag(
     return m.Empty()
 
 
-@router.post("/log-batch", dependencies=[require(actions.JOBS_WRITE)])
+@router.post("/log-batch", dependencies=[require(actions.JOBS_WRITE, telemetry=True)])
 def log_batch(
     workspace: str, body: m.LogBatch, services: Services = Depends(get_services)
 ) -> m.Empty:

@@ -34,6 +34,9 @@ class AuditEntry:
     workspace: str | None = None
     client_address: str | None = None
     request_id: str | None = None
+    # Telemetry a run logs (metric points, params, tags) is not an audited change: it arrives
+    # thousands of times a minute and the run itself records it. Its denials still are.
+    telemetry: bool = False
 
     @property
     def refused(self) -> bool:
@@ -43,8 +46,10 @@ class AuditEntry:
     @property
     def worth_recording(self) -> bool:
         # A POST that only reads (a search) is not a change.
-        changes = self.method not in ("GET", "HEAD", "OPTIONS") and not self.action.endswith(
-            "/read"
+        changes = (
+            self.method not in ("GET", "HEAD", "OPTIONS")
+            and not self.action.endswith("/read")
+            and not self.telemetry
         )
         return self.refused or changes or self.action.endswith(SENSITIVE_SUFFIXES)
 

@@ -94,7 +94,11 @@ def restore_run(
     return Response(status_code=204)
 
 
-@router.post("/{run_id}/log-batch", status_code=204, dependencies=[require(actions.JOBS_WRITE)])
+@router.post(
+    "/{run_id}/log-batch",
+    status_code=204,
+    dependencies=[require(actions.JOBS_WRITE, telemetry=True)],
+)
 def log_batch(
     workspace: str, run_id: str, body: LogBatch, services: Services = Depends(get_services)
 ) -> Response:
