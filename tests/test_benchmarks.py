@@ -42,3 +42,26 @@ def test_authz_benchmark_smoke_runs_and_prints_its_table() -> None:
         "median added by authz over HTTP:",
     ):
         assert row in out, out
+
+
+def test_tracking_benchmark_smoke_runs_and_prints_every_measure() -> None:
+    result = run_smoke("tracking.py")
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    backend = "postgresql" if os.environ.get(PG_ENV) else "sqlite"
+    assert f"({backend}) vs MLflow" in out, out
+    for row in (
+        "1. log_batch ingest",
+        "2. single log_metric",
+        "3. create_run",
+        "4. get_metric_history",
+        "5. search_runs with a filter",
+        "6. concurrent: points sent",
+        "6. concurrent: points found",
+        "6. concurrent: errors",
+        "6. concurrent: batch p99",
+        "7. server RSS at the end",
+        "8. native SDK ingest (Shipyard)",
+        "targets (Shipyard vs the better of MLflow's two modes, same run):",
+    ):
+        assert row in out, out
