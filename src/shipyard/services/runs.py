@@ -49,32 +49,42 @@ MAX_HISTORY_POINTS = 1_000_000
 
 
 def run_read(session: Session, row: JobRow) -> RunRead:
-    experiment = session.get(ExperimentRow, row.experiment_id)
-    creator = session.get(UserRow, row.created_by)
-    return RunRead(
-        id=row.id,
-        name=row.name,
-        experiment=experiment.name if experiment else "",
-        experiment_id=row.experiment_id,
-        job_type=row.job_type,
-        status=row.status,
-        parent_run_id=row.parent_id,
-        created_by=creator.name if creator else None,
-        lifecycle_stage=row.lifecycle_stage,
-        start_time=row.start_time,
-        end_time=row.end_time,
-        status_history=[(status, at) for status, at in row.status_history],
-        params=store.params_of(session, row.id),
-        tags=store.tags_of(session, row.id),
-        metrics={
-            m.key: LatestMetric(
-                value=math.nan if m.is_nan else float(m.value if m.value is not None else 0),
-                step=m.step,
-                timestamp=m.timestamp,
-            )
-            for m in store.latest_metrics_of(session, row.id)
-        },
-    )
+    return runs_read(session, [row])[0]
+
+
+def runs_read(session: Session, rows: Sequence[JobRow]) -> list[RunRead]:
+    """Runs with their params, tags and latest metrics: five queries for the whole list,
+    not five per run."""
+    details = store.run_details(session, [row.id for row in rows])
+    experiments = store.names_of(session, ExperimentRow, {row.experiment_id for row in rows})
+    users = store.names_of(session, UserRow, {row.created_by for row in rows})
+    return [
+        RunRead(
+            id=row.id,
+            name=row.name,
+            experiment=experiments.get(row.experiment_id, ""),
+            experiment_id=row.experiment_id,
+            job_type=row.job_type,
+            status=row.status,
+            parent_run_id=row.parent_id,
+            created_by=users.get(row.created_by),
+            lifecycle_stage=row.lifecycle_stage,
+            start_time=row.start_time,
+            end_time=row.end_time,
+            status_history=[(status, at) for status, at in row.status_history],
+            params=details.params.get(row.id, {}),
+            tags=details.tags.get(row.id, {}),
+            metrics={
+                m.key: LatestMetric(
+                    value=math.nan if m.is_nan else float(m.value if m.value is not None else 0),
+                    step=m.step,
+                    timestamp=m.timestamp,
+                )
+                for m in details.metrics.get(row.id, [])
+            },
+        )
+        for row in rows
+    ]
 
 
 class RunService:
@@ -138,7 +148,7 @@ class RunService:
                 limit=max_results + 1,
             )
             page, token = split_page(rows, max_results, lambda r: r.id)
-            return Page[RunRead](items=[run_read(session, r) for r in page], next_page_token=token)
+            return Page[RunRead](items=runs_read(session, page), next_page_token=token)
 
     def search(
         self,
@@ -172,7 +182,7 @@ class RunService:
             query = ordered(query, keys).offset(offset).limit(max_results + 1)
             rows = list(session.scalars(query))
             more = len(rows) > max_results
-            items = [run_read(session, r) for r in rows[:max_results]]
+            items = runs_read(session, rows[:max_results])
         token = encode_page_token(str(offset + max_results)) if more else None
         return Page[RunRead](items=items, next_page_token=token)
 

@@ -8,6 +8,7 @@ SQLite turns NaN into NULL, so NaN is stored as a flag with a NULL value on ever
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -164,19 +165,45 @@ def list_jobs(
     return list(session.scalars(query))
 
 
-def params_of(session: Session, job_id: str) -> dict[str, str]:
-    query = select(ParamRow.key, ParamRow.value).where(ParamRow.job_id == job_id)
+@dataclass
+class RunDetails:
+    """What runs logged, by run id."""
+
+    params: dict[str, dict[str, str]] = field(default_factory=dict)
+    tags: dict[str, dict[str, str]] = field(default_factory=dict)
+    metrics: dict[str, list[LatestMetricRow]] = field(default_factory=dict)
+
+
+def run_details(session: Session, job_ids: list[str]) -> RunDetails:
+    details = RunDetails()
+    if not job_ids:
+        return details
+    for job_id, key, value in session.execute(
+        select(ParamRow.job_id, ParamRow.key, ParamRow.value).where(ParamRow.job_id.in_(job_ids))
+    ):
+        details.params.setdefault(job_id, {})[key] = value
+    for job_id, key, value in session.execute(
+        select(JobTagRow.job_id, JobTagRow.key, JobTagRow.value).where(
+            JobTagRow.job_id.in_(job_ids)
+        )
+    ):
+        details.tags.setdefault(job_id, {})[key] = value
+    query = (
+        select(LatestMetricRow)
+        .where(LatestMetricRow.job_id.in_(job_ids))
+        .order_by(LatestMetricRow.key)
+    )
+    for metric in session.scalars(query):
+        details.metrics.setdefault(metric.job_id, []).append(metric)
+    return details
+
+
+def names_of(session: Session, row_type: Any, ids: set[str]) -> dict[str, str]:
+    """id → name for rows of a table with ``id`` and ``name`` columns."""
+    if not ids:
+        return {}
+    query = select(row_type.id, row_type.name).where(row_type.id.in_(ids))
     return dict(session.execute(query).all())
-
-
-def tags_of(session: Session, job_id: str) -> dict[str, str]:
-    query = select(JobTagRow.key, JobTagRow.value).where(JobTagRow.job_id == job_id)
-    return dict(session.execute(query).all())
-
-
-def latest_metrics_of(session: Session, job_id: str) -> list[LatestMetricRow]:
-    query = select(LatestMetricRow).where(LatestMetricRow.job_id == job_id)
-    return list(session.scalars(query.order_by(LatestMetricRow.key)))
 
 
 def metric_history(session: Session, job_id: str, key: str) -> list[tuple[int, int, float]]:
