@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import JSONResponse
 
 from shipyard.api.authz import GuardedRoute, require
 from shipyard.api.deps import Services, get_services
 from shipyard.domain import actions
+from shipyard.domain.paging import encode_page_token
 from shipyard.mlflow import schemas as m
-from shipyard.mlflow.paging import next_token, offset_of
+from shipyard.mlflow.paging import offset_of
 from shipyard.mlflow.paths import API_PREFIX
 from shipyard.mlflow.schemas import body_of
+from shipyard.schemas.tracking import metric_json
 
 router = APIRouter(
     prefix=API_PREFIX + "/metrics",
@@ -21,7 +24,11 @@ router = APIRouter(
 MAX_HISTORY_PAGE = 25_000  # what the client asks for per page (GET_METRIC_HISTORY_MAX_RESULTS)
 
 
-@router.get("/get-history", dependencies=[require(actions.JOBS_READ)])
+@router.get(
+    "/get-history",
+    dependencies=[require(actions.JOBS_READ)],
+    response_model=m.MetricHistoryResponse,
+)
 def get_metric_history(
     workspace: str,
     metric_key: str = Query(min_length=1, max_length=m.MAX_KEY),
@@ -30,14 +37,17 @@ def get_metric_history(
     max_results: int | None = Query(None, ge=1, le=MAX_HISTORY_PAGE),
     page_token: str | None = Query(None),
     services: Services = Depends(get_services),
-) -> m.MetricHistoryResponse:
+) -> JSONResponse:
     ref = body_of(m.RunRef, run_id=run_id, run_uuid=run_uuid)
-    history = services.runs.metric_history(workspace, ref.id, metric_key, None)
     start = offset_of(page_token)
-    end = start + (max_results or MAX_HISTORY_PAGE)
-    points = [
-        m.MetricOut(key=metric_key, value=p.value, timestamp=p.timestamp, step=p.step)
-        for p in history.points[start:end]
+    size = max_results or MAX_HISTORY_PAGE
+    points, more = services.runs.metric_history_page(
+        workspace, ref.id, metric_key, offset=start, limit=size
+    )
+    # Built as plain dicts: a model per point costs more than the query for long histories.
+    metrics = [
+        {"key": metric_key, "value": metric_json(value), "timestamp": ts, "step": step}
+        for step, ts, value in points
     ]
-    token = next_token(end, len(history.points))
-    return m.MetricHistoryResponse(metrics=points, next_page_token=token)
+    token = encode_page_token(str(start + size)) if more else None
+    return JSONResponse({"metrics": metrics, "next_page_token": token})

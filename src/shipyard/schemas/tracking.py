@@ -32,7 +32,8 @@ def _to_float(value: object) -> object:
     return value
 
 
-def _to_json(value: float) -> float | str:
+def metric_json(value: float) -> float | str:
+    """A metric value as it travels in JSON (see the module's note on NaN and infinity)."""
     if math.isnan(value):
         return "NaN"
     if math.isinf(value):
@@ -40,7 +41,7 @@ def _to_json(value: float) -> float | str:
     return value
 
 
-MetricValue = Annotated[float, BeforeValidator(_to_float), PlainSerializer(_to_json)]
+MetricValue = Annotated[float, BeforeValidator(_to_float), PlainSerializer(metric_json)]
 
 RunStatus = Literal[
     "NotStarted",

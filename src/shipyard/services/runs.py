@@ -45,7 +45,7 @@ from shipyard.store.tracking import (
 from shipyard.store.upsert import upsert
 from shipyard.store.users import UserRow
 
-MAX_HISTORY_POINTS = 1_000_000
+HistoryPoints = list[tuple[int, int, float]]  # (step, timestamp in ms, value)
 
 
 def run_read(session: Session, row: JobRow) -> RunRead:
@@ -222,6 +222,16 @@ class RunService:
             _insert_params(session, row.id, {p.key: p.value for p in batch.params})
             _upsert_tags(session, row.id, {t.key: t.value for t in batch.tags})
             _insert_metrics(session, row.id, batch.metrics)
+
+    def metric_history_page(
+        self, workspace: str, run_id: str, key: str, *, offset: int, limit: int
+    ) -> tuple[HistoryPoints, bool]:
+        """(step, timestamp, value) points of one page, and whether more follow: for
+        clients that page through a long history (MLflow's get-history)."""
+        with self.db.read() as session:
+            row = _require(session, workspace, run_id)
+            points = store.metric_history(session, row.id, key, offset=offset, limit=limit + 1)
+        return points[:limit], len(points) > limit
 
     def metric_history(
         self, workspace: str, run_id: str, key: str, max_points: int | None

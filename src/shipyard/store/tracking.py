@@ -206,7 +206,9 @@ def names_of(session: Session, row_type: Any, ids: set[str]) -> dict[str, str]:
     return dict(session.execute(query).all())
 
 
-def metric_history(session: Session, job_id: str, key: str) -> list[tuple[int, int, float]]:
+def metric_history(
+    session: Session, job_id: str, key: str, *, offset: int = 0, limit: int | None = None
+) -> list[tuple[int, int, float]]:
     """(step, timestamp, value) in step order; NaN comes back as float('nan')."""
     query = (
         select(
@@ -217,6 +219,8 @@ def metric_history(session: Session, job_id: str, key: str) -> list[tuple[int, i
         )
         .where(MetricPointRow.job_id == job_id, MetricPointRow.key == key)
         .order_by(MetricPointRow.step, MetricPointRow.timestamp, MetricPointRow.id)
+        .offset(offset)
+        .limit(limit)
     )
     return [
         (step, ts, float("nan") if nan else float(value if value is not None else "nan"))
