@@ -98,6 +98,11 @@ class Settings(BaseSettings):
     max_request_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest request body accepted (413 above)."
     )
+    max_artifact_bytes: int = Field(
+        default=5 * 1024**3,
+        ge=1024,
+        description="Largest single artifact file accepted by an upload (413 above).",
+    )
     default_page_size: int = Field(default=100, ge=1, description="List page size by default.")
     max_page_size: int = Field(default=1000, ge=1, description="Largest list page a client gets.")
     log_format: Literal["text", "json"] = Field(

@@ -67,10 +67,16 @@ class Api:
         )
 
     def as_admin(
-        self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        content: bytes | None = None,
     ) -> httpx.Response:
         """An admin call that must succeed (set-up, not the behaviour under test)."""
-        response = self.call(method, path, self.admin, json=json, params=params)
+        response = self.call(method, path, self.admin, json=json, params=params, content=content)
         assert response.status_code < 300, (method, path, response.text)
         return response
 

@@ -262,6 +262,7 @@ class Call:
     path: str
     json: Any = None
     params: dict[str, Any] | None = None
+    content: bytes | None = None  # a raw body (file uploads)
 
 
 # (api, the principal under test, the case's workspace or None) -> the request to send
@@ -402,6 +403,38 @@ def _tagged_run(api: Api, workspace: str | None) -> str:
 
 def _delete_run_tag(api: Api, _: Actor, workspace: str | None) -> Call:
     return Call(f"/api/v1/workspaces/{workspace}/runs/{_tagged_run(api, workspace)}/tags/doomed")
+
+
+def _run_with_artifact(api: Api, workspace: str | None) -> str:
+    """A run of the admin's holding ``a.txt``: the object artifact routes act on."""
+    run = _admin_run(api, workspace)
+    path = f"/api/v1/workspaces/{_ws(workspace)}/runs/{run}/artifacts/a.txt"
+    api.as_admin("PUT", path, content=b"artifact")
+    return run
+
+
+def _artifact_call(suffix: str = "", *, content: bytes | None = None) -> Maker:
+    def make(api: Api, _: Actor, workspace: str | None) -> Call:
+        run = _run_with_artifact(api, workspace)
+        return Call(f"/api/v1/workspaces/{workspace}/runs/{run}/artifacts{suffix}", content=content)
+
+    return make
+
+
+MLFLOW_ARTIFACTS = "/mlflow/workspaces/{workspace}/api/2.0/mlflow-artifacts/artifacts"
+
+
+def _proxy_call(
+    file: str | None = "a.txt", *, content: bytes | None = None, listing: bool = False
+) -> Maker:
+    def make(api: Api, _: Actor, workspace: str | None) -> Call:
+        run = _run_with_artifact(api, workspace)
+        root = MLFLOW_ARTIFACTS.format(workspace=_ws(workspace))
+        if listing:
+            return Call(root, params={"path": f"runs/{run}/artifacts"})
+        return Call(f"{root}/runs/{run}/artifacts/{file}", content=content)
+
+    return make
 
 
 def _mlflow_delete_tag(api: Api, _: Actor, workspace: str | None) -> Call:
@@ -602,6 +635,30 @@ ROUTES: dict[tuple[str, str], Recipe] = {
     ),
     ("GET", "/api/v1/workspaces/{workspace}/runs/{run_id}/metrics/{key:path}"): Recipe(
         "workspaces/jobs/read", make=_run_call("/metrics/m")
+    ),
+    # run artifacts (uploads are the run's logging, like metrics)
+    ("GET", "/api/v1/workspaces/{workspace}/runs/{run_id}/artifacts"): Recipe(
+        "workspaces/jobs/read", make=_artifact_call()
+    ),
+    ("PUT", "/api/v1/workspaces/{workspace}/runs/{run_id}/artifacts/{path:path}"): Recipe(
+        "workspaces/jobs/write", telemetry=True, make=_artifact_call("/b.txt", content=b"b")
+    ),
+    ("GET", "/api/v1/workspaces/{workspace}/runs/{run_id}/artifacts/{path:path}"): Recipe(
+        "workspaces/jobs/read", make=_artifact_call("/a.txt")
+    ),
+    ("DELETE", "/api/v1/workspaces/{workspace}/runs/{run_id}/artifacts/{path:path}"): Recipe(
+        "workspaces/jobs/write", make=_artifact_call("/a.txt")
+    ),
+    ("GET", MLFLOW_ARTIFACTS): Recipe("workspaces/jobs/read", make=_proxy_call(listing=True)),
+    ("PUT", MLFLOW_ARTIFACTS + "/{path:path}"): Recipe(
+        "workspaces/jobs/write", telemetry=True, make=_proxy_call("b.txt", content=b"b")
+    ),
+    ("GET", MLFLOW_ARTIFACTS + "/{path:path}"): Recipe("workspaces/jobs/read", make=_proxy_call()),
+    ("DELETE", MLFLOW_ARTIFACTS + "/{path:path}"): Recipe(
+        "workspaces/jobs/write", make=_proxy_call()
+    ),
+    ("GET", f"{MLFLOW}/artifacts/list"): Recipe(
+        "workspaces/jobs/read", make=_mlflow_run_call("artifacts/list", {}, get=True)
     ),
     # MLflow's REST surface (each workspace is a tracking server): the jobs actions too
     ("POST", f"{MLFLOW}/experiments/create"): Recipe(
@@ -867,7 +924,14 @@ def test_role_on_route(api: Api, principals: Principals, role: str, method: str,
         workspace = None
         actor = principals.at_global(role)
     call = recipe.make(api, actor, workspace)
-    response = api.call(method, call.path, actor.headers, json=call.json, params=call.params)
+    response = api.call(
+        method,
+        call.path,
+        actor.headers,
+        json=call.json,
+        params=call.params,
+        content=call.content,
+    )
 
     code = error_code(response)
     got = f"{response.status_code} {code}: {response.text[:300]}"

@@ -18,6 +18,7 @@ from shipyard.api.authz import GuardedRoute, install_body_error_guard
 from shipyard.api.deps import Services
 from shipyard.api.middleware import RequestContextMiddleware
 from shipyard.api.routers import (
+    artifacts,
     audit,
     experiments,
     groups,
@@ -31,6 +32,7 @@ from shipyard.api.routers import (
     users,
     workspaces,
 )
+from shipyard.services.artifacts import ArtifactService
 from shipyard.services.audit import AuditService
 from shipyard.services.authz import RoleBasedAuthorizer
 from shipyard.services.experiments import ExperimentService
@@ -87,6 +89,7 @@ def build_services(settings: Settings, db: Database) -> Services:
         ),
         experiments=ExperimentService(db),
         runs=RunService(db),
+        artifacts=ArtifactService(db, max_upload_bytes=settings.max_artifact_bytes),
     )
 
 
@@ -130,6 +133,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_request_body_bytes,
+        max_upload_bytes=settings.max_artifact_bytes,
         audit=services.audit,
     )
     for router in (
@@ -145,6 +149,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         sessions.router,
         experiments.router,
         runs.router,
+        artifacts.router,
         mlflow_surface.router,
     ):
         app.include_router(router)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from shipyard.services.artifacts import ArtifactService
 from shipyard.services.audit import AuditService
 from shipyard.services.authz import Authorizer
 from shipyard.services.experiments import ExperimentService
@@ -38,6 +39,7 @@ class Services:
     sessions: SessionService
     experiments: ExperimentService
     runs: RunService
+    artifacts: ArtifactService
 
 
 def get_services(request: Request) -> Services:

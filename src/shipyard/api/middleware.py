@@ -19,14 +19,23 @@ log = logging.getLogger("shipyard.access")
 REQUEST_ID_HEADER = "x-request-id"
 # A client may bring its own request id (to follow a call across services) if it is tame.
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# File uploads (a PUT of raw bytes to an artifact path) stream to storage under their own,
+# larger limit; the route enforces it again byte by byte while it writes.
+_UPLOAD_PATH = re.compile(r"/(mlflow-)?artifacts/")
 
 
 class RequestContextMiddleware:
     def __init__(
-        self, app: ASGIApp, *, max_body_bytes: int, audit: AuditService | None = None
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        max_upload_bytes: int | None = None,
+        audit: AuditService | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.max_upload_bytes = max_upload_bytes or max_body_bytes
         self.audit = audit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -84,6 +93,8 @@ class RequestContextMiddleware:
 
     def _limited(self, scope: Scope, receive: Receive) -> Receive:
         limit = self.max_body_bytes
+        if scope["method"] == "PUT" and _UPLOAD_PATH.search(scope["path"]):
+            limit = self.max_upload_bytes
         for name, value in scope["headers"]:
             if name == b"content-length" and value.isdigit() and int(value) > limit:
                 raise_too_large = True

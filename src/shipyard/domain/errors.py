@@ -79,6 +79,26 @@ class UnavailableError(ShipyardError):
     status = 503
 
 
+class StorageAccessError(ShipyardError):
+    """A storage (an S3 bucket, a datastore) refused the credentials Shipyard holds for it.
+
+    403, because retrying cannot help and the fix is on the caller's side (the credentials
+    configured for that storage), but not a ``ForbiddenError``: that one means Shipyard's own
+    authorization refused the caller, and the audit log and clients must not confuse the two.
+    The SDK raises it as a ``ForbiddenError`` with code ``storage_access_denied``.
+    """
+
+    default_code = "storage_access_denied"
+    status = 403
+
+
+class InsufficientStorageError(ShipyardError):
+    """The storage has no room left (disk full, quota reached); nothing partial was kept."""
+
+    default_code = "storage_full"
+    status = 507
+
+
 _BY_STATUS: dict[int, type[ShipyardError]] = {
     cls.status: cls
     for cls in (
@@ -90,6 +110,7 @@ _BY_STATUS: dict[int, type[ShipyardError]] = {
         GoneError,
         PayloadTooLargeError,
         UnavailableError,
+        InsufficientStorageError,
     )
 }
 

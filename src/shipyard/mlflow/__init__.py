@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from shipyard.mlflow.artifacts import proxy as _artifact_proxy
+from shipyard.mlflow.artifacts import tracking as _artifact_list
 from shipyard.mlflow.errors import install
 from shipyard.mlflow.experiments import router as _experiments
 from shipyard.mlflow.metrics import router as _metrics
@@ -18,7 +20,7 @@ from shipyard.mlflow.runs import router as _runs
 from shipyard.mlflow.search import router as _search
 
 router = APIRouter()
-for _part in (_experiments, _runs, _search, _metrics):
+for _part in (_experiments, _runs, _search, _metrics, _artifact_list, _artifact_proxy):
     router.include_router(_part)
 
 __all__ = ["install", "router", "tracking_uri"]

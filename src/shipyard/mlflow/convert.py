@@ -59,17 +59,26 @@ def mlflow_status(status: str) -> str:
     return _TO_MLFLOW.get(status, "RUNNING")
 
 
-def artifact_uri(experiment_id: str, run_id: str) -> str:
-    # Artifacts come later; the URI already has the shape an MLflow server with an
-    # ``mlflow-artifacts:/`` root gives, so clients that only read it are satisfied.
-    return f"mlflow-artifacts:/{experiment_id}/{run_id}/artifacts"
+def artifact_uri(run_id: str) -> str:
+    """Where the client uploads a run's artifacts: the proxy path is the storage path.
+
+    ``mlflow-artifacts:/<p>`` resolves, on the client, to
+    ``<tracking URI>/api/2.0/mlflow-artifacts/artifacts/<p>``, and ``<p>`` is the path in the
+    workspace's storage (see ``services.artifacts``), so the native API and MLflow's share
+    one tree.
+    """
+    return f"mlflow-artifacts:/runs/{run_id}/artifacts"
+
+
+def logged_model_artifact_uri(model_id: str) -> str:
+    return f"mlflow-artifacts:/models/{model_id}/artifacts"
 
 
 def experiment(row: ExperimentRead) -> m.Experiment:
     return m.Experiment(
         experiment_id=row.id,
         name=row.name,
-        artifact_location=f"mlflow-artifacts:/{row.id}",
+        artifact_location=f"mlflow-artifacts:/experiments/{row.id}",
         lifecycle_stage=row.lifecycle_stage,
         creation_time=ms(row.created_at),
         last_update_time=ms(row.updated_at),
@@ -87,7 +96,7 @@ def run_info(run: RunRead) -> m.RunInfo:
         status=mlflow_status(run.status),
         start_time=ms(run.start_time),
         end_time=ms(run.end_time) if run.end_time else None,
-        artifact_uri=artifact_uri(run.experiment_id, run.id),
+        artifact_uri=artifact_uri(run.id),
         lifecycle_stage=run.lifecycle_stage,
     )
 
