@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any, TypeVar
 
@@ -32,6 +33,20 @@ class HttpSession:
         if response.status_code >= 400:
             raise problem_error(response)
         return response
+
+    @contextlib.contextmanager
+    def stream(self, method: str, path: str, **kwargs: Any) -> Iterator[httpx.Response]:
+        """A response whose body is read as it arrives (downloads); errors raise as above."""
+        try:
+            with self._client.stream(method, path, **kwargs) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise problem_error(response)
+                yield response
+        except httpx.TransportError as exc:
+            raise UnavailableError(
+                f"cannot reach the Shipyard server at {self.url}: {exc}", code="unreachable"
+            ) from exc
 
     def get_model(self, path: str, model: type[M], **kwargs: Any) -> M:
         return model.model_validate(self.request("GET", path, **kwargs).json())

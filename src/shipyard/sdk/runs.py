@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import weakref
@@ -27,6 +28,7 @@ from shipyard.domain.errors import InvalidInputError, ShipyardError
 from shipyard.schemas.common import Page
 from shipyard.schemas.tracking import MetricHistory, MetricPoint, RunRead
 from shipyard.sdk import run_logger
+from shipyard.sdk.artifacts import ArtifactWritten, RunArtifacts
 from shipyard.sdk.http import HttpSession
 from shipyard.sdk.run_logger import DEFAULT_MAX_QUEUE, RunLogger
 
@@ -159,6 +161,26 @@ class Run:
     def set_tags(self, tags: Mapping[str, object]) -> None:
         for key, value in tags.items():
             self.set_tag(key, value)
+
+    # -- files -------------------------------------------------------------------------------
+
+    @property
+    def artifacts(self) -> RunArtifacts:
+        """The run's files: list, download, delete (``log_artifact(s)`` upload)."""
+        return RunArtifacts(self._http, self._path)
+
+    def log_artifact(
+        self, local_path: str | os.PathLike[str], artifact_path: str | None = None
+    ) -> ArtifactWritten:
+        """Upload a file now (streamed from disk) as ``<artifact_path>/<its name>``."""
+        return self.artifacts.upload(local_path, artifact_path)
+
+    def log_artifacts(
+        self, local_dir: str | os.PathLike[str], artifact_path: str | None = None
+    ) -> list[ArtifactWritten]:
+        """Upload every file below a folder now, several at once, keeping the folder's layout
+        under ``artifact_path``."""
+        return self.artifacts.upload_folder(local_dir, artifact_path)
 
     def flush(self, timeout: float | None = None) -> None:
         """Block until everything logged so far is stored; raise the first error kept
@@ -314,6 +336,10 @@ class JobOperations:
 
     def get(self, run_id: str) -> RunRead:
         return self._http.get_model(self._path(run_id), RunRead)
+
+    def artifacts(self, run_id: str) -> RunArtifacts:
+        """A run's files: ``ws.jobs.artifacts(run_id).download("model", "out/")``."""
+        return RunArtifacts(self._http, self._path(run_id))
 
     def list(
         self,
