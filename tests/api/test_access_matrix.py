@@ -649,6 +649,10 @@ ROUTES: dict[tuple[str, str], Recipe] = {
     ("DELETE", "/api/v1/workspaces/{workspace}/runs/{run_id}/artifacts/{path:path}"): Recipe(
         "workspaces/jobs/write", make=_artifact_call("/a.txt")
     ),
+    ("GET", "/mlflow/workspaces/{workspace}/api/3.0/mlflow/server-info"): Recipe(
+        PUBLIC,
+        make=lambda api, a, w: Call(f"/mlflow/workspaces/{_ws(w)}/api/3.0/mlflow/server-info"),
+    ),
     ("GET", MLFLOW_ARTIFACTS): Recipe("workspaces/jobs/read", make=_proxy_call(listing=True)),
     ("PUT", MLFLOW_ARTIFACTS + "/{path:path}"): Recipe(
         "workspaces/jobs/write", telemetry=True, make=_proxy_call("b.txt", content=b"b")

@@ -12,7 +12,6 @@ import pytest
 
 from tests.conftest import RunningServer, start_server, unique
 
-
 LIMIT = 3 * 1024 * 1024  # this module's server: uploads up to 3 MiB
 
 

@@ -18,9 +18,18 @@ from shipyard.mlflow.metrics import router as _metrics
 from shipyard.mlflow.paths import tracking_uri
 from shipyard.mlflow.runs import router as _runs
 from shipyard.mlflow.search import router as _search
+from shipyard.mlflow.server_info import router as _server_info
 
 router = APIRouter()
-for _part in (_experiments, _runs, _search, _metrics, _artifact_list, _artifact_proxy):
+for _part in (
+    _experiments,
+    _runs,
+    _search,
+    _metrics,
+    _artifact_list,
+    _artifact_proxy,
+    _server_info,
+):
     router.include_router(_part)
 
 __all__ = ["install", "router", "tracking_uri"]
