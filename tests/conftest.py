@@ -27,6 +27,7 @@ from shipyard.sdk.client import Client
 from shipyard.services.bootstrap import prepare
 from shipyard.settings import Settings
 from shipyard.store.database import Database
+from tests.s3server import S3Server, run_s3_server
 
 ADMIN_TOKEN = "shp_test-admin-token-not-secret"
 PG_ENV = "SHIPYARD_TEST_DATABASE_URL"
@@ -150,6 +151,14 @@ def server(
 def admin(server: RunningServer) -> Iterator[Client]:
     with server.client() as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A real S3-compatible server (SeaweedFS) for the whole session; a test takes its own
+    bucket with ``s3_server.new_bucket()`` and its options with ``s3_server.options()``."""
+    with run_s3_server(tmp_path_factory.mktemp("s3")) as running:
+        yield running
 
 
 def unique(prefix: str = "ws") -> str:

@@ -57,6 +57,27 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Extra folders a workspace may bring as its own storage.",
     )
+    datastore_roots: list[str] = Field(
+        default_factory=list,
+        description="Folders on this host that local datastores may point into.",
+    )
+    datastore_server_credentials: bool = Field(
+        default=False,
+        description="Let S3 datastores without credentials sign in with the server's own "
+        "(instance role, environment, profile).",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        description="S3-compatible endpoint for an s3:// artifact_root (default: AWS).",
+    )
+    s3_region: str | None = Field(default=None, description="Region of that S3 storage.")
+    s3_access_key_id: str | None = Field(
+        default=None,
+        description="Access key for that S3 storage (unset: the usual AWS credential chain).",
+    )
+    s3_secret_access_key: SecretStr | None = Field(
+        default=None, description="Secret key for that S3 storage; never logged or shown."
+    )
     new_user_roles: list[str] = Field(
         default_factory=lambda: ["Workspace Creator"],
         description="Roles every new user gets at global scope ([] to turn off self-serve).",
@@ -66,6 +87,11 @@ class Settings(BaseSettings):
     )
     admin_token: SecretStr | None = Field(
         default=None, description="The first admin's token; generated when unset."
+    )
+    master_key: SecretStr | None = Field(
+        default=None,
+        description="The key that encrypts the key vault's secrets (base64, 32 bytes); "
+        "when unset, generated once into <data_dir>/master.key (mode 0600).",
     )
     token_default_ttl_days: int = Field(
         default=90, ge=1, description="Lifetime of a new token when the request gives none."

@@ -1,10 +1,10 @@
 """No escalation: nobody assigns where they may not, nor grants what they do not hold; and a
 change of group membership, of a user's state or of a role takes effect on the next request.
 
-Compute and secrets have no routes yet, so "a Data Scientist cannot create or delete compute
-nor read secret values" is shown here on the role definition the server serves (evaluated by
-the matrix module's own wildcard matcher) and in the matrix's hand-written expectations,
-which check the routes over HTTP as soon as they exist.
+Compute has no routes yet, so "a Data Scientist cannot create or delete compute" is shown
+here on the role definition the server serves (evaluated by the matrix module's own wildcard
+matcher) and in the matrix's hand-written expectations, which check the routes over HTTP as
+soon as they exist. Secret values have routes: a Data Scientist is refused one over HTTP.
 """
 
 from __future__ import annotations
@@ -93,6 +93,19 @@ def test_a_data_scientist_may_not_create_or_delete_compute_nor_read_secret_value
     for action in allowed:
         assert definition_allows(definition, action), action
         assert expected_allowed("Data Scientist", action), action
+    # Over HTTP: the secret's name is visible, its value is not.
+    owner_set = api.as_admin(
+        "PUT", f"/api/v1/workspaces/{workspace}/secrets/db-password", json={"value": "hunter22"}
+    )
+    assert owner_set.status_code in (200, 201)
+    names = api.call("GET", f"/api/v1/workspaces/{workspace}/secrets", scientist.headers)
+    assert names.status_code == 200
+    assert "hunter22" not in names.text
+    reveal = api.call(
+        "POST", f"/api/v1/workspaces/{workspace}/secrets/db-password/reveal", scientist.headers
+    )
+    assert reveal.status_code == 403, reveal.text
+    assert "hunter22" not in reveal.text
     # Once routes declare these actions, the matrix calls them over HTTP: it knows them all.
     for route in SERVED:
         if route.action in denied:

@@ -247,3 +247,65 @@ def test_a_reused_workspace_name_inherits_no_assignments(api: Api) -> None:
     _hidden(api.call("GET", f"/api/v1/workspaces/{name}", owner.headers), name)
     holders = [a["principal_name"] for a in api.as_admin("GET", assignments_path(name)).json()]
     assert holders == ["admin"]  # the creator, as its Owner
+
+
+def test_references_to_b_in_a_body_find_nothing(
+    api: Api, two_workspaces: tuple[Actor, str, str]
+) -> None:
+    """Ids of B's objects in bodies sent to A: treated as ids that do not exist."""
+    owner, a, b = two_workspaces
+    b_run = api.as_admin("POST", f"/api/v1/workspaces/{b}/runs", json={}).json()["id"]
+    mlflow_b = f"/mlflow/workspaces/{b}/api/2.0/mlflow"
+    b_experiment = api.as_admin(
+        "POST", f"/api/v1/workspaces/{b}/experiments", json={"name": unique("exp")}
+    ).json()["id"]
+    b_model = api.as_admin(
+        "POST", f"{mlflow_b}/logged-models", json={"experiment_id": b_experiment}
+    ).json()["model"]["info"]["model_id"]
+    a_run = api.call("POST", f"/api/v1/workspaces/{a}/runs", owner.headers, json={}).json()["id"]
+    mlflow_a = f"/mlflow/workspaces/{a}/api/2.0/mlflow"
+    name = unique("model")
+    api.call("POST", f"{mlflow_a}/registered-models/create", owner.headers, json={"name": name})
+
+    refused = [
+        # a child run of B's run
+        api.call(
+            "POST", f"/api/v1/workspaces/{a}/runs", owner.headers, json={"parent_run_id": b_run}
+        ),
+        # a model version whose files or lineage are B's run
+        api.call(
+            "POST",
+            f"{mlflow_a}/model-versions/create",
+            owner.headers,
+            json={"name": name, "source": f"runs:/{b_run}/model"},
+        ),
+        api.call(
+            "POST",
+            f"{mlflow_a}/model-versions/create",
+            owner.headers,
+            json={"name": name, "source": f"runs:/{a_run}/model", "run_id": b_run},
+        ),
+        api.call(
+            "POST",
+            f"{mlflow_a}/model-versions/create",
+            owner.headers,
+            json={"name": name, "source": f"models:/{b_model}"},
+        ),
+        # B's logged model as an input of A's run
+        api.call(
+            "POST",
+            f"{mlflow_a}/runs/log-inputs",
+            owner.headers,
+            json={"run_id": a_run, "models": [{"model_id": b_model}]},
+        ),
+    ]
+    for response in refused:
+        assert response.status_code in (400, 404), response.text
+        assert b not in response.text  # nothing about B comes back
+    versions = api.call(
+        "GET",
+        f"{mlflow_a}/model-versions/search",
+        owner.headers,
+        params={"filter": f"name='{name}'"},
+    ).json()
+    assert versions.get("model_versions", []) == []

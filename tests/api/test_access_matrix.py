@@ -25,6 +25,7 @@ Each case also reads the audit log: a change or a denial leaves exactly one even
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,7 +40,9 @@ from fastapi.routing import APIRoute
 from shipyard.api.app import create_app
 from shipyard.api.authz import iter_routes, requirement
 from shipyard.domain.actions import PUBLIC, SELF
+from shipyard.domain.content import ManifestEntry, manifest_digest
 from shipyard.domain.roles import BUILTIN_ROLES
+from shipyard.services.audit import SENSITIVE_SUFFIXES
 from shipyard.settings import Settings
 from shipyard.store.database import Database
 from tests.api.conftest import Actor, Api, problem_code
@@ -79,6 +82,24 @@ ROUTE_ACTIONS = frozenset(
         "workspaces/jobs/read",
         "workspaces/jobs/write",
         "workspaces/jobs/delete",
+        # data assets
+        "workspaces/data/read",
+        "workspaces/data/write",
+        "workspaces/data/delete",
+        # the model registry and MLflow's logged models
+        "workspaces/models/read",
+        "workspaces/models/write",
+        "workspaces/models/delete",
+        # the key vault
+        "workspaces/secrets/metadata/read",
+        "workspaces/secrets/read",
+        "workspaces/secrets/write",
+        "workspaces/secrets/delete",
+        # datastores
+        "workspaces/datastores/read",
+        "workspaces/datastores/write",
+        "workspaces/datastores/delete",
+        "workspaces/datastores/listSecrets/action",
     }
 )
 
@@ -88,9 +109,6 @@ ROUTE_ACTIONS = frozenset(
 # already covered by the matrix.
 FUTURE_ACTIONS = frozenset(
     {
-        "workspaces/models/read",
-        "workspaces/models/write",
-        "workspaces/models/delete",
         "workspaces/environments/write",
         "workspaces/onlineEndpoints/write",
         "workspaces/onlineEndpoints/deployments/write",
@@ -100,10 +118,6 @@ FUTURE_ACTIONS = frozenset(
         "workspaces/computes/read",
         "workspaces/computes/write",
         "workspaces/computes/delete",
-        "workspaces/datastores/read",
-        "workspaces/datastores/listSecrets/action",
-        "workspaces/secrets/metadata/read",
-        "workspaces/secrets/read",
         "registries/read",
         "registries/write",
         "registries/assets/read",
@@ -146,6 +160,7 @@ _READS = frozenset(
         "roleAssignments/read",
         "audit/read",
         "workspaces/jobs/read",
+        "workspaces/data/read",
         "workspaces/models/read",
         "workspaces/computes/read",
         "workspaces/datastores/read",
@@ -184,10 +199,17 @@ ALLOWED: dict[str, frozenset[str]] = {
             "workspaces/jobs/read",
             "workspaces/jobs/write",
             "workspaces/jobs/delete",
+            "workspaces/data/read",
+            "workspaces/data/write",
+            "workspaces/data/delete",
             "workspaces/models/read",
             "workspaces/computes/read",
             "workspaces/datastores/read",
+            "workspaces/datastores/write",
+            "workspaces/datastores/delete",
             "workspaces/secrets/metadata/read",
+            "workspaces/secrets/write",
+            "workspaces/secrets/delete",
         }
         | _ML_ENGINEERING
     ),
@@ -263,6 +285,7 @@ class Call:
     json: Any = None
     params: dict[str, Any] | None = None
     content: bytes | None = None  # a raw body (file uploads)
+    headers: dict[str, str] | None = None  # sent besides the principal's own
 
 
 # (api, the principal under test, the case's workspace or None) -> the request to send
@@ -349,6 +372,8 @@ def _experiment_call(suffix: str = "", body: Any = None) -> Maker:
 
 
 MLFLOW = "/mlflow/workspaces/{workspace}/api/2.0/mlflow"
+DATA = "/api/v1/workspaces/{workspace}/data"
+MODELS = "/api/v1/workspaces/{workspace}/models"
 
 
 def _mlflow_path(workspace: str | None, method: str) -> str:
@@ -437,9 +462,215 @@ def _proxy_call(
     return make
 
 
+MLFLOW_MPU = "/mlflow/workspaces/{workspace}/api/2.0/mlflow-artifacts/mpu"
+
+
+def _started_upload(api: Api, workspace: str | None) -> tuple[str, dict[str, Any]]:
+    """A multipart upload of one part the admin started in a run: (folder, create's answer)."""
+    folder = f"runs/{_admin_run(api, workspace)}/artifacts"
+    made = api.as_admin(
+        "POST",
+        MLFLOW_MPU.format(workspace=_ws(workspace)) + f"/create/{folder}",
+        json={"path": "f.bin", "num_parts": 1},
+    )
+    return folder, made.json()
+
+
+def _mpu_call(step: str) -> Maker:
+    def make(api: Api, _: Actor, workspace: str | None) -> Call:
+        mpu = MLFLOW_MPU.format(workspace=_ws(workspace))
+        if step == "create":
+            folder = f"runs/{_admin_run(api, workspace)}/artifacts"
+            return Call(f"{mpu}/create/{folder}", {"path": "f.bin", "num_parts": 1})
+        folder, made = _started_upload(api, workspace)
+        credential = made["credentials"][0]
+        if step == "part":
+            path = credential["url"].split("://", 1)[1].split("/", 1)[1]
+            return Call("/" + path, content=b"p", headers=credential["headers"])
+        if step == "complete":
+            api.call(
+                "PUT",
+                "/" + credential["url"].split("://", 1)[1].split("/", 1)[1],
+                credential["headers"],
+                content=b"p",
+            )
+        return Call(f"{mpu}/{step}/{folder}", {"path": "f.bin", "upload_id": made["upload_id"]})
+
+    return make
+
+
 def _mlflow_delete_tag(api: Api, _: Actor, workspace: str | None) -> Call:
     body = {"run_id": _tagged_run(api, workspace), "key": "doomed"}
     return Call(_mlflow_path(workspace, "runs/delete-tag"), body)
+
+
+def _admin_model(api: Api, workspace: str | None) -> str:
+    """A registered model (tagged k=v) with version 1 (tagged k=v, aliased "champion"),
+    registered from a real run by the admin."""
+    name = unique("model")
+    api.as_admin(
+        "POST",
+        _mlflow_path(workspace, "registered-models/create"),
+        json={"name": name, "tags": [{"key": "k", "value": "v"}]},
+    )
+    source = f"runs:/{_admin_run(api, workspace)}/model"
+    body = {"name": name, "source": source, "tags": [{"key": "k", "value": "v"}]}
+    api.as_admin("POST", _mlflow_path(workspace, "model-versions/create"), json=body)
+    alias = {"name": name, "alias": "champion", "version": "1"}
+    api.as_admin("POST", _mlflow_path(workspace, "registered-models/alias"), json=alias)
+    return name
+
+
+def _mlflow_model_call(
+    method: str, body: dict[str, Any], *, get: bool = False, version: bool = False
+) -> Maker:
+    """An MLflow registry method about a real registered model (and its version 1)."""
+
+    def make(api: Api, _: Actor, workspace: str | None) -> Call:
+        values = {"name": _admin_model(api, workspace), **body}
+        if version:
+            values["version"] = "1"
+        path = _mlflow_path(workspace, method)
+        return Call(path, params=values) if get else Call(path, values)
+
+    return make
+
+
+def _admin_logged_model(api: Api, workspace: str | None) -> str:
+    body = {"experiment_id": "0", "tags": [{"key": "k", "value": "v"}]}
+    made = api.as_admin("POST", _mlflow_path(workspace, "logged-models"), json=body)
+    return str(made.json()["model"]["info"]["model_id"])
+
+
+def _logged_model_call(suffix: str = "", body: dict[str, Any] | None = None) -> Maker:
+    def make(api: Api, _: Actor, workspace: str | None) -> Call:
+        model_id = _admin_logged_model(api, workspace)
+        return Call(_mlflow_path(workspace, f"logged-models/{model_id}{suffix}"), body)
+
+    return make
+
+
+def _log_outputs(api: Api, _: Actor, workspace: str | None) -> Call:
+    body = {
+        "run_id": _admin_run(api, workspace),
+        "models": [{"model_id": _admin_logged_model(api, workspace), "step": 0}],
+    }
+    return Call(_mlflow_path(workspace, "runs/outputs"), body)
+
+
+def _secret_call(suffix: str = "") -> Maker:
+    """A route about a real secret the admin set in the case's workspace."""
+
+    def make(api: Api, _: Actor, workspace: str | None) -> Call:
+        path = f"/api/v1/workspaces/{_ws(workspace)}/secrets/{unique('secret')}"
+        api.as_admin("PUT", path, json={"value": "s3cr3t"})
+        return Call(path + suffix)
+
+    return make
+
+
+# An S3 datastore made without checking (skip_validation): nothing listens on port 9.
+_DATASTORE = {"type": "s3", "bucket": "matrix-bucket", "endpoint_url": "http://127.0.0.1:9"}
+_SKIP = {"skip_validation": "true"}
+
+
+def _datastore_call(suffix: str = "", body: Any = None) -> Maker:
+    """A route about a real S3 datastore (with keys in the key vault) the admin made."""
+
+    def make(api: Api, _: Actor, workspace: str | None) -> Call:
+        base = f"/api/v1/workspaces/{_ws(workspace)}/datastores"
+        name = unique("ds").replace("-", "_")
+        keys = {"access_key_id": "matrix", "secret_access_key": "matrix-secret"}
+        spec = {**_DATASTORE, "name": name, "credentials": keys}
+        api.as_admin("POST", base, json=spec, params=_SKIP)
+        return Call(f"{base}/{name}{suffix}", body)
+
+    return make
+
+
+def _manifest(files: dict[str, bytes]) -> tuple[str, dict[str, Any]]:
+    entries = [ManifestEntry(p, hashlib.sha256(b).hexdigest(), len(b)) for p, b in files.items()]
+    body = {"files": [{"path": e.path, "sha256": e.sha256, "size": e.size} for e in entries]}
+    return manifest_digest(entries), body
+
+
+def _begun_upload(
+    api: Api, workspace: str | None, area: str, *, sent: bool = False
+) -> tuple[str, str]:
+    """An upload of fresh content (one file, ``a.csv``) the admin began in the data or models
+    area and, with ``sent``, whose file it sent: (its root path, its content)."""
+    content = f"a,b\n{unique('row')},2\n".encode()
+    digest, body = _manifest({"a.csv": content})
+    root = f"/api/v1/workspaces/{_ws(workspace)}/{area}/artifacts/{digest}"
+    api.as_admin("PUT", root, json=body)
+    if sent:
+        api.as_admin("PUT", f"{root}/a.csv", content=content)
+    return root, content
+
+
+def _upload_call(area: str, step: str) -> Maker:
+    def make(api: Api, _: Actor, workspace: str | None) -> Call:
+        if step == "manifest":
+            digest, body = _manifest({f"{unique('f')}.csv": b"x"})
+            return Call(f"/api/v1/workspaces/{workspace}/{area}/artifacts/{digest}", body)
+        root, content = _begun_upload(api, workspace, area, sent=step == "commit")
+        if step == "file":
+            return Call(f"{root}/a.csv", content=content)
+        return Call(f"{root}/commit")
+
+    return make
+
+
+def _admin_data(api: Api, workspace: str | None) -> str:
+    """A data asset whose version 1 is a CSV file (a.csv) the admin uploaded."""
+    root, _ = _begun_upload(api, workspace, "data", sent=True)
+    uri = api.as_admin("POST", f"{root}/commit").json()["uri"]
+    asset = unique("data")
+    body = {"path": f"{uri}/a.csv", "type": "uri_file"}
+    api.as_admin("POST", f"/api/v1/workspaces/{_ws(workspace)}/data/{asset}/versions", json=body)
+    return asset
+
+
+def _data_call(suffix: str = "", body: Any = None) -> Maker:
+    def make(api: Api, _: Actor, workspace: str | None) -> Call:
+        return Call(
+            f"/api/v1/workspaces/{workspace}/data/{_admin_data(api, workspace)}{suffix}", body
+        )
+
+    return make
+
+
+def _new_data_version(api: Api, _: Actor, workspace: str | None) -> Call:
+    root, _ = _begun_upload(api, workspace, "data", sent=True)
+    uri = api.as_admin("POST", f"{root}/commit").json()["uri"]
+    body = {"path": f"{uri}/a.csv", "type": "uri_file"}
+    return Call(f"/api/v1/workspaces/{workspace}/data/{unique('data')}/versions", body)
+
+
+def _admin_native_model(api: Api, workspace: str | None) -> str:
+    """A model whose version 1 (aliased "champion") is a folder holding a.csv, uploaded
+    natively by the admin."""
+    root, _ = _begun_upload(api, workspace, "models", sent=True)
+    uri = api.as_admin("POST", f"{root}/commit").json()["uri"]
+    model = unique("model")
+    base = f"/api/v1/workspaces/{_ws(workspace)}/models/{model}"
+    api.as_admin("POST", f"{base}/versions", json={"path": uri})
+    api.as_admin("PUT", f"{base}/aliases/champion", json={"version": 1})
+    return model
+
+
+def _native_model_call(suffix: str = "", body: Any = None) -> Maker:
+    def make(api: Api, _: Actor, workspace: str | None) -> Call:
+        model = _admin_native_model(api, workspace)
+        return Call(f"/api/v1/workspaces/{workspace}/models/{model}{suffix}", body)
+
+    return make
+
+
+def _new_model_version(api: Api, _: Actor, workspace: str | None) -> Call:
+    root, _ = _begun_upload(api, workspace, "models", sent=True)
+    uri = api.as_admin("POST", f"{root}/commit").json()["uri"]
+    return Call(f"/api/v1/workspaces/{workspace}/models/{unique('model')}/versions", {"path": uri})
 
 
 ROUTES: dict[tuple[str, str], Recipe] = {
@@ -661,6 +892,39 @@ ROUTES: dict[tuple[str, str], Recipe] = {
     ("DELETE", MLFLOW_ARTIFACTS + "/{path:path}"): Recipe(
         "workspaces/jobs/write", make=_proxy_call()
     ),
+    ("POST", f"{MLFLOW}/runs/log-inputs"): Recipe(
+        "workspaces/jobs/write",
+        telemetry=True,
+        make=_mlflow_run_call(
+            "runs/log-inputs",
+            {
+                "datasets": [
+                    {
+                        "dataset": {
+                            "name": "d",
+                            "digest": "abc",
+                            "source_type": "code",
+                            "source": "{}",
+                        },
+                        "tags": [{"key": "mlflow.data.context", "value": "training"}],
+                    }
+                ]
+            },
+        ),
+    ),
+    ("POST", MLFLOW_MPU + "/create/{path:path}"): Recipe(
+        "workspaces/jobs/write", telemetry=True, make=_mpu_call("create")
+    ),
+    ("PUT", MLFLOW_MPU + "/part/{upload_id}/{part_number}"): Recipe(
+        PUBLIC,
+        make=_mpu_call("part"),  # the upload's key is the credential
+    ),
+    ("POST", MLFLOW_MPU + "/complete/{path:path}"): Recipe(
+        "workspaces/jobs/write", telemetry=True, make=_mpu_call("complete")
+    ),
+    ("POST", MLFLOW_MPU + "/abort/{path:path}"): Recipe(
+        "workspaces/jobs/write", make=_mpu_call("abort")
+    ),
     ("GET", f"{MLFLOW}/artifacts/list"): Recipe(
         "workspaces/jobs/read", make=_mlflow_run_call("artifacts/list", {}, get=True)
     ),
@@ -749,6 +1013,275 @@ ROUTES: dict[tuple[str, str], Recipe] = {
     ("GET", f"{MLFLOW}/metrics/get-history"): Recipe(
         "workspaces/jobs/read",
         make=_mlflow_run_call("metrics/get-history", {"metric_key": "m"}, get=True),
+    ),
+    # the model registry through MLflow: the models actions
+    ("POST", f"{MLFLOW}/registered-models/create"): Recipe(
+        "workspaces/models/write",
+        make=_mlflow_call("registered-models/create", lambda: {"name": unique("model")}),
+    ),
+    ("GET", f"{MLFLOW}/registered-models/get"): Recipe(
+        "workspaces/models/read", make=_mlflow_model_call("registered-models/get", {}, get=True)
+    ),
+    ("POST", f"{MLFLOW}/registered-models/rename"): Recipe(
+        "workspaces/models/write",
+        make=_mlflow_model_call("registered-models/rename", {"new_name": unique("renamed")}),
+    ),
+    ("PATCH", f"{MLFLOW}/registered-models/update"): Recipe(
+        "workspaces/models/write",
+        make=_mlflow_model_call("registered-models/update", {"description": "d"}),
+    ),
+    ("DELETE", f"{MLFLOW}/registered-models/delete"): Recipe(
+        "workspaces/models/delete", make=_mlflow_model_call("registered-models/delete", {})
+    ),
+    ("GET", f"{MLFLOW}/registered-models/search"): Recipe(
+        "workspaces/models/read",
+        make=_mlflow_call("registered-models/search", lambda: {"max_results": 5}, get=True),
+    ),
+    ("POST", f"{MLFLOW}/registered-models/get-latest-versions"): Recipe(
+        "workspaces/models/read",
+        make=_mlflow_model_call("registered-models/get-latest-versions", {}),
+    ),
+    ("GET", f"{MLFLOW}/registered-models/get-latest-versions"): Recipe(
+        "workspaces/models/read",
+        make=_mlflow_model_call("registered-models/get-latest-versions", {}, get=True),
+    ),
+    ("POST", f"{MLFLOW}/registered-models/set-tag"): Recipe(
+        "workspaces/models/write",
+        make=_mlflow_model_call("registered-models/set-tag", {"key": "a", "value": "b"}),
+    ),
+    ("DELETE", f"{MLFLOW}/registered-models/delete-tag"): Recipe(
+        "workspaces/models/write",
+        make=_mlflow_model_call("registered-models/delete-tag", {"key": "k"}),
+    ),
+    ("POST", f"{MLFLOW}/registered-models/alias"): Recipe(
+        "workspaces/models/write",
+        make=_mlflow_model_call("registered-models/alias", {"alias": "next"}, version=True),
+    ),
+    ("DELETE", f"{MLFLOW}/registered-models/alias"): Recipe(
+        "workspaces/models/write",
+        make=_mlflow_model_call("registered-models/alias", {"alias": "champion"}),
+    ),
+    ("GET", f"{MLFLOW}/registered-models/alias"): Recipe(
+        "workspaces/models/read",
+        make=_mlflow_model_call("registered-models/alias", {"alias": "champion"}, get=True),
+    ),
+    ("POST", f"{MLFLOW}/model-versions/create"): Recipe(
+        "workspaces/models/write",
+        make=lambda api, a, w: Call(
+            _mlflow_path(w, "model-versions/create"),
+            {"name": _admin_model(api, w), "source": f"runs:/{_admin_run(api, w)}/model"},
+        ),
+    ),
+    ("GET", f"{MLFLOW}/model-versions/get"): Recipe(
+        "workspaces/models/read",
+        make=_mlflow_model_call("model-versions/get", {}, get=True, version=True),
+    ),
+    ("PATCH", f"{MLFLOW}/model-versions/update"): Recipe(
+        "workspaces/models/write",
+        make=_mlflow_model_call("model-versions/update", {"description": "d"}, version=True),
+    ),
+    ("DELETE", f"{MLFLOW}/model-versions/delete"): Recipe(
+        "workspaces/models/delete",
+        make=_mlflow_model_call("model-versions/delete", {}, version=True),
+    ),
+    ("GET", f"{MLFLOW}/model-versions/search"): Recipe(
+        "workspaces/models/read",
+        make=_mlflow_call("model-versions/search", lambda: {"max_results": 5}, get=True),
+    ),
+    ("GET", f"{MLFLOW}/model-versions/get-download-uri"): Recipe(
+        "workspaces/models/read",
+        make=_mlflow_model_call("model-versions/get-download-uri", {}, get=True, version=True),
+    ),
+    ("POST", f"{MLFLOW}/model-versions/transition-stage"): Recipe(
+        "workspaces/models/write",
+        make=_mlflow_model_call(
+            "model-versions/transition-stage", {"stage": "Staging"}, version=True
+        ),
+    ),
+    ("POST", f"{MLFLOW}/model-versions/set-tag"): Recipe(
+        "workspaces/models/write",
+        make=_mlflow_model_call("model-versions/set-tag", {"key": "a", "value": "b"}, version=True),
+    ),
+    ("DELETE", f"{MLFLOW}/model-versions/delete-tag"): Recipe(
+        "workspaces/models/write",
+        make=_mlflow_model_call("model-versions/delete-tag", {"key": "k"}, version=True),
+    ),
+    # MLflow 3's logged models: the models actions; linking one to a run writes the run
+    ("POST", f"{MLFLOW}/logged-models"): Recipe(
+        "workspaces/models/write",
+        make=_mlflow_call("logged-models", lambda: {"experiment_id": "0"}),
+    ),
+    ("POST", f"{MLFLOW}/logged-models/search"): Recipe(
+        "workspaces/models/read",
+        make=_mlflow_call("logged-models/search", lambda: {"experiment_ids": ["0"]}),
+    ),
+    ("GET", f"{MLFLOW}/logged-models/{{model_id}}"): Recipe(
+        "workspaces/models/read", make=_logged_model_call()
+    ),
+    ("PATCH", f"{MLFLOW}/logged-models/{{model_id}}"): Recipe(
+        "workspaces/models/write", make=_logged_model_call(body={"status": "LOGGED_MODEL_READY"})
+    ),
+    ("DELETE", f"{MLFLOW}/logged-models/{{model_id}}"): Recipe(
+        "workspaces/models/delete", make=_logged_model_call()
+    ),
+    ("PATCH", f"{MLFLOW}/logged-models/{{model_id}}/tags"): Recipe(
+        "workspaces/models/write",
+        make=_logged_model_call("/tags", {"tags": [{"key": "a", "value": "b"}]}),
+    ),
+    ("DELETE", f"{MLFLOW}/logged-models/{{model_id}}/tags/{{tag_key:path}}"): Recipe(
+        "workspaces/models/write", make=_logged_model_call("/tags/k")
+    ),
+    ("POST", f"{MLFLOW}/logged-models/{{model_id}}/params"): Recipe(
+        "workspaces/models/write",
+        make=_logged_model_call("/params", {"params": [{"key": "p", "value": "v"}]}),
+    ),
+    ("POST", f"{MLFLOW}/runs/outputs"): Recipe("workspaces/jobs/write", make=_log_outputs),
+    # the key vault (a value is read with a POST; see api/routers/secrets.py)
+    ("GET", "/api/v1/workspaces/{workspace}/secrets"): Recipe(
+        "workspaces/secrets/metadata/read",
+        make=lambda api, a, w: Call(f"/api/v1/workspaces/{w}/secrets"),
+    ),
+    ("PUT", "/api/v1/workspaces/{workspace}/secrets/{name}"): Recipe(
+        "workspaces/secrets/write",
+        make=lambda api, a, w: Call(
+            f"/api/v1/workspaces/{w}/secrets/{unique('secret')}", {"value": "s3cr3t"}
+        ),
+    ),
+    ("GET", "/api/v1/workspaces/{workspace}/secrets/{name}"): Recipe(
+        "workspaces/secrets/metadata/read", make=_secret_call()
+    ),
+    ("POST", "/api/v1/workspaces/{workspace}/secrets/{name}/reveal"): Recipe(
+        "workspaces/secrets/read", make=_secret_call("/reveal")
+    ),
+    ("DELETE", "/api/v1/workspaces/{workspace}/secrets/{name}"): Recipe(
+        "workspaces/secrets/delete", make=_secret_call()
+    ),
+    # datastores (keys are read with a POST; see api/routers/datastores.py)
+    ("POST", "/api/v1/workspaces/{workspace}/datastores"): Recipe(
+        "workspaces/datastores/write",
+        make=lambda api, a, w: Call(
+            f"/api/v1/workspaces/{w}/datastores",
+            {**_DATASTORE, "name": unique("ds"), "credentials": {"anonymous": True}},
+            params=_SKIP,
+        ),
+    ),
+    ("GET", "/api/v1/workspaces/{workspace}/datastores"): Recipe(
+        "workspaces/datastores/read",
+        make=lambda api, a, w: Call(f"/api/v1/workspaces/{w}/datastores"),
+    ),
+    ("GET", "/api/v1/workspaces/{workspace}/datastores/{name}"): Recipe(
+        "workspaces/datastores/read", make=_datastore_call()
+    ),
+    ("PATCH", "/api/v1/workspaces/{workspace}/datastores/{name}"): Recipe(
+        "workspaces/datastores/write", make=_datastore_call(body={"description": "changed"})
+    ),
+    ("DELETE", "/api/v1/workspaces/{workspace}/datastores/{name}"): Recipe(
+        "workspaces/datastores/delete", make=_datastore_call()
+    ),
+    ("POST", "/api/v1/workspaces/{workspace}/datastores/{name}/set-default"): Recipe(
+        "workspaces/datastores/write", make=_datastore_call("/set-default")
+    ),
+    ("POST", "/api/v1/workspaces/{workspace}/datastores/{name}/list-secrets"): Recipe(
+        "workspaces/datastores/listSecrets/action", make=_datastore_call("/list-secrets")
+    ),
+    # data assets and their content-addressed uploads
+    ("PUT", DATA + "/artifacts/{digest}"): Recipe(
+        "workspaces/data/write", make=_upload_call("data", "manifest")
+    ),
+    ("PUT", DATA + "/artifacts/{digest}/{path:path}"): Recipe(
+        "workspaces/data/write", telemetry=True, make=_upload_call("data", "file")
+    ),
+    ("POST", DATA + "/artifacts/{digest}/commit"): Recipe(
+        "workspaces/data/write", make=_upload_call("data", "commit")
+    ),
+    ("GET", DATA): Recipe(
+        "workspaces/data/read", make=lambda api, a, w: Call(f"/api/v1/workspaces/{w}/data")
+    ),
+    ("POST", DATA + "/{name}/versions"): Recipe("workspaces/data/write", make=_new_data_version),
+    ("GET", DATA + "/{name}/versions"): Recipe(
+        "workspaces/data/read", make=_data_call("/versions")
+    ),
+    ("GET", DATA + "/{name}/versions/{version}"): Recipe(
+        "workspaces/data/read", make=_data_call("/versions/latest")
+    ),
+    ("PATCH", DATA + "/{name}/versions/{version}"): Recipe(
+        "workspaces/data/write", make=_data_call("/versions/1", {"description": "changed"})
+    ),
+    ("DELETE", DATA + "/{name}/versions/{version}"): Recipe(
+        "workspaces/data/delete", make=_data_call("/versions/1")
+    ),
+    ("POST", DATA + "/{name}/versions/{version}/archive"): Recipe(
+        "workspaces/data/write", make=_data_call("/versions/1/archive")
+    ),
+    ("POST", DATA + "/{name}/versions/{version}/restore"): Recipe(
+        "workspaces/data/write", make=_data_call("/versions/1/restore")
+    ),
+    ("POST", DATA + "/{name}/archive"): Recipe(
+        "workspaces/data/write", make=_data_call("/archive")
+    ),
+    ("POST", DATA + "/{name}/restore"): Recipe(
+        "workspaces/data/write", make=_data_call("/restore")
+    ),
+    ("GET", DATA + "/{name}/versions/{version}/files"): Recipe(
+        "workspaces/data/read", make=_data_call("/versions/1/files")
+    ),
+    ("GET", DATA + "/{name}/versions/{version}/files/{path:path}"): Recipe(
+        "workspaces/data/read", make=_data_call("/versions/1/files/a.csv")
+    ),
+    ("GET", DATA + "/{name}/versions/{version}/preview"): Recipe(
+        "workspaces/data/read", make=_data_call("/versions/1/preview")
+    ),
+    # the native model API (the same registry as MLflow's)
+    ("PUT", MODELS + "/artifacts/{digest}"): Recipe(
+        "workspaces/models/write", make=_upload_call("models", "manifest")
+    ),
+    ("PUT", MODELS + "/artifacts/{digest}/{path:path}"): Recipe(
+        "workspaces/models/write", telemetry=True, make=_upload_call("models", "file")
+    ),
+    ("POST", MODELS + "/artifacts/{digest}/commit"): Recipe(
+        "workspaces/models/write", make=_upload_call("models", "commit")
+    ),
+    ("GET", MODELS): Recipe(
+        "workspaces/models/read", make=lambda api, a, w: Call(f"/api/v1/workspaces/{w}/models")
+    ),
+    ("GET", MODELS + "/{name}"): Recipe("workspaces/models/read", make=_native_model_call()),
+    ("PATCH", MODELS + "/{name}"): Recipe(
+        "workspaces/models/write", make=_native_model_call(body={"description": "changed"})
+    ),
+    ("DELETE", MODELS + "/{name}"): Recipe("workspaces/models/delete", make=_native_model_call()),
+    ("POST", MODELS + "/{name}/versions"): Recipe(
+        "workspaces/models/write", make=_new_model_version
+    ),
+    ("GET", MODELS + "/{name}/versions"): Recipe(
+        "workspaces/models/read", make=_native_model_call("/versions")
+    ),
+    ("GET", MODELS + "/{name}/versions/{version}"): Recipe(
+        "workspaces/models/read", make=_native_model_call("/versions/1")
+    ),
+    ("PATCH", MODELS + "/{name}/versions/{version}"): Recipe(
+        "workspaces/models/write", make=_native_model_call("/versions/1", {"description": "d"})
+    ),
+    ("DELETE", MODELS + "/{name}/versions/{version}"): Recipe(
+        "workspaces/models/delete", make=_native_model_call("/versions/1")
+    ),
+    ("POST", MODELS + "/{name}/versions/{version}/stage"): Recipe(
+        "workspaces/models/write",
+        make=_native_model_call("/versions/1/stage", {"stage": "Staging"}),
+    ),
+    ("GET", MODELS + "/{name}/aliases/{alias}"): Recipe(
+        "workspaces/models/read", make=_native_model_call("/aliases/champion")
+    ),
+    ("PUT", MODELS + "/{name}/aliases/{alias}"): Recipe(
+        "workspaces/models/write", make=_native_model_call("/aliases/next", {"version": 1})
+    ),
+    ("DELETE", MODELS + "/{name}/aliases/{alias}"): Recipe(
+        "workspaces/models/write", make=_native_model_call("/aliases/champion")
+    ),
+    ("GET", MODELS + "/{name}/versions/{version}/files"): Recipe(
+        "workspaces/models/read", make=_native_model_call("/versions/1/files")
+    ),
+    ("GET", MODELS + "/{name}/versions/{version}/files/{path:path}"): Recipe(
+        "workspaces/models/read", make=_native_model_call("/versions/1/files/a.csv")
     ),
     # audit
     ("GET", "/api/v1/audit"): Recipe("audit/read", make=lambda api, a, w: Call("/api/v1/audit")),
@@ -931,7 +1464,7 @@ def test_role_on_route(api: Api, principals: Principals, role: str, method: str,
     response = api.call(
         method,
         call.path,
-        actor.headers,
+        {**actor.headers, **(call.headers or {})},
         json=call.json,
         params=call.params,
         content=call.content,
@@ -959,6 +1492,8 @@ def test_role_on_route(api: Api, principals: Principals, role: str, method: str,
             detail = body.get("detail", body.get("message"))
             assert detail == f"workspace {workspace!r} does not exist", f"{what}: {got}"
     reads = recipe.action.endswith("/read") or response.request.method == "GET" or recipe.telemetry
+    # A read of a secret value is recorded like a change (services/audit.py SENSITIVE_SUFFIXES).
+    reads = reads and not recipe.action.endswith(SENSITIVE_SUFFIXES)
     _check_audit(api, actor, response, what, denied=not allowed, reads=reads)
 
 

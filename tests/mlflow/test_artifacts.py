@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 
 import httpx
@@ -13,6 +15,7 @@ import mlflow
 import pytest
 import requests
 from mlflow import MlflowClient
+from mlflow.store.artifact.http_artifact_repo import HttpArtifactRepository
 
 from tests.conftest import unique
 from tests.mlflow.conftest import Tracking
@@ -195,3 +198,71 @@ def test_a_deleted_run_takes_no_artifacts(tracking: Tracking, tmp_path: Path) ->
     with pytest.raises(requests.HTTPError, match="is deleted") as caught:
         MlflowClient().log_artifact(run.info.run_id, str(tmp_path / "late.txt"))
     assert caught.value.response.status_code == 400  # MLflow's status for a deleted run
+
+
+def test_a_big_file_goes_up_in_parts(
+    tracking: Tracking, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What the client does for files of 500 MB and more, tried on a small file.
+    monkeypatch.setenv("MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE", str(1024 * 1024))
+    monkeypatch.setenv("MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE", str(1024 * 1024))
+    # A spy on the client (it still does the work) shows that it took the multipart path.
+    real = HttpArtifactRepository._try_multipart_upload
+    calls: list[str] = []
+
+    def spy(self: HttpArtifactRepository, local_file: str, artifact_path: str | None = None):  # type: ignore[no-untyped-def]
+        calls.append(local_file)
+        return real(self, local_file, artifact_path)
+
+    monkeypatch.setattr(HttpArtifactRepository, "_try_multipart_upload", spy)
+    data = os.urandom(3 * 1024 * 1024 + 12345)  # four parts, the last one short
+    (tmp_path / "big.bin").write_bytes(data)
+    with mlflow.start_run() as run:
+        mlflow.log_artifact(str(tmp_path / "big.bin"), artifact_path="weights")
+    back = MlflowClient().download_artifacts(run.info.run_id, "weights/big.bin", str(tmp_path))
+    assert Path(back).read_bytes() == data
+    assert len(calls) == 1
+    uploads = tracking.server.settings.data_dir / "artifacts"
+    assert not [p for p in uploads.rglob("uploads/*") if p.is_file()]  # parts cleaned up
+
+
+def test_multipart_parts_need_their_uploads_key(tracking: Tracking) -> None:
+    with mlflow.start_run() as run:
+        pass
+    auth = tracking.server.auth
+    mpu = f"{tracking.uri}/api/2.0/mlflow-artifacts/mpu"
+    folder = f"runs/{run.info.run_id}/artifacts/out"
+    created = tracking.http.post(
+        f"{mpu}/create/{folder}", json={"path": "/home/me/f.bin", "num_parts": 2}, headers=auth
+    )
+    assert created.status_code == 200, created.text
+    body = created.json()
+    first, second = body["credentials"]
+    assert first["url"].endswith(f"/part/{body['upload_id']}/1")
+    assert tracking.http.put(first["url"], content=b"a").status_code == 401
+    wrong = tracking.http.put(
+        first["url"], content=b"a", headers={"X-Shipyard-Upload-Key": "guess"}
+    )
+    assert wrong.status_code == 404
+    ok = tracking.http.put(first["url"], content=b"abc", headers=first["headers"])
+    assert ok.status_code == 200
+    assert ok.headers["etag"].strip('"') == hashlib.sha256(b"abc").hexdigest()
+    ref = {"path": "/home/me/f.bin", "upload_id": body["upload_id"]}
+    incomplete = tracking.http.post(f"{mpu}/complete/{folder}", json=ref, headers=auth)
+    assert incomplete.status_code == 400
+    assert "not uploaded" in incomplete.json()["message"]
+    tracking.http.put(second["url"], content=b"def", headers=second["headers"])
+    done = tracking.http.post(f"{mpu}/complete/{folder}", json=ref, headers=auth)
+    assert done.status_code == 200, done.text
+    got = tracking.http.get(_proxy(tracking, f"{folder}/f.bin"), headers=auth)
+    assert got.content == b"abcdef"
+    again = tracking.http.put(second["url"], content=b"x", headers=second["headers"])
+    assert again.status_code == 404  # a finished upload takes no more parts
+
+    aborted = tracking.http.post(
+        f"{mpu}/create/{folder}", json={"path": "g.bin", "num_parts": 1}, headers=auth
+    ).json()
+    ref = {"path": "g.bin", "upload_id": aborted["upload_id"]}
+    assert tracking.http.post(f"{mpu}/abort/{folder}", json=ref, headers=auth).status_code == 200
+    cred = aborted["credentials"][0]
+    assert tracking.http.put(cred["url"], content=b"x", headers=cred["headers"]).status_code == 404

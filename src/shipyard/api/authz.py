@@ -199,7 +199,7 @@ async def authenticate_first(request: Request, problem: Response) -> Response:
         return problem
     credentials = await _bearer(request)
     try:
-        await run_in_threadpool(needed, request, credentials, get_services(request))
+        await run_in_threadpool(needed, request, credentials, await get_services(request))
     except ShipyardError as exc:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         return problem_response(exc.status, exc.code, exc.detail, exc.field, headers)

@@ -9,14 +9,23 @@ from fastapi import Request
 from shipyard.services.artifacts import ArtifactService
 from shipyard.services.audit import AuditService
 from shipyard.services.authz import Authorizer
+from shipyard.services.data import DataService
+from shipyard.services.datastores import DatastoreService
 from shipyard.services.experiments import ExperimentService
 from shipyard.services.groups import GroupService
+from shipyard.services.logged_models import LoggedModelService
+from shipyard.services.model_assets import ModelAssetService
+from shipyard.services.model_versions import ModelVersionService
+from shipyard.services.models import ModelService
 from shipyard.services.role_assignments import RoleAssignmentService
 from shipyard.services.roles import RoleService
+from shipyard.services.run_inputs import RunInputService
 from shipyard.services.runs import RunService
+from shipyard.services.secrets import SecretService
 from shipyard.services.service_principals import ServicePrincipalService
 from shipyard.services.sessions import SessionService
 from shipyard.services.tokens import TokenService
+from shipyard.services.uploads import UploadService
 from shipyard.services.users import UserService
 from shipyard.services.workspaces import WorkspaceService
 from shipyard.settings import Settings
@@ -39,9 +48,19 @@ class Services:
     sessions: SessionService
     experiments: ExperimentService
     runs: RunService
+    secrets: SecretService
     artifacts: ArtifactService
+    run_inputs: RunInputService
+    models: ModelService
+    model_versions: ModelVersionService
+    logged_models: LoggedModelService
+    uploads: UploadService
+    data: DataService
+    model_assets: ModelAssetService
+    datastores: DatastoreService
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    # async: FastAPI calls it on the event loop instead of sending it to a worker thread.
     services: Services = request.app.state.services
     return services

@@ -8,10 +8,14 @@ import click
 
 from shipyard._version import __version__
 from shipyard.cli.audit import audit
+from shipyard.cli.data import data
+from shipyard.cli.datastores import datastore
 from shipyard.cli.groups import group
 from shipyard.cli.login import login
+from shipyard.cli.models import model
 from shipyard.cli.roles import role
-from shipyard.cli.server import db, server
+from shipyard.cli.secrets import secret
+from shipyard.cli.server import admin, db, server
 from shipyard.cli.service_principals import service_principal
 from shipyard.cli.users import token, user
 from shipyard.cli.workspaces import workspace
@@ -35,6 +39,11 @@ for command in (
     service_principal,
     role,
     audit,
+    secret,
+    datastore,
+    data,
+    model,
+    admin,
 ):
     cli.add_command(command)
 

@@ -31,6 +31,15 @@ JOBS_DELETE = "workspaces/jobs/delete"
 MODELS_READ = "workspaces/models/read"
 MODELS_WRITE = "workspaces/models/write"
 MODELS_DELETE = "workspaces/models/delete"
+DATASTORES_READ = "workspaces/datastores/read"
+DATASTORES_WRITE = "workspaces/datastores/write"
+DATASTORES_DELETE = "workspaces/datastores/delete"
+# Reading a datastore's keys: a secret value, refused by every built-in role but Owner and
+# Contributor, and audited like every action ending in /action.
+DATASTORES_LIST_SECRETS = "workspaces/datastores/listSecrets/action"
+DATA_READ = "workspaces/data/read"
+DATA_WRITE = "workspaces/data/write"
+DATA_DELETE = "workspaces/data/delete"
 
 USERS_READ = "users/read"
 USERS_WRITE = "users/write"

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from shipyard.domain.errors import InvalidInputError
 from shipyard.mlflow import schemas as m
+from shipyard.schemas.run_inputs import RunInputsRead
 from shipyard.schemas.tracking import ExperimentRead, RunRead
 
 #: MLflow's id of the default experiment; in a workspace it is the experiment named "Default".
@@ -101,7 +102,22 @@ def run_info(run: RunRead) -> m.RunInfo:
     )
 
 
-def run(run: RunRead) -> m.Run:
+def run_inputs(inputs: RunInputsRead | None) -> m.RunInputs:
+    if inputs is None:
+        return m.RunInputs()
+    return m.RunInputs(
+        dataset_inputs=[
+            m.DatasetInputOut(
+                tags=[m.RunTag(key=k, value=v) for k, v in sorted(item.tags.items())],
+                dataset=m.DatasetOut(**item.dataset.model_dump()),
+            )
+            for item in inputs.datasets
+        ],
+        model_inputs=[m.ModelInputOut(model_id=model_id) for model_id in inputs.models],
+    )
+
+
+def run(run: RunRead, inputs: RunInputsRead | None = None) -> m.Run:
     tags = dict(run.tags)
     tags[RUN_NAME_TAG] = run.name
     if run.parent_run_id:
@@ -116,6 +132,7 @@ def run(run: RunRead) -> m.Run:
             params=[m.RunTag(key=k, value=v) for k, v in sorted(run.params.items())],
             tags=[m.RunTag(key=k, value=v) for k, v in sorted(tags.items())],
         ),
+        inputs=run_inputs(inputs),
     )
 
 

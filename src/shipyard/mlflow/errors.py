@@ -42,10 +42,12 @@ _BY_STATUS: dict[int, tuple[str, int]] = {
     416: ("INVALID_PARAMETER_VALUE", 416),
     429: ("REQUEST_LIMIT_EXCEEDED", 429),
     503: ("TEMPORARILY_UNAVAILABLE", 503),
+    507: ("TEMPORARILY_UNAVAILABLE", 507),  # storage full: MLflow has no closer code
 }
 # Shipyard codes whose MLflow counterpart is not the one their status suggests.
 _BY_CODE: dict[str, tuple[str, int]] = {
     "experiment_exists": ("RESOURCE_ALREADY_EXISTS", 400),
+    "model_exists": ("RESOURCE_ALREADY_EXISTS", 400),  # register_model relies on this code
     "run_deleted": ("INVALID_PARAMETER_VALUE", 400),  # MLflow: "must be in 'active' state"
     "experiment_deleted": ("INVALID_PARAMETER_VALUE", 400),
     "route_not_found": ("ENDPOINT_NOT_FOUND", 404),

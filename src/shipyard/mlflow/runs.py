@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 
 from shipyard.api.authz import GuardedRoute, require
 from shipyard.api.deps import Services, get_services
 from shipyard.domain import actions
+from shipyard.domain.errors import InvalidInputError
 from shipyard.domain.principals import Principal
 from shipyard.mlflow import convert
 from shipyard.mlflow import schemas as m
@@ -22,7 +23,7 @@ from shipyard.mlflow.convert import PARENT_TAG, RUN_NAME_TAG, USER_TAG
 from shipyard.mlflow.lookup import active_experiment
 from shipyard.mlflow.paths import API_PREFIX
 from shipyard.mlflow.schemas import body_of
-from shipyard.schemas.tracking import KeyValue, LogBatch, MetricIn, RunCreate, RunUpdate
+from shipyard.schemas.tracking import RunCreate, RunUpdate
 
 router = APIRouter(
     prefix=API_PREFIX + "/runs",
@@ -31,16 +32,16 @@ router = APIRouter(
 )
 
 
-@router.post("/create")
+@router.post("/create", response_model=m.RunResponse)
 def create_run(
     workspace: str,
     body: m.CreateRun,
     principal: Principal = require(actions.JOBS_WRITE),
     services: Services = Depends(get_services),
-) -> m.RunResponse:
-    experiment = active_experiment(
-        services, workspace, body.experiment_id or convert.DEFAULT_EXPERIMENT_ID
-    )
+) -> Response:
+    experiment_id = body.experiment_id or convert.DEFAULT_EXPERIMENT_ID
+    if experiment_id == convert.DEFAULT_EXPERIMENT_ID:
+        experiment_id = active_experiment(services, workspace, experiment_id).id
     tags = {t.key: t.value for t in body.tags}
     name = body.run_name or tags.pop(RUN_NAME_TAG, None) or None
     tags.pop(RUN_NAME_TAG, None)
@@ -51,14 +52,17 @@ def create_run(
         workspace,
         body_of(
             RunCreate,
-            experiment=experiment.name,
             name=name,
             parent_run_id=parent,
             tags=tags,
             start_time=convert.from_ms(body.start_time),
         ),
+        # Looked up (and checked active) in the transaction that creates the run.
+        experiment_id=experiment_id,
     )
-    return m.RunResponse(run=convert.run(run))
+    # Serialised here, once: returned as a model, FastAPI would validate it again first.
+    created = m.RunResponse(run=convert.run(run))
+    return Response(created.model_dump_json(by_alias=True), media_type="application/json")
 
 
 @router.get("/get", dependencies=[require(actions.JOBS_READ)])
@@ -69,7 +73,8 @@ def get_run(
     services: Services = Depends(get_services),
 ) -> m.RunResponse:
     ref = body_of(m.RunRef, run_id=run_id, run_uuid=run_uuid)
-    return m.RunResponse(run=convert.run(services.runs.get(workspace, ref.id)))
+    run = services.runs.get(workspace, ref.id)
+    return m.RunResponse(run=convert.run(run, services.run_inputs.of_runs([run.id])[run.id]))
 
 
 @router.post("/update", dependencies=[require(actions.JOBS_WRITE)])
@@ -112,44 +117,72 @@ def _log(
     params: Sequence[m.Param] = (),
     tags: Sequence[m.Tag] = (),
 ) -> None:
+    """Log what the request carried. Its body model already checked every limit the run
+    service's own body would (key length and characters, step and timestamp ranges), so the
+    points go on as tuples: a second model per point cost more than storing it."""
     names = [t.value for t in tags if t.key == RUN_NAME_TAG]
-    kept = [t for t in tags if t.key not in (RUN_NAME_TAG, PARENT_TAG)]
-    batch = body_of(
-        LogBatch,
-        metrics=[
-            body_of(MetricIn, key=x.key, value=x.value, step=x.step, timestamp=x.timestamp)
-            for x in metrics
-        ],
-        params=[body_of(KeyValue, key=p.key, value=p.value) for p in params],
-        tags=[body_of(KeyValue, key=t.key, value=t.value) for t in kept],
-    )
-    if batch.metrics or batch.params or batch.tags or not names:
-        services.runs.log_batch(workspace, run_id, batch)
+    kept = {_key(t.key, "tags"): t.value.strip() for t in tags if t.key not in _DERIVED_TAGS}
+    points = [(_key(x.key, "metrics"), x.value, x.step, x.timestamp) for x in metrics]
+    values = {_key(p.key, "params"): p.value.strip() for p in params}
+    if points or values or kept or not names:
+        services.runs.log(workspace, run_id, metrics=points, params=values, tags=kept)
     if names and names[-1]:
         services.runs.update(workspace, run_id, body_of(RunUpdate, name=names[-1]))
 
 
-@router.post("/log-metric", dependencies=[require(actions.JOBS_WRITE, telemetry=True)])
+_DERIVED_TAGS = (RUN_NAME_TAG, PARENT_TAG)
+
+
+def _key(key: str, field: str) -> str:
+    """Keys are stored stripped of surrounding whitespace, like every Shipyard key."""
+    stripped = key.strip()
+    if not stripped:
+        raise InvalidInputError(
+            f"{field}: a key needs a character other than whitespace",
+            code="invalid_field",
+            field=f"{field}.key",
+        )
+    return stripped
+
+
+def _empty() -> Response:
+    """MLflow's ``{}``, without building and serialising a model for it."""
+    return Response(b"{}", media_type="application/json")
+
+
+@router.post(
+    "/log-metric",
+    dependencies=[require(actions.JOBS_WRITE, telemetry=True)],
+    response_model=m.Empty,
+)
 def log_metric(
     workspace: str, body: m.LogMetric, services: Services = Depends(get_services)
-) -> m.Empty:
+) -> Response:
     metric = m.Metric(key=body.key, value=body.value, timestamp=body.timestamp, step=body.step)
     _log(services, workspace, body.id, metrics=[metric])
-    return m.Empty()
+    return _empty()
 
 
-@router.post("/log-parameter", dependencies=[require(actions.JOBS_WRITE, telemetry=True)])
+@router.post(
+    "/log-parameter",
+    dependencies=[require(actions.JOBS_WRITE, telemetry=True)],
+    response_model=m.Empty,
+)
 def log_param(
     workspace: str, body: m.LogParam, services: Services = Depends(get_services)
-) -> m.Empty:
+) -> Response:
     _log(services, workspace, body.id, params=[m.Param(key=body.key, value=body.value)])
-    return m.Empty()
+    return _empty()
 
 
-@router.post("/set-tag", dependencies=[require(actions.JOBS_WRITE, telemetry=True)])
-def set_tag(workspace: str, body: m.SetTag, services: Services = Depends(get_services)) -> m.Empty:
+@router.post(
+    "/set-tag",
+    dependencies=[require(actions.JOBS_WRITE, telemetry=True)],
+    response_model=m.Empty,
+)
+def set_tag(workspace: str, body: m.SetTag, services: Services = Depends(get_services)) -> Response:
     _log(services, workspace, body.id, tags=[m.Tag(key=body.key, value=body.value)])
-    return m.Empty()
+    return _empty()
 
 
 @router.post("/delete-tag", dependencies=[require(actions.JOBS_WRITE)])
@@ -160,9 +193,13 @@ def delete_tag(
     return m.Empty()
 
 
-@router.post("/log-batch", dependencies=[require(actions.JOBS_WRITE, telemetry=True)])
+@router.post(
+    "/log-batch",
+    dependencies=[require(actions.JOBS_WRITE, telemetry=True)],
+    response_model=m.Empty,
+)
 def log_batch(
     workspace: str, body: m.LogBatch, services: Services = Depends(get_services)
-) -> m.Empty:
+) -> Response:
     _log(services, workspace, body.id, metrics=body.metrics, params=body.params, tags=body.tags)
-    return m.Empty()
+    return _empty()

@@ -219,9 +219,33 @@ class RunData(Response):
     tags: list[RunTag] = Field(default_factory=list)
 
 
+class DatasetOut(Response):
+    name: str
+    digest: str
+    source_type: str
+    source: str
+    schema_: str | None = Field(default=None, serialization_alias="schema")
+    profile: str | None = None
+
+
+class DatasetInputOut(Response):
+    tags: list[RunTag] = Field(default_factory=list)
+    dataset: DatasetOut
+
+
+class ModelInputOut(Response):
+    model_id: str
+
+
+class RunInputs(Response):
+    dataset_inputs: list[DatasetInputOut] = Field(default_factory=list)
+    model_inputs: list[ModelInputOut] = Field(default_factory=list)
+
+
 class Run(Response):
     info: RunInfo
     data: RunData
+    inputs: RunInputs = Field(default_factory=RunInputs)
 
 
 class RunResponse(Response):

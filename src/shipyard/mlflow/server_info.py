@@ -1,8 +1,9 @@
 """MLflow's ``/api/3.0/mlflow/server-info``: what the client asks before big transfers.
 
 Public, as on MLflow's server (clients read it before they authenticate); it says nothing
-about the workspace. Multipart (presigned) uploads and downloads are off: the client then
-streams a big file in one request, which this server takes without holding it in memory.
+about the workspace. Multipart uploads are on (see ``artifacts``: parts go up in parallel to
+part URLs of this server); multipart downloads are off, so a download is one streamed
+request (ranged requests work for a client that wants them).
 """
 
 from __future__ import annotations
@@ -23,6 +24,6 @@ def server_info() -> dict[str, object]:
     return {
         "store_type": "SqlStore",  # what the client expects of a database-backed server
         "workspaces_enabled": False,  # MLflow's own workspaces; ours are in the tracking URI
-        "multipart_uploads_enabled": False,
+        "multipart_uploads_enabled": True,
         "multipart_downloads_enabled": False,
     }

@@ -6,16 +6,24 @@ strings "NaN", "Infinity" and "-Infinity" (numbers otherwise), in both direction
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
+import sys
+from array import array
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
 
 from shipyard.schemas.common import RequestBody, ResponseBody
 
 KEY = Field(min_length=1, max_length=250, pattern=r"^[^\x00]+$")
 MAX_METRICS, MAX_PARAMS, MAX_TAGS = 1000, 100, 100
+# Points per call in the column form (``LogBatch.columns``): about 400 kB of JSON, well under
+# the default request body limit.
+MAX_COLUMN_POINTS = 10_000
 
 _SPECIAL = {
     "nan": math.nan,
@@ -117,8 +125,76 @@ class KeyValue(RequestBody):
     value: str = Field(max_length=8000)
 
 
+def _packed(code: str, what: str) -> Callable[[object], list[Any]]:
+    """A validator that reads a column sent as base64 of a little-endian array."""
+    size = array(code).itemsize
+    longest = 4 * -(-MAX_COLUMN_POINTS * size // 3)  # base64 of the most points allowed
+
+    def unpack(value: object) -> list[Any]:
+        if isinstance(value, list):  # already decoded (a model built in process)
+            return value
+        if not isinstance(value, str) or len(value) > longest:
+            raise ValueError(f"must be base64 of at most {MAX_COLUMN_POINTS} little-endian {what}")
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except binascii.Error as exc:
+            raise ValueError(f"is not base64 ({exc})") from exc
+        if len(raw) % size:
+            raise ValueError(f"holds {len(raw)} bytes, not a whole number of {what}")
+        column = array(code)
+        column.frombytes(raw)
+        if sys.byteorder == "big":
+            column.byteswap()
+        return column.tolist()
+
+    return unpack
+
+
+class MetricColumns(RequestBody):
+    """Many points as columns, the SDK's compact form: point ``i`` is metric
+    ``keys[key_index[i]]`` (``keys[0]`` when ``key_index`` is left out) with ``values[i]`` at
+    ``steps[i]`` and ``timestamps[i]`` (ms since the epoch).
+
+    The columns travel as base64 of little-endian arrays: ``values`` of 8-byte floats (NaN and
+    infinities included), ``steps`` and ``timestamps`` of 8-byte signed integers,
+    ``key_index`` of 4-byte unsigned integers. Both sides then convert a column at C speed
+    instead of reading and checking a JSON number per point."""
+
+    keys: list[Annotated[str, KEY]] = Field(min_length=1, max_length=MAX_METRICS)
+    key_index: Annotated[
+        list[int] | None,
+        BeforeValidator(_packed("I", "4-byte unsigned integers"), json_schema_input_type=str),
+    ] = Field(default=None, max_length=MAX_COLUMN_POINTS)
+    values: Annotated[
+        list[float],
+        BeforeValidator(_packed("d", "8-byte floats"), json_schema_input_type=str),
+    ] = Field(max_length=MAX_COLUMN_POINTS)
+    steps: Annotated[
+        list[int],
+        BeforeValidator(_packed("q", "8-byte integers"), json_schema_input_type=str),
+    ] = Field(max_length=MAX_COLUMN_POINTS)
+    timestamps: Annotated[
+        list[Annotated[int, Field(ge=0)]],
+        BeforeValidator(_packed("q", "8-byte integers"), json_schema_input_type=str),
+    ] = Field(max_length=MAX_COLUMN_POINTS)
+
+    @model_validator(mode="after")
+    def _aligned(self) -> MetricColumns:
+        count = len(self.values)
+        for name in ("steps", "timestamps", "key_index"):
+            column = getattr(self, name)
+            if column is not None and len(column) != count:
+                raise ValueError(f"{name} has {len(column)} entries, values has {count}")
+        if self.key_index and max(self.key_index) >= len(self.keys):
+            raise ValueError(f"key_index refers past the {len(self.keys)} keys given")
+        return self
+
+
 class LogBatch(RequestBody):
     metrics: list[MetricIn] = Field(default_factory=list, max_length=MAX_METRICS)
+    columns: MetricColumns | None = Field(
+        default=None, description="More points, as columns (up to 10,000 per call)."
+    )
     params: list[KeyValue] = Field(default_factory=list, max_length=MAX_PARAMS)
     tags: list[KeyValue] = Field(default_factory=list, max_length=MAX_TAGS)
 

@@ -1,11 +1,14 @@
 """The background sender behind ``run.log_metric`` and friends: queue, batch, send, report.
 
 ``log_*`` calls only append a small tuple to a bounded queue; one thread per run drains it,
-builds ``log-batch`` bodies by hand (JSON text, no pydantic on this path), cuts them to the
-server's limits (1,000 metrics / 100 params / 100 tags per call) and keeps a few requests in
-flight at once on the client's pooled HTTP connections. Metric batches may overlap; a batch of
-params or tags is sent alone, after everything before it was acknowledged, so the last
-``set_tag`` wins and a param conflict costs only that batch, never metrics.
+builds ``log-batch`` bodies (no pydantic on this path), cuts them to the server's limits and
+keeps a few requests in flight at once on the client's pooled, kept-alive HTTP connections.
+Metric points travel in the compact column form (``columns``: keys, values, steps and
+timestamps as arrays, up to 10,000 points per call), which costs both sides a fraction of a
+JSON object per point; against a server that does not know that form yet, they go as
+``metrics`` objects, 1,000 per call. Metric batches may overlap; a batch of params or tags
+is sent alone, after everything before it was acknowledged, so the last ``set_tag`` wins and
+a param conflict costs only that batch, never metrics.
 
 The first error the server (or the network) reports is kept and raised by the next
 ``flush()``: nothing is lost silently. When the server cannot be reached (after a few quick
@@ -16,12 +19,15 @@ the error, so a flush never waits for a server that is gone.
 from __future__ import annotations
 
 import atexit
+import base64
 import contextlib
 import json
 import math
+import sys
 import threading
 import time
 import weakref
+from array import array
 from collections import deque
 from dataclasses import dataclass, field
 from queue import SimpleQueue
@@ -31,6 +37,7 @@ from shipyard.domain.errors import ShipyardError, UnavailableError
 from shipyard.sdk.http import HttpSession
 
 MAX_METRICS, MAX_PARAMS, MAX_TAGS = 1000, 100, 100
+MAX_COLUMN_POINTS = 10_000  # points per call in the column form (the server's limit)
 DEFAULT_MAX_QUEUE = 100_000
 FLUSH_INTERVAL_SECONDS = 1.0
 MAX_IN_FLIGHT = 4
@@ -62,6 +69,59 @@ def _number(value: float) -> str:
     return repr(value)
 
 
+def _packed(code: str, items: Any) -> str:
+    column = array(code, items)
+    if sys.byteorder == "big":
+        column.byteswap()
+    return base64.b64encode(column.tobytes()).decode("ascii")
+
+
+@dataclass
+class _Columns:
+    """Metric points gathered for one call: the queue's own ``("m", key, value, step,
+    timestamp)`` items, turned into columns only when the call is made (by a sender thread,
+    so the batcher's loop does one append per point)."""
+
+    points: list[Item] = field(default_factory=list)
+
+    def columns(self) -> tuple[list[str], list[int] | None, Any, Any, Any]:
+        """(keys, each point's key index or None for a single key, values, steps, times)."""
+        _, keys, values, steps, timestamps = zip(*self.points, strict=True)
+        names = list(dict.fromkeys(keys))
+        if len(names) == 1:
+            return names, None, values, steps, timestamps
+        position = {name: i for i, name in enumerate(names)}
+        return names, [position[k] for k in keys], values, steps, timestamps
+
+    def body(self) -> str:
+        """The column form: each column base64 of a little-endian array (see the server's
+        ``MetricColumns``), so neither side reads or writes a JSON number per point."""
+        keys, index, values, steps, timestamps = self.columns()
+        columns: dict[str, Any] = {
+            "keys": keys,
+            "values": _packed("d", values),
+            "steps": _packed("q", steps),
+            "timestamps": _packed("q", timestamps),
+        }
+        if index is not None:
+            columns["key_index"] = _packed("I", index)
+        return json.dumps({"columns": columns}, separators=(",", ":"))
+
+    def objects(self) -> list[str]:
+        """The same points as ``metrics`` bodies of at most 1,000 objects each (the form
+        every server knows)."""
+        names: dict[str, str] = {}
+        points = [
+            f'{{"key":{names.get(k) or names.setdefault(k, json.dumps(k))},'
+            f'"value":{_number(v)},"step":{s},"timestamp":{t}}}'
+            for _, k, v, s, t in self.points
+        ]
+        return [
+            '{"metrics":[' + ",".join(points[i : i + MAX_METRICS]) + "]}"
+            for i in range(0, len(points), MAX_METRICS)
+        ]
+
+
 class RunLogger:
     """Queue and send one run's metrics, params and tags (see the module docstring)."""
 
@@ -86,11 +146,11 @@ class RunLogger:
         self._error: ShipyardError | None = None  # the first failure since the last flush
         self._error_lock = threading.Lock()
         self._lost = 0  # items dropped because the server could not be reached
-        self._keys: dict[str, str] = {}  # metric key -> the start of its JSON object
         self._blocked = 0  # producers waiting for room
+        self._columns_known = True  # until the server says it does not know the column form
         # Daemon threads of our own (not an executor, whose workers are stopped before atexit
         # handlers run): senders take bodies from the outbox, at most ``max_in_flight`` at once.
-        self._outbox: SimpleQueue[str | None] = SimpleQueue()
+        self._outbox: SimpleQueue[_Columns | None] = SimpleQueue()
         self._slots = threading.BoundedSemaphore(max_in_flight)
         self._idle = threading.Condition()
         self._in_flight = 0
@@ -113,7 +173,7 @@ class RunLogger:
         if len(queue) >= self._max_queue:
             self._wait_for_room()
         queue.append(item)
-        if len(queue) % MAX_METRICS == 0:
+        if len(queue) % MAX_COLUMN_POINTS == 0:  # a full call's worth is waiting
             self._wake.set()
 
     def _wait_for_room(self) -> None:
@@ -169,64 +229,64 @@ class RunLogger:
         """Send everything queued now; answer the flush markers met on the way."""
         queue = self._queue
         popleft = queue.popleft
-        prefixes = self._keys
-        metrics: list[str] = []
-        add = metrics.append
+        batch = _Columns()
+        add = batch.points.append
         while queue:
             item = popleft()
             if self._blocked and len(queue) <= self._low_water:
                 self._notify_room()
             if type(item) is tuple and item[0] == "m":  # the hot path: keep it lean
-                _, key, value, step, timestamp = item
-                prefix = prefixes.get(key) or self._prefix(key)
-                if value - value == 0:  # finite (NaN and ±inf are not)
-                    add(f'{prefix}{value!r},"step":{step},"timestamp":{timestamp}}}')
-                else:
-                    add(f'{prefix}{_number(value)},"step":{step},"timestamp":{timestamp}}}')
-                if len(metrics) == MAX_METRICS:
-                    self._send_metrics(metrics)
-                    metrics = []
-                    add = metrics.append
-            elif isinstance(item, _Marker):
-                self._send_metrics(metrics)
-                metrics = []
-                add = metrics.append
+                add(item)
+                if len(batch.points) == MAX_COLUMN_POINTS:
+                    self._send_metrics(batch)
+                    batch = _Columns()
+                    add = batch.points.append
+                continue
+            self._send_metrics(batch)
+            batch = _Columns()
+            add = batch.points.append
+            if isinstance(item, _Marker):
                 self._wait_in_flight()
                 self._answer(item)
             else:
-                self._send_metrics(metrics)
-                metrics = []
-                add = metrics.append
                 self._send_key_values(item)
-        self._send_metrics(metrics)
+        self._send_metrics(batch)
 
     def _notify_room(self) -> None:
         with self._room:
             self._room.notify_all()
 
-    def _prefix(self, key: str) -> str:
-        """``{"key":<key as JSON>,"value":`` (keys repeat: spell each once)."""
-        prefix = self._keys[key] = '{"key":' + json.dumps(key) + ',"value":'
-        return prefix
-
-    def _send_metrics(self, metrics: list[str]) -> None:
-        if not metrics:
+    def _send_metrics(self, batch: _Columns) -> None:
+        if not batch.points:
             return
-        body = '{"metrics":[' + ",".join(metrics) + "]}"
         self._slots.acquire()
         with self._idle:
             self._in_flight += 1
-        self._outbox.put(body)
+        self._outbox.put(batch)
 
     def _send_loop(self) -> None:
-        while (body := self._outbox.get()) is not None:
+        while (batch := self._outbox.get()) is not None:
             try:
-                self._post(body)
+                self._post_metrics(batch)
             finally:
                 with self._idle:
                     self._in_flight -= 1
                     self._idle.notify_all()
                 self._slots.release()
+
+    def _post_metrics(self, batch: _Columns) -> None:
+        body = None
+        if self._columns_known:
+            with contextlib.suppress(OverflowError):  # a step or time beyond 64 bits
+                body = batch.body()  # (the object form below lets the server name it)
+        if body is not None:
+            error = self._post(body, len(batch.points))
+            if error is None or not _unknown_columns(error):
+                self._keep(error)
+                return
+            self._columns_known = False  # an older server: use the form it knows
+        for text in batch.objects():
+            self._keep(self._post(text, text.count('"key":')))
 
     def _send_key_values(self, first: Item) -> None:
         """Params and tags, alone and in order: take the run of them that starts with
@@ -264,7 +324,7 @@ class RunLogger:
                 "tags": [{"key": k, "value": v} for k, v in tags.items()],
             }
         )
-        self._post(body)
+        self._keep(self._post(body))
 
     def _wait_in_flight(self) -> None:
         with self._idle:
@@ -280,35 +340,40 @@ class RunLogger:
             self._lost = 0
         marker.done.set()
 
-    def _post(self, body: str) -> None:
-        """Send one batch; keep the first error. Never raises."""
+    def _post(self, body: str, items: int = 0) -> ShipyardError | None:
+        """Send one batch of ``items`` points (or params and tags); return the error, if any.
+        Never raises."""
         if self._lost:  # the server was unreachable: drop until the next flush reports it
-            self._lost += body.count('"key":')
-            return
+            self._lost += items or body.count('"key":')
+            return None
         content = body.encode()
         for wait in (*CONNECT_RETRIES, None):
             try:
                 self._http.request("POST", self._path, content=content, headers=_JSON_HEADERS)
-                return
+                return None
             except UnavailableError as error:
                 unreachable = error.code == "unreachable"
                 if not unreachable or wait is None:
-                    self._keep(error)
                     if unreachable:
-                        self._lost += body.count('"key":')
-                    return
+                        self._lost += items or body.count('"key":')
+                    return error
                 time.sleep(wait)
             except ShipyardError as error:
-                self._keep(error)
-                return
+                return error
             except Exception as error:  # must reach the user, not kill the thread
-                self._keep(ShipyardError(f"logging failed: {error!r}", code="log_failed"))
-                return
+                return ShipyardError(f"logging failed: {error!r}", code="log_failed")
+        return None  # not reached: the last attempt returns
 
-    def _keep(self, error: ShipyardError) -> None:
+    def _keep(self, error: ShipyardError | None) -> None:
+        if error is None:
+            return
         with self._error_lock:
             if self._error is None:
                 self._error = error
+
+
+def _unknown_columns(error: ShipyardError) -> bool:
+    return error.code == "unknown_field" and (error.field or "").startswith("columns")
 
 
 _live: weakref.WeakSet[RunLogger] = weakref.WeakSet()

@@ -8,10 +8,14 @@ from urllib.parse import quote
 
 from shipyard.schemas.tracking import RunRead
 from shipyard.schemas.workspaces import WorkspaceRead
+from shipyard.sdk.data import DataOperations
+from shipyard.sdk.datastores import DatastoreOperations
 from shipyard.sdk.experiments import ExperimentOperations
 from shipyard.sdk.http import HttpSession
+from shipyard.sdk.models import ModelOperations
 from shipyard.sdk.run_logger import DEFAULT_MAX_QUEUE
 from shipyard.sdk.runs import JobOperations, Run, start_run
+from shipyard.sdk.secrets import SecretOperations
 
 Workspace = WorkspaceRead
 _UNSET: Any = object()
@@ -101,6 +105,10 @@ class WorkspaceHandle:
         self.name = name
         self.jobs = JobOperations(http, name)
         self.experiments = ExperimentOperations(http, name)
+        self.secrets = SecretOperations(http, name)
+        self.data = DataOperations(http, name)
+        self.models = ModelOperations(http, name)
+        self.datastores = DatastoreOperations(http, name)
 
     def get(self) -> Workspace:
         return self._http.get_model(_path(self.name), Workspace)

@@ -14,9 +14,14 @@ for.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import posixpath
+import secrets
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
@@ -29,13 +34,20 @@ from shipyard.domain.errors import (
 from shipyard.storage.base import FileInfo, Storage, Writer, Written
 from shipyard.storage.factory import open_storage
 from shipyard.storage.paths import clean_relative
+from shipyard.store import artifact_uploads as uploads_store
 from shipyard.store import tracking as tracking_store
+from shipyard.store.artifact_uploads import ArtifactUploadRow
+from shipyard.store.base import utcnow
 from shipyard.store.database import Database
 from shipyard.store.workspaces import WorkspaceRow, get_workspace
 
 __all__ = ["ArtifactRoot", "ArtifactService", "FileInfo", "split_artifact_path"]
 
 RUNS = "runs"
+#: Parts of one multipart upload, at most (S3's own limit).
+MAX_PARTS = 10_000
+#: How long a multipart upload may stay open before its parts are dropped.
+UPLOAD_TTL = timedelta(hours=24)
 MODELS = "models"
 
 #: Checks that a logged model exists in a workspace (by workspace id); the model registry
@@ -161,12 +173,143 @@ class ArtifactService:
     ) -> Iterator[bytes]:
         return root.storage.read(root.path(path), start=start, end=end)
 
+    # -- multipart uploads (MLflow's mpu protocol) ------------------------------------------
+
+    def start_multipart(
+        self, root: ArtifactRoot, workspace: str, path: str, num_parts: int, creator_id: str
+    ) -> MultipartUpload:
+        """Record an upload of ``num_parts`` parts to ``path``; parts wait in the workspace's
+        storage under ``uploads/<id>/`` until completed. Uploads left over past their expiry
+        are dropped here, so abandoned ones do not pile up."""
+        target = root.path(path)
+        if target == root.folder:
+            raise InvalidInputError(
+                "an artifact needs a file path", code="invalid_path", field="path"
+            )
+        if not 1 <= num_parts <= MAX_PARTS:
+            raise InvalidInputError(
+                f"num_parts must be between 1 and {MAX_PARTS}",
+                code="invalid_field",
+                field="num_parts",
+            )
+        upload_id, key = uuid.uuid4().hex, secrets.token_urlsafe(32)
+        now = utcnow()
+        with self.db.write() as session:
+            ws = _workspace(session, workspace)
+            for stale in uploads_store.expired(session, now):
+                self._drop_parts(session, stale)
+                session.delete(stale)
+            session.add(
+                ArtifactUploadRow(
+                    id=upload_id,
+                    workspace_id=ws.id,
+                    folder=root.folder,
+                    path=clean_relative(path),
+                    num_parts=num_parts,
+                    key_hash=_key_hash(key),
+                    created_by=creator_id,
+                    expires_at=now + UPLOAD_TTL,
+                )
+            )
+        return MultipartUpload(upload_id=upload_id, key=key, num_parts=num_parts)
+
+    def _upload(
+        self, session: Session, upload_id: str, key: str | None = None
+    ) -> ArtifactUploadRow:
+        row = session.get(ArtifactUploadRow, upload_id)
+        # Wrong key, unknown id and expired upload look alike: nothing to learn by guessing.
+        if (
+            row is None
+            or row.expires_at <= utcnow()
+            or (key is not None and not hmac.compare_digest(row.key_hash, _key_hash(key)))
+        ):
+            raise NotFoundError(
+                "no such upload (unknown, finished or expired)",
+                code="upload_not_found",
+                field="upload_id",
+            )
+        return row
+
+    def _parts_folder(self, session: Session, row: ArtifactUploadRow) -> tuple[Storage, str]:
+        ws = session.get(WorkspaceRow, row.workspace_id)
+        if ws is None:
+            raise NotFoundError("the upload's workspace is gone", code="upload_not_found")
+        storage = self._open_storage(ws.storage_uri)
+        return storage, posixpath.join(ws.storage_prefix, "uploads", row.id)
+
+    def _drop_parts(self, session: Session, row: ArtifactUploadRow) -> None:
+        storage, folder = self._parts_folder(session, row)
+        storage.delete_tree(folder)
+
+    def part_writer(self, upload_id: str, key: str, part_number: int) -> LimitedWriter:
+        """Where part ``part_number`` of an upload goes; the key proves the caller started it."""
+        with self.db.read() as session:
+            row = self._upload(session, upload_id, key)
+            if not 1 <= part_number <= row.num_parts:
+                raise InvalidInputError(
+                    f"part_number must be between 1 and {row.num_parts}",
+                    code="invalid_field",
+                    field="part_number",
+                )
+            storage, folder = self._parts_folder(session, row)
+        writer = storage.writer(posixpath.join(folder, f"{part_number:05d}"))
+        return LimitedWriter(writer, self.max_upload_bytes)
+
+    def complete_multipart(self, root: ArtifactRoot, path: str, upload_id: str) -> Written:
+        """Join the parts, in order, into the file; every part must be there."""
+        with self.db.read() as session:
+            row = self._upload(session, upload_id)
+            _same_target(row, root, path)
+            storage, folder = self._parts_folder(session, row)
+        names = {info.path.rsplit("/", 1)[-1] for info in storage.list(folder)}
+        missing = [n for n in range(1, row.num_parts + 1) if f"{n:05d}" not in names]
+        if missing:
+            raise InvalidInputError(
+                f"parts {missing[:10]} were not uploaded", code="parts_missing", field="parts"
+            )
+        writer = self.writer(root, path)
+        try:
+            for number in range(1, row.num_parts + 1):
+                for chunk in storage.read(posixpath.join(folder, f"{number:05d}")):
+                    writer.write(chunk)
+            written = writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+        self._finish(upload_id)
+        return written
+
+    def abort_multipart(self, root: ArtifactRoot, path: str, upload_id: str) -> None:
+        with self.db.read() as session:
+            _same_target(self._upload(session, upload_id), root, path)
+        self._finish(upload_id)
+
+    def _finish(self, upload_id: str) -> None:
+        with self.db.write() as session:
+            row = session.get(ArtifactUploadRow, upload_id)
+            if row is not None:
+                self._drop_parts(session, row)
+                session.delete(row)
+
     def delete(self, root: ArtifactRoot, path: str) -> None:
         """Delete a file or a folder (an empty path: every artifact of the root)."""
         target = root.path(path)
         if not root.storage.exists(target):
             raise NotFoundError(f"no artifact at {path!r}", code="artifact_not_found", field="path")
         root.storage.delete_tree(target)
+
+
+@dataclass(frozen=True)
+class MultipartUpload:
+    """A started multipart upload: its id, and the key each part must carry (shown once)."""
+
+    upload_id: str
+    key: str
+    num_parts: int
+
+
+def _key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def split_artifact_path(path: str) -> tuple[str, str, str]:
@@ -180,6 +323,13 @@ def split_artifact_path(path: str) -> tuple[str, str, str]:
             field="path",
         )
     return parts[0], parts[1], "/".join(parts[3:])
+
+
+def _same_target(row: ArtifactUploadRow, root: ArtifactRoot, path: str) -> None:
+    if row.folder != root.folder or row.path != clean_relative(path):
+        raise NotFoundError(
+            "no such upload for this path", code="upload_not_found", field="upload_id"
+        )
 
 
 def _relative_to(root: ArtifactRoot, info: FileInfo) -> FileInfo:

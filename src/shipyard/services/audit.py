@@ -6,15 +6,20 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import insert
+
 from shipyard.domain.errors import InvalidInputError
 from shipyard.schemas.audit import AuditEventRead
 from shipyard.schemas.common import Page
 from shipyard.store import audit as store
 from shipyard.store import workspaces as workspace_store
 from shipyard.store.audit import AuditEventRow
+from shipyard.store.base import utcnow
 from shipyard.store.database import Database
 
 log = logging.getLogger(__name__)
+
+_INSERT_EVENT = insert(AuditEventRow)
 
 # Reads that reveal secrets are recorded like changes.
 SENSITIVE_SUFFIXES = ("secrets/read", "/action")
@@ -90,24 +95,29 @@ class AuditService:
         self.db = db
 
     def record(self, entry: AuditEntry) -> None:
+        # One Core insert (no ORM unit of work): this runs for every change a client makes.
         with self.db.write() as session:
-            workspace = (
-                workspace_store.get_workspace(session, entry.workspace) if entry.workspace else None
+            workspace_id = (
+                workspace_store.get_workspace_id(session, entry.workspace)
+                if entry.workspace
+                else None
             )
-            session.add(
-                AuditEventRow(
-                    principal_id=entry.principal_id,
-                    principal_name=entry.principal_name,
-                    action=entry.action,
-                    method=entry.method,
-                    resource=entry.resource[:2000],
-                    workspace_id=workspace.id if workspace else None,
-                    workspace=entry.workspace if workspace else None,
-                    outcome=entry.outcome,
-                    status=entry.status,
-                    client_address=entry.client_address,
-                    request_id=entry.request_id,
-                )
+            session.execute(
+                _INSERT_EVENT,
+                {
+                    "at": utcnow(),
+                    "principal_id": entry.principal_id,
+                    "principal_name": entry.principal_name,
+                    "action": entry.action,
+                    "method": entry.method,
+                    "resource": entry.resource[:2000],
+                    "workspace_id": workspace_id,
+                    "workspace": entry.workspace if workspace_id else None,
+                    "outcome": entry.outcome,
+                    "status": entry.status,
+                    "client_address": entry.client_address,
+                    "request_id": entry.request_id,
+                },
             )
 
     def list(

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from itertools import repeat
+from typing import Any
 
-from sqlalchemy import Table, and_, insert, or_, select
+from sqlalchemy import Connection, insert, select
 from sqlalchemy.orm import Session
 
 from shipyard.domain.downsample import downsample
@@ -21,8 +23,8 @@ from shipyard.schemas.tracking import (
     TERMINAL,
     LatestMetric,
     LogBatch,
+    MetricColumns,
     MetricHistory,
-    MetricIn,
     MetricPoint,
     RunCreate,
     RunRead,
@@ -31,35 +33,72 @@ from shipyard.schemas.tracking import (
 from shipyard.services.experiments import get_or_create, workspace_id_of
 from shipyard.services.paging import split_page
 from shipyard.store import tracking as store
-from shipyard.store.base import utcnow
+from shipyard.store.base import new_id, utcnow
 from shipyard.store.database import Database
 from shipyard.store.run_search import ordered, where_clause
 from shipyard.store.tracking import (
+    JOB_COLUMNS,
     ExperimentRow,
+    ExperimentState,
     JobRow,
     JobTagRow,
-    LatestMetricRow,
-    MetricPointRow,
     ParamRow,
+    RunState,
 )
 from shipyard.store.upsert import upsert
 from shipyard.store.users import UserRow
+from shipyard.store.workspaces import get_workspace_id
 
-HistoryPoints = list[tuple[int, int, float]]  # (step, timestamp in ms, value)
+# (step, timestamp in ms, value, point id): the id orders points logged at the same step and
+# time, and a page of history ends at one (the next page starts after it).
+HistoryPoints = list[tuple[int, int, float, int]]
+# A metric point as logged: (key, value, step, timestamp in ms or None for now). Checked by
+# the request body that carried it (key length and characters, step and timestamp ranges).
+MetricTuple = tuple[str, float, int, int | None]
 
 
 def run_read(session: Session, row: JobRow) -> RunRead:
     return runs_read(session, [row])[0]
 
 
-def runs_read(session: Session, rows: Sequence[JobRow]) -> list[RunRead]:
-    """Runs with their params, tags and latest metrics: five queries for the whole list,
+@dataclass
+class RunRows:
+    """Runs as the store holds them (rows of the job table's columns) with what they logged
+    and the names they refer to: for callers that build their own representation of many
+    runs (MLflow's search) without a model per run first."""
+
+    rows: list[Any]
+    details: store.RunDetails
+    experiments: dict[str, str]  # experiment id -> name
+    users: dict[str, str]  # principal id -> name
+    next_page_token: str | None = None
+
+
+def run_rows(session: Session, rows: list[Any], token: str | None = None) -> RunRows:
+    """``rows`` with their params, tags and latest metrics: five queries for the whole list,
     not five per run."""
-    details = store.run_details(session, [row.id for row in rows])
-    experiments = store.names_of(session, ExperimentRow, {row.experiment_id for row in rows})
-    users = store.names_of(session, UserRow, {row.created_by for row in rows})
+    return RunRows(
+        rows=rows,
+        details=store.run_details(session, [row.id for row in rows]),
+        experiments=store.names_of(session, ExperimentRow, {row.experiment_id for row in rows}),
+        users=store.names_of(session, UserRow, {row.created_by for row in rows}),
+        next_page_token=token,
+    )
+
+
+def runs_read(session: Session, rows: Sequence[Any]) -> list[RunRead]:
+    """Runs (job rows, or rows of the job table's columns) as ``RunRead``."""
+    return reads_of(run_rows(session, list(rows)))
+
+
+def reads_of(found: RunRows) -> list[RunRead]:
+    """Built without validation: every value comes typed from the store, and a search
+    returns up to 1,000 runs."""
+    details, experiments, users = found.details, found.experiments, found.users
+    construct, metric = RunRead.model_construct, LatestMetric.model_construct
+    no_metrics: list[store.LatestRow] = []
     return [
-        RunRead(
+        construct(
             id=row.id,
             name=row.name,
             experiment=experiments.get(row.experiment_id, ""),
@@ -71,30 +110,50 @@ def runs_read(session: Session, rows: Sequence[JobRow]) -> list[RunRead]:
             lifecycle_stage=row.lifecycle_stage,
             start_time=row.start_time,
             end_time=row.end_time,
-            status_history=[(status, at) for status, at in row.status_history],
+            status_history=[(status, _moment(at)) for status, at in row.status_history],
             params=details.params.get(row.id, {}),
             tags=details.tags.get(row.id, {}),
             metrics={
-                m.key: LatestMetric(
-                    value=math.nan if m.is_nan else float(m.value if m.value is not None else 0),
-                    step=m.step,
-                    timestamp=m.timestamp,
+                key: metric(
+                    value=math.nan if is_nan else float(value if value is not None else 0),
+                    step=step,
+                    timestamp=timestamp,
                 )
-                for m in details.metrics.get(row.id, [])
+                for key, step, timestamp, value, is_nan in details.metrics.get(row.id, no_metrics)
             },
         )
-        for row in rows
+        for row in found.rows
     ]
+
+
+def _moment(at: str | datetime) -> datetime:
+    """A time of the status history (stored as ISO text in JSON)."""
+    return at if isinstance(at, datetime) else datetime.fromisoformat(at)
 
 
 class RunService:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def create(self, principal: Principal, workspace: str, body: RunCreate) -> RunRead:
+    def create(
+        self,
+        principal: Principal,
+        workspace: str,
+        body: RunCreate,
+        *,
+        experiment_id: str | None = None,
+    ) -> RunRead:
+        """A new run in ``body.experiment`` (created on first use), or in the existing, active
+        experiment ``experiment_id`` when given (how MLflow names it)."""
         with self.db.write() as session:
-            workspace_id = workspace_id_of(session, workspace)
-            experiment = get_or_create(session, workspace_id, body.experiment)
+            if experiment_id is None:
+                workspace_id = workspace_id_of(session, workspace)
+                found = get_or_create(session, workspace_id, body.experiment)
+                experiment_name = found.name
+                experiment_id = found.id
+            else:
+                state = _active_experiment(session, workspace, experiment_id)
+                workspace_id, experiment_name = state.workspace_id, state.name
             if body.parent_run_id is not None and (
                 store.get_job(session, workspace_id, body.parent_run_id) is None
             ):
@@ -104,20 +163,37 @@ class RunService:
                     field="parent_run_id",
                 )
             now = _utc(body.start_time) or utcnow()
-            row = JobRow(
-                workspace_id=workspace_id,
-                experiment_id=experiment.id,
-                name=body.name or f"run-{int(time.time() * 1000) % 10**9}",
-                status="Running",
-                parent_id=body.parent_run_id,
-                created_by=principal.id,
-                start_time=now,
-                status_history=[("Running", now.isoformat())],
-            )
-            session.add(row)
-            session.flush()
-            _upsert_tags(session, row.id, body.tags)
-            return run_read(session, row)
+            values: dict[str, Any] = {
+                "id": new_id(),
+                "workspace_id": workspace_id,
+                "experiment_id": experiment_id,
+                "name": body.name or f"run-{int(time.time() * 1000) % 10**9}",
+                "job_type": "interactive",
+                "status": "Running",
+                "parent_id": body.parent_run_id,
+                "created_by": principal.id,
+                "lifecycle_stage": "active",
+                "start_time": now,
+                "end_time": None,
+                "status_history": [("Running", now.isoformat())],
+            }
+            store.insert_job(session, values)
+            store.insert_tags(session, values["id"], body.tags)
+        # A new run has logged nothing yet: no need to read back what it holds.
+        return RunRead(
+            id=values["id"],
+            name=values["name"],
+            experiment=experiment_name,
+            experiment_id=experiment_id,
+            job_type=values["job_type"],
+            status=values["status"],
+            parent_run_id=body.parent_run_id,
+            created_by=principal.name,
+            lifecycle_stage=values["lifecycle_stage"],
+            start_time=now,
+            status_history=[("Running", now)],
+            tags=dict(body.tags),
+        )
 
     def get(self, workspace: str, run_id: str) -> RunRead:
         with self.db.read() as session:
@@ -164,12 +240,40 @@ class RunService:
     ) -> Page[RunRead]:
         """Runs of the workspace matching ``filter``, in ``order_by`` order (then newest
         first). Experiments are given by id (MLflow) or by name; none means all of them."""
+        found = self.search_rows(
+            workspace,
+            experiment_ids=experiment_ids,
+            experiments=experiments,
+            filter=filter,
+            order_by=order_by,
+            max_results=max_results,
+            page_token=page_token,
+            include_deleted=include_deleted,
+        )
+        return Page[RunRead](items=reads_of(found), next_page_token=found.next_page_token)
+
+    def search_rows(
+        self,
+        workspace: str,
+        *,
+        experiment_ids: Sequence[str] | None = None,
+        experiments: Sequence[str] | None = None,
+        filter: str | None = None,
+        order_by: Sequence[str] | None = None,
+        max_results: int = 100,
+        page_token: str | None = None,
+        include_deleted: bool = False,
+    ) -> RunRows:
+        """Like ``search``, the runs as rows (see ``RunRows``)."""
         expr = parse_filter(filter or "")
         keys = parse_order_by(list(order_by or []))
         offset = _decode_offset(page_token)
         with self.db.read() as session:
             workspace_id = workspace_id_of(session, workspace)
-            query = select(JobRow).where(JobRow.workspace_id == workspace_id, where_clause(expr))
+            # The job table's columns, not ORM objects: a search returns up to 1,000 runs.
+            query = select(*JOB_COLUMNS).where(
+                JobRow.workspace_id == workspace_id, where_clause(expr)
+            )
             if not include_deleted:
                 query = query.where(JobRow.lifecycle_stage == "active")
             if experiment_ids is not None:
@@ -180,11 +284,11 @@ class RunService:
                 )
                 query = query.where(JobRow.experiment_id.in_(names.scalar_subquery()))
             query = ordered(query, keys).offset(offset).limit(max_results + 1)
-            rows = list(session.scalars(query))
-            more = len(rows) > max_results
-            items = runs_read(session, rows[:max_results])
-        token = encode_page_token(str(offset + max_results)) if more else None
-        return Page[RunRead](items=items, next_page_token=token)
+            rows = list(session.execute(query))
+            token = (
+                encode_page_token(str(offset + max_results)) if len(rows) > max_results else None
+            )
+            return run_rows(session, rows[:max_results], token)
 
     def update(self, workspace: str, run_id: str, body: RunUpdate) -> RunRead:
         with self.db.write() as session:
@@ -216,39 +320,76 @@ class RunService:
             _require(session, workspace, run_id).lifecycle_stage = stage
 
     def log_batch(self, workspace: str, run_id: str, batch: LogBatch) -> None:
-        with self.db.write() as session:
-            row = _require(session, workspace, run_id)
-            _require_active(row)
-            _insert_params(session, row.id, {p.key: p.value for p in batch.params})
-            _upsert_tags(session, row.id, {t.key: t.value for t in batch.tags})
-            _insert_metrics(session, row.id, batch.metrics)
+        self.log(
+            workspace,
+            run_id,
+            metrics=[(m.key, m.value, m.step, m.timestamp) for m in batch.metrics],
+            columns=batch.columns,
+            params={p.key: p.value for p in batch.params},
+            tags={t.key: t.value for t in batch.tags},
+        )
+
+    def log(
+        self,
+        workspace: str,
+        run_id: str,
+        *,
+        metrics: Sequence[MetricTuple] = (),
+        columns: MetricColumns | None = None,
+        params: Mapping[str, str] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        """Log already checked points, params and tags in one telemetry transaction (see
+        ``Database.telemetry``): the hot path of every run."""
+        points, latest = _point_rows(run_id, metrics)
+        if columns is not None:
+            _add_columns(run_id, columns, points, latest)
+        with self.db.telemetry() as session:
+            conn = session.connection()
+            run = _require_state(conn, workspace, run_id)
+            _require_active(run)
+            if params:
+                _insert_params(session, run.id, params)
+            if tags:
+                _upsert_tags(session, run.id, tags)
+            if points:
+                store.insert_points(conn, points)
+                store.upsert_latest(conn, list(latest.values()))
 
     def metric_history_page(
-        self, workspace: str, run_id: str, key: str, *, offset: int, limit: int
+        self,
+        workspace: str,
+        run_id: str,
+        key: str,
+        *,
+        after: tuple[int, int, int] | None,
+        limit: int,
     ) -> tuple[HistoryPoints, bool]:
-        """(step, timestamp, value) points of one page, and whether more follow: for
-        clients that page through a long history (MLflow's get-history)."""
-        with self.db.read() as session:
-            row = _require(session, workspace, run_id)
-            points = store.metric_history(session, row.id, key, offset=offset, limit=limit + 1)
+        """One page of points (see ``HistoryPoints``) after the point ``after`` (step,
+        timestamp, id), and whether more follow: for clients that page through a long
+        history (MLflow's get-history)."""
+        with self.db.connect() as conn:
+            run = _require_state(conn, workspace, run_id)
+            points = store.metric_history(conn, run.id, key, after=after, limit=limit + 1)
         return points[:limit], len(points) > limit
 
     def metric_history(
         self, workspace: str, run_id: str, key: str, max_points: int | None
     ) -> MetricHistory:
-        with self.db.read() as session:
-            row = _require(session, workspace, run_id)
-            points = store.metric_history(session, row.id, key)
+        with self.db.connect() as conn:
+            run = _require_state(conn, workspace, run_id)
+            points = [(s, t, v) for s, t, v, _ in store.metric_history(conn, run.id, key)]
         kept = downsample(points, max_points) if max_points else points
+        # Built without validating each point: they come from the store, already typed.
         return MetricHistory(
             key=key,
-            points=[MetricPoint(step=s, timestamp=t, value=v) for s, t, v in kept],
+            points=[MetricPoint.model_construct(step=s, timestamp=t, value=v) for s, t, v in kept],
             total_points=len(points),
             downsampled=len(kept) < len(points),
         )
 
 
-def _insert_params(session: Session, job_id: str, params: dict[str, str]) -> None:
+def _insert_params(session: Session, job_id: str, params: Mapping[str, str]) -> None:
     """Params are write-once: the same value again is fine, a different one is refused."""
     if not params:
         return
@@ -268,49 +409,73 @@ def _insert_params(session: Session, job_id: str, params: dict[str, str]) -> Non
         session.execute(insert(ParamRow), new)
 
 
-def _upsert_tags(session: Session, job_id: str, tags: dict[str, str]) -> None:
+def _upsert_tags(session: Session, job_id: str, tags: Mapping[str, str]) -> None:
     rows = [{"job_id": job_id, "key": k, "value": v} for k, v in tags.items()]
     upsert(session, JobTagRow.__table__, rows, keys=("job_id", "key"), update=("value",))  # type: ignore[arg-type]
 
 
-def _insert_metrics(session: Session, job_id: str, metrics: list[MetricIn]) -> None:
-    if not metrics:
-        return
+Latest = dict[str, store.PointRow]  # each key's latest point in a call
+
+
+def _point_rows(job_id: str, metrics: Sequence[MetricTuple]) -> tuple[list[store.PointRow], Latest]:
+    """Rows to store, and each key's latest point. Built before the transaction opens, so
+    the write lock is held for the statements only."""
     now_ms = int(time.time() * 1000)
-    points: list[dict[str, Any]] = []
-    latest: dict[str, dict[str, Any]] = {}
-    for metric in metrics:
-        nan = math.isnan(metric.value)
-        point = {
-            "job_id": job_id,
-            "key": metric.key,
-            "step": metric.step,
-            "timestamp": metric.timestamp if metric.timestamp is not None else now_ms,
-            "value": None if nan else metric.value,
-            "is_nan": nan,
-        }
+    points: list[store.PointRow] = []
+    add = points.append
+    latest: Latest = {}
+    for key, value, step, timestamp in metrics:
+        ts = now_ms if timestamp is None else timestamp
+        # NaN is stored as a flag (SQLite would turn it into NULL); NaN != NaN.
+        point = (
+            (job_id, key, step, ts, value, False)
+            if value == value
+            else (job_id, key, step, ts, None, True)
+        )
+        add(point)
+        _keep_latest(latest, point)
+    return points, latest
+
+
+def _keep_latest(latest: Latest, point: store.PointRow) -> None:
+    """MLflow's rule for a key's latest value: the highest step, then the latest time."""
+    best = latest.get(point[1])
+    if best is None or (point[2], point[3]) >= (best[2], best[3]):
+        latest[point[1]] = point
+
+
+def _add_columns(
+    job_id: str, columns: MetricColumns, points: list[store.PointRow], latest: Latest
+) -> None:
+    """The column form's points, column-wise (it carries up to 10,000 per call, so the usual
+    case, one key and no NaN, avoids a Python step per point)."""
+    values = columns.values
+    steps, stamps = columns.steps, columns.timestamps
+    count = len(values)
+    if columns.key_index is None and all(v == v for v in values):
+        first = len(points)
+        points.extend(
+            zip(repeat(job_id), repeat(columns.keys[0]), steps, stamps, values, repeat(False))
+        )
+        if count:
+            # The latest point: highest (step, timestamp), and the later one of equals.
+            _, _, last = max(zip(steps, stamps, range(count), strict=True))
+            _keep_latest(latest, points[first + last])
+        return
+    keys = columns.keys
+    index = columns.key_index or [0] * count
+    for i in range(count):
+        value = values[i]
+        point = (
+            (job_id, keys[index[i]], steps[i], stamps[i], value, False)
+            if value == value
+            else (job_id, keys[index[i]], steps[i], stamps[i], None, True)
+        )
         points.append(point)
-        # One row per key per statement (PostgreSQL's ON CONFLICT touches a row once).
-        best = latest.get(metric.key)
-        if best is None or (point["step"], point["timestamp"]) >= (best["step"], best["timestamp"]):
-            latest[metric.key] = point
-    # Core executemany on the table: the ORM's bulk path costs more than the insert itself.
-    session.connection().execute(insert(cast(Table, MetricPointRow.__table__)), points)
-    upsert(
-        session,
-        LatestMetricRow.__table__,  # type: ignore[arg-type]
-        list(latest.values()),
-        keys=("job_id", "key"),
-        update=("step", "timestamp", "value", "is_nan"),
-        # Only a later point replaces the latest value (MLflow's rule: step, then time).
-        where=lambda current, new: or_(
-            new.step > current.step,
-            and_(new.step == current.step, new.timestamp >= current.timestamp),
-        ),
-    )
+        _keep_latest(latest, point)
 
 
-def _require_active(row: JobRow) -> None:
+def _require_active(row: JobRow | RunState) -> None:
     if row.lifecycle_stage != "active":
         raise ConflictError(
             f"run {row.id!r} is deleted; restore it before logging to it",
@@ -337,6 +502,38 @@ def _decode_offset(token: str | None) -> int:
             field="page_token",
         )
     return int(raw)
+
+
+def _require_state(conn: Connection, workspace: str, run_id: str) -> RunState:
+    """The run, found in one statement; the error names what is missing (the workspace
+    first, like every workspace route)."""
+    found = store.run_state(conn, workspace, run_id)
+    if found is not None:
+        return found
+    if get_workspace_id(conn, workspace) is None:
+        raise NotFoundError(
+            f"workspace {workspace!r} does not exist", code="workspace_not_found", field="workspace"
+        )
+    raise NotFoundError(f"run {run_id!r} does not exist", code="run_not_found", field="run_id")
+
+
+def _active_experiment(session: Session, workspace: str, experiment_id: str) -> ExperimentState:
+    """The experiment a new run goes into, by id: it must exist and not be deleted."""
+    found = store.experiment_state(session, workspace, experiment_id)
+    if found is None:
+        workspace_id_of(session, workspace)  # a missing workspace is named first
+        raise NotFoundError(
+            f"experiment id {experiment_id!r} does not exist",
+            code="experiment_not_found",
+            field="experiment_id",
+        )
+    if found.lifecycle_stage != "active":
+        raise InvalidInputError(
+            f"experiment {found.name!r} is deleted; restore it to create runs in it",
+            code="experiment_deleted",
+            field="experiment_id",
+        )
+    return found
 
 
 def _require(session: Session, workspace: str, run_id: str) -> JobRow:

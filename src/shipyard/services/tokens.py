@@ -86,23 +86,22 @@ class TokenService:
                 "this request needs a bearer token (Authorization: Bearer <token>)",
                 code="missing_token",
             )
-        with self.db.read() as session:
-            found = store.get_token_with_user(session, hash_token(raw))
+        with self.db.connect() as conn:
+            found = store.credential(conn, hash_token(raw))
         if found is None:
             raise Unauthenticated("the token is not valid", code="invalid_token")
-        row, user, version = found
-        if row.revoked_at is not None:
+        if found.revoked_at is not None:
             raise Unauthenticated("the token has been revoked", code="revoked_token")
-        if row.expires_at <= utcnow():
+        if found.expires_at <= utcnow():
             raise Unauthenticated("the token has expired", code="expired_token")
-        if user.disabled:
+        if found.disabled:
             raise Unauthenticated("the token's user is disabled", code="disabled_user")
         return Principal(
-            id=user.id,
-            name=user.name,
-            is_admin=user.is_admin,
-            token_id=row.id,
-            authz_version=version,
+            id=found.user_id,
+            name=found.user_name,
+            is_admin=found.is_admin,
+            token_id=found.token_id,
+            authz_version=found.authz_version,
         )
 
     def create(self, principal: Principal, body: TokenCreate) -> TokenCreated:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -24,6 +25,7 @@ from shipyard.schemas.workspaces import (
 )
 from shipyard.services.paging import split_page
 from shipyard.services.role_assignments import assign
+from shipyard.storage.base import Storage
 from shipyard.storage.factory import open_storage, require_local_path
 from shipyard.store import workspaces as store
 from shipyard.store.base import new_id, utcnow
@@ -110,9 +112,17 @@ def workspace_read(row: WorkspaceRow) -> WorkspaceRead:
 
 
 class WorkspaceService:
-    def __init__(self, db: Database, storage: StoragePolicy, *, retention_days: float) -> None:
+    def __init__(
+        self,
+        db: Database,
+        storage: StoragePolicy,
+        *,
+        retention_days: float,
+        open_storage: Callable[[str], Storage] = open_storage,
+    ) -> None:
         self.db = db
         self.storage = storage
+        self._open_storage = open_storage
         self.retention = timedelta(days=retention_days)
 
     def create(self, creator_id: str, body: WorkspaceCreate) -> WorkspaceRead:
@@ -153,7 +163,7 @@ class WorkspaceService:
                     scope_id=workspace_id,
                 )
                 # Inside the transaction: if the folder cannot be made, no workspace is recorded.
-                open_storage(base).ensure_folder(prefix)
+                self._open_storage(base).ensure_folder(prefix)
                 session.refresh(row)
                 return workspace_read(row)
         except IntegrityError as exc:  # a concurrent create of the same name won the race
@@ -242,7 +252,7 @@ class WorkspaceService:
             session.delete(registry)
         # Files go last: if this fails, the transaction rolls back and nothing is half-deleted
         # in the metadata (the next purge tries again).
-        open_storage(row.storage_uri).delete_tree(row.storage_prefix)
+        self._open_storage(row.storage_uri).delete_tree(row.storage_prefix)
         log.info("workspace purged", extra={"workspace": row.name})
 
     def _environment_registry(

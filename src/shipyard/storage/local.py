@@ -183,7 +183,7 @@ class LocalStorage:
         clean = clean_relative(path)
         if not clean:
             raise InvalidInputError("a file path is required", code="invalid_path", field="path")
-        # The cleaned path is not cleaned twice: a second percent-decoding would change it.
+        # Cleaned once, here; the key (or file) is built from the clean path.
         return LocalWriter(self._inside(clean, path), clean)
 
     def read(self, path: str, *, start: int = 0, end: int | None = None) -> Iterator[bytes]:

@@ -4,22 +4,40 @@ SQLite allows one writer at a time. A deferred transaction that reads first and 
 cannot wait for the lock (SQLite reports "database is locked" at once to avoid a deadlock),
 so write transactions start with ``BEGIN IMMEDIATE`` and wait up to the busy timeout instead.
 Readers keep plain ``BEGIN``; in WAL mode they never block the writer.
+
+Writers of one process also queue on a lock of their own before ``BEGIN IMMEDIATE``: SQLite's
+busy handler waits by sleeping in growing steps (up to 100 ms), so writers that met at the
+database lock would each lose a good part of that after the lock was already free; on the
+process lock the next writer starts the moment the previous one commits. Other processes
+(a CLI command, a second server) still meet at SQLite's lock and its busy timeout.
+
+Durability: SQLite runs WAL with ``synchronous=NORMAL``: a commit survives the server process
+crashing; after a power loss or an OS crash the last commits may roll back, and the file is
+never corrupt (fsync happens at checkpoints). On PostgreSQL every transaction commits
+synchronously except telemetry (``db.telemetry()``: metric points, params, tags a run logs),
+which sets ``synchronous_commit = off`` for that transaction only: a crash of the database
+server may forget the last fraction of a second of logged points (never corrupt anything,
+never reorder them), in exchange for not waiting on a disk flush for each of thousands of
+small commits a minute. Runs, access control, the audit log and everything else wait for the
+flush as before.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from shipyard.store import authz_state
 
 _BEGIN = "shipyard_sqlite_begin"
+_ASYNC_COMMIT = text("SET LOCAL synchronous_commit TO OFF")
 
 
 class Database:
@@ -30,6 +48,11 @@ class Database:
             self.engine = _sqlite_engine(url, sqlite_busy_timeout_seconds)
         else:
             self.engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        # Reentrant: a write opened inside a write on the same thread fails at SQLite's lock
+        # (as it always did) instead of waiting for itself forever.
+        self._writers: AbstractContextManager[object] = (
+            threading.RLock() if self.is_sqlite else nullcontext()
+        )
         writer = self.engine.execution_options(**{_BEGIN: "IMMEDIATE"})
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write = sessionmaker(writer, expire_on_commit=False)
@@ -43,8 +66,23 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A transaction that commits when the block ends and rolls back on an exception."""
-        with self._write() as session, session.begin():
+        with self._writers, self._write() as session, session.begin():
             yield session
+
+    @contextmanager
+    def telemetry(self) -> Iterator[Session]:
+        """A write transaction for what runs log (see the module's note on durability)."""
+        with self._writers, self._write() as session, session.begin():
+            if not self.is_sqlite:
+                session.execute(_ASYNC_COMMIT)
+            yield session
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """A bare read transaction on a Core connection, for the statements every request
+        runs (authentication): no ORM session to build, no identity map to fill."""
+        with self.engine.connect() as conn:
+            yield conn
 
     def ping(self) -> None:
         with self.engine.connect() as conn:

@@ -1,13 +1,22 @@
 """All row modules, imported so ``Base.metadata`` knows every table (migrations need it)."""
 
 from shipyard.store import (
+    artifact_uploads,
     audit,
     authz_state,
+    data,
+    datastores,
     groups,
+    logged_models,
+    model_assets,
+    models,
     roles,
+    run_inputs,
+    secrets,
     sessions,
     tokens,
     tracking,
+    uploads,
     users,
     workspaces,
 )
@@ -16,14 +25,23 @@ from shipyard.store.base import Base
 metadata = Base.metadata
 
 __all__ = [
+    "artifact_uploads",
     "audit",
     "authz_state",
+    "data",
+    "datastores",
     "groups",
+    "logged_models",
     "metadata",
+    "model_assets",
+    "models",
     "roles",
+    "run_inputs",
+    "secrets",
     "sessions",
     "tokens",
     "tracking",
+    "uploads",
     "users",
     "workspaces",
 ]

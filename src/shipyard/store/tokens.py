@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, NamedTuple
 
-from sqlalchemy import ForeignKey, String, select
+from sqlalchemy import Connection, ForeignKey, String, bindparam, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from shipyard.store.authz_state import version_query
@@ -42,13 +43,48 @@ def list_tokens(session: Session, user_id: str, *, after: str | None, limit: int
     return list(session.scalars(query))
 
 
-def get_token_with_user(session: Session, token_hash: str) -> tuple[TokenRow, UserRow, int] | None:
-    """The token, its user and the authorization counter, in one statement (this runs on
-    every request)."""
-    query = (
-        select(TokenRow, UserRow, version_query())
+class Credential(NamedTuple):
+    """What authenticating a request needs of a token, its user and the authorization
+    counter."""
+
+    token_id: str
+    revoked_at: datetime | None
+    expires_at: datetime
+    user_id: str
+    user_name: str
+    is_admin: bool
+    disabled: bool
+    authz_version: int
+
+
+def _credential_query() -> Any:
+    return (
+        select(
+            TokenRow.id,
+            TokenRow.revoked_at,
+            TokenRow.expires_at,
+            UserRow.id,
+            UserRow.name,
+            UserRow.is_admin,
+            UserRow.disabled,
+            version_query(),
+        )
         .join(UserRow, UserRow.id == TokenRow.user_id)
-        .where(TokenRow.token_hash == token_hash)
+        .where(TokenRow.token_hash == bindparam("token_hash"))
     )
-    row = session.execute(query).one_or_none()
-    return None if row is None else (row[0], row[1], int(row[2] or 0))
+
+
+# Built once: every request runs it, and a prebuilt statement skips building and cache-key
+# work (it still compiles once per dialect).
+_CREDENTIAL = _credential_query()
+
+
+def credential(conn: Connection, token_hash: str) -> Credential | None:
+    """The token, its user and the authorization counter, in one statement on a bare
+    connection (this runs on every request)."""
+    row = conn.execute(_CREDENTIAL, {"token_hash": token_hash}).first()
+    if row is None:
+        return None
+    return Credential(
+        row[0], row[1], row[2], row[3], row[4], bool(row[5]), bool(row[6]), int(row[7] or 0)
+    )

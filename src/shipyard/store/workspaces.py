@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Text, select
+from sqlalchemy import Connection, ForeignKey, String, Text, bindparam, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from shipyard.store.base import ID, Base, UtcDateTime, new_id, utcnow
@@ -62,9 +62,13 @@ def get_workspace(session: Session, name: str) -> WorkspaceRow | None:
     return session.scalars(select(WorkspaceRow).where(WorkspaceRow.name == name)).one_or_none()
 
 
-def get_workspace_id(session: Session, name: str) -> str | None:
+_WORKSPACE_ID = select(WorkspaceRow.id).where(WorkspaceRow.name == bindparam("name"))
+
+
+def get_workspace_id(session: Session | Connection, name: str) -> str | None:
     """Just the id (soft-deleted workspaces included): no joined loads, for the hot path."""
-    return session.scalar(select(WorkspaceRow.id).where(WorkspaceRow.name == name))
+    found: str | None = session.scalar(_WORKSPACE_ID, {"name": name})
+    return found
 
 
 def list_workspaces(

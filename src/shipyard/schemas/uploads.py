@@ -1,0 +1,51 @@
+"""Content-addressed uploads of local files and folders: request and response bodies.
+
+The client sends the manifest of what it has (every file's relative path, sha256 and size);
+the manifest's digest (``shipyard.domain.content.manifest_digest``) names the upload. The
+server answers which files it still lacks; the client sends those, then commits.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from shipyard.schemas.common import RequestBody, ResponseBody
+
+#: Files in one upload, at most (a manifest this long is about 15 MB of JSON).
+MAX_FILES = 100_000
+
+
+class UploadFile(RequestBody):
+    path: str = Field(min_length=1, max_length=4096, description="Relative POSIX path.")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="The file's sha256, hex.")
+    size: int = Field(ge=0, description="Bytes.")
+
+
+class UploadManifest(RequestBody):
+    files: list[UploadFile] = Field(min_length=1, max_length=MAX_FILES)
+    name: str | None = Field(
+        default=None,
+        max_length=256,
+        pattern=r"^[^\x00]*$",
+        description="What the upload is for (a model's name); kept for people only.",
+    )
+
+
+class UploadRead(ResponseBody):
+    digest: str
+    purpose: str
+    path: str = Field(description="The folder, relative to the datastore.")
+    uri: str = Field(description="The folder as a datastore URI.")
+    committed: bool
+    file_count: int
+    size: int
+    missing: list[str] = Field(
+        default_factory=list, description="Files the server still lacks (until committed)."
+    )
+    logged_model_id: str | None = None
+
+
+class UploadFileWritten(ResponseBody):
+    path: str
+    size: int
+    sha256: str

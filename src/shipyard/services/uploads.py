@@ -1,0 +1,385 @@
+"""Content-addressed uploads: local files and folders into a workspace's default datastore.
+
+The SDK hashes what it uploads and sends the *manifest* (path, sha256, size of every file);
+the manifest's digest names the upload (``domain.content``). The server records the manifest,
+answers which files it still lacks, takes each missing file (checking its size and sha256
+before the file becomes visible), and on commit checks that every file is there. Uploading
+the same content again finds the committed upload by its digest and stores nothing.
+
+Layout, inside the workspace's own storage folder:
+
+- data (and, later, job code snapshots): ``LocalUpload/<digest>/<the files>``. The files keep
+  their names and folders, so the folder is an ordinary folder: a job, a preview or a person
+  browsing the bucket reads it without a manifest, and its datastore URI
+  (``azureml://datastores/workspaceblobstore/paths/LocalUpload/<digest>/...``) is what Azure
+  ML users know. A content store of per-file blobs would deduplicate single files across
+  uploads too, but every reader would then need the manifest to find a file.
+- models: the folder of an MLflow logged model, ``models/<logged model id>/artifacts/``, made
+  for the upload. MLflow clients read a registered version's files through the artifact proxy,
+  which serves run and logged-model folders; putting an uploaded model there is what makes
+  ``mlflow.pyfunc.load_model("models:/<name>/<version>")`` work for models registered
+  natively. The logged model is found again by the digest, so the same files are stored once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from shipyard.domain.asset_uris import datastore_uri
+from shipyard.domain.content import UPLOADS_FOLDER, ManifestEntry, is_digest, manifest_digest
+from shipyard.domain.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    PayloadTooLargeError,
+)
+from shipyard.domain.principals import Principal
+from shipyard.schemas.uploads import UploadFile, UploadRead
+from shipyard.services.datastore_uris import DatastoreResolver, Location
+from shipyard.services.experiments import get_or_create
+from shipyard.storage.base import Writer, Written
+from shipyard.storage.paths import clean_relative
+from shipyard.store.base import utcnow
+from shipyard.store.database import Database
+from shipyard.store.logged_models import LoggedModelRow
+from shipyard.store.uploads import ContentUploadRow, get_upload
+from shipyard.store.workspaces import WorkspaceRow, get_workspace
+
+PURPOSES = ("data", "model")
+#: The experiment that holds the logged models made for uploaded models (MLflow's default).
+MODEL_EXPERIMENT = "Default"
+DIGEST_TAG = "shipyard.content_digest"
+#: Manifests kept parsed in memory; a manifest never changes (its digest names it).
+_CACHED_MANIFESTS = 64
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one file of an upload goes, and what it must turn out to be."""
+
+    location: Location
+    sha256: str
+    size: int
+
+
+class VerifyingWriter:
+    """A storage upload that must end up exactly ``size`` bytes with ``sha256``: it is
+    dropped (never made visible) when it grows past either limit or its hash differs."""
+
+    def __init__(self, writer: Writer, target: Target, limit: int) -> None:
+        self._writer = writer
+        self._target = target
+        self._limit = limit
+        self._hash = hashlib.sha256()
+        self._size = 0
+
+    def write(self, data: bytes) -> None:
+        self._size += len(data)
+        if self._size > self._limit:
+            self._writer.abort()
+            raise PayloadTooLargeError(
+                f"the file exceeds the upload limit of {self._limit} bytes; nothing was kept",
+                code="file_too_large",
+                field="path",
+            )
+        if self._size > self._target.size:
+            self._writer.abort()
+            raise _mismatch(self._target, "is larger than the manifest says")
+        self._hash.update(data)
+        self._writer.write(data)
+
+    def commit(self) -> Written:
+        if self._size != self._target.size:
+            self._writer.abort()
+            raise _mismatch(self._target, f"has {self._size} bytes, the manifest says")
+        if self._hash.hexdigest() != self._target.sha256:
+            self._writer.abort()
+            raise _mismatch(self._target, "does not have the sha256 the manifest says")
+        return self._writer.commit()
+
+    def abort(self) -> None:
+        self._writer.abort()
+
+
+def _mismatch(target: Target, why: str) -> InvalidInputError:
+    return InvalidInputError(
+        f"{target.location.path!r} {why} ({target.size} bytes, sha256 {target.sha256[:12]}...)",
+        code="content_mismatch",
+        field="path",
+    )
+
+
+def check_manifest(files: Sequence[UploadFile], limit: int) -> list[ManifestEntry]:
+    """Clean every path (no traversal, no duplicates, no file inside another file) and refuse
+    a file over ``limit`` bytes before anything is sent."""
+    entries: dict[str, ManifestEntry] = {}
+    for index, item in enumerate(files):
+        field = f"files.{index}"
+        path = clean_relative(item.path, field=f"{field}.path")
+        if not path:
+            raise InvalidInputError(
+                "a file needs a path", code="invalid_path", field=f"{field}.path"
+            )
+        if item.size > limit:
+            raise PayloadTooLargeError(
+                f"{path!r} has {item.size} bytes, over the upload limit of {limit}",
+                code="file_too_large",
+                field=f"{field}.size",
+            )
+        if path in entries:
+            raise InvalidInputError(
+                f"{path!r} is listed twice", code="duplicate_path", field=f"{field}.path"
+            )
+        entries[path] = ManifestEntry(path, item.sha256, item.size)
+    for path in entries:
+        parent = posixpath.dirname(path)
+        while parent:
+            if parent in entries:
+                raise InvalidInputError(
+                    f"{parent!r} is a file and a folder", code="path_is_file", field="files"
+                )
+            parent = posixpath.dirname(parent)
+    return sorted(entries.values(), key=lambda e: e.path)
+
+
+class UploadService:
+    def __init__(self, db: Database, resolver: DatastoreResolver, *, max_file_bytes: int) -> None:
+        self.db = db
+        self.resolver = resolver
+        self.max_file_bytes = max_file_bytes
+        self._manifests: OrderedDict[str, dict[str, tuple[str, int]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    # -- begin ------------------------------------------------------------------------------
+
+    def begin(
+        self,
+        principal: Principal,
+        workspace: str,
+        purpose: str,
+        digest: str,
+        files: Sequence[UploadFile],
+        *,
+        name: str | None = None,
+    ) -> UploadRead:
+        """Record the manifest ``digest`` names (once) and say which files are missing."""
+        _check_digest(digest)
+        entries = check_manifest(files, self.max_file_bytes)
+        if manifest_digest(entries) != digest:
+            raise InvalidInputError(
+                "the manifest's digest is not the one in the path; hash the manifest again",
+                code="digest_mismatch",
+                field="digest",
+            )
+        try:
+            with self.db.write() as session:
+                ws = _workspace(session, workspace)
+                row = get_upload(session, ws.id, purpose, digest)
+                if row is None:
+                    row = self._record(session, principal, ws, purpose, digest, entries, name)
+                location = self.resolver.default(ws, row.folder)
+        except IntegrityError:  # a concurrent begin of the same content won: use its row
+            with self.db.read() as session:
+                ws = _workspace(session, workspace)
+                row = _require(session, ws.id, purpose, digest)
+                location = self.resolver.default(ws, row.folder)
+        if row.committed_at is not None:
+            return _read(row, location, [])
+        return _read(row, location, self._missing(row, location))
+
+    def _record(
+        self,
+        session: Session,
+        principal: Principal,
+        ws: WorkspaceRow,
+        purpose: str,
+        digest: str,
+        entries: list[ManifestEntry],
+        name: str | None,
+    ) -> ContentUploadRow:
+        logged_model_id = None
+        folder = posixpath.join(UPLOADS_FOLDER, digest)
+        if purpose == "model":
+            experiment = get_or_create(session, ws.id, MODEL_EXPERIMENT)
+            model = LoggedModelRow(
+                workspace_id=ws.id,
+                experiment_id=experiment.id,
+                name=name or f"upload-{digest[:12]}",
+                status="PENDING",
+                tags={DIGEST_TAG: digest},
+                created_by=principal.id,
+            )
+            session.add(model)
+            session.flush()
+            logged_model_id = model.id
+            folder = f"models/{model.id}/artifacts"
+        row = ContentUploadRow(
+            workspace_id=ws.id,
+            purpose=purpose,
+            digest=digest,
+            folder=folder,
+            logged_model_id=logged_model_id,
+            manifest=[[e.path, e.sha256, e.size] for e in entries],
+            file_count=len(entries),
+            size=sum(e.size for e in entries),
+            created_by=principal.id,
+        )
+        session.add(row)
+        session.flush()
+        return row
+
+    def _missing(self, row: ContentUploadRow, location: Location) -> list[str]:
+        """Manifest files not (or not whole) in the folder: one listing, not a stat per file."""
+        have = {
+            posixpath.relpath(info.path, location.key): info.size
+            for info in location.storage.list(location.key, recursive=True)
+        }
+        return [path for path, _sha, size in row.manifest if have.get(path) != size]
+
+    # -- files ------------------------------------------------------------------------------
+
+    def writer(self, workspace: str, purpose: str, digest: str, path: str) -> VerifyingWriter:
+        """Where one file of a begun, uncommitted upload goes, checked against its manifest."""
+        _check_digest(digest)
+        clean = clean_relative(path)
+        with self.db.read() as session:
+            ws = _workspace(session, workspace)
+            found = session.execute(
+                select(
+                    ContentUploadRow.id, ContentUploadRow.folder, ContentUploadRow.committed_at
+                ).where(
+                    ContentUploadRow.workspace_id == ws.id,
+                    ContentUploadRow.purpose == purpose,
+                    ContentUploadRow.digest == digest,
+                )
+            ).one_or_none()
+            if found is None:
+                raise _no_upload(digest)
+            upload_id, folder, committed_at = found
+            if committed_at is not None:
+                raise ConflictError(
+                    f"upload {digest[:12]}... is committed; its files cannot change",
+                    code="upload_committed",
+                    field="digest",
+                )
+            expected = self._manifest(session, upload_id).get(clean)
+            folder_location = self.resolver.default(ws, folder)
+        if expected is None:
+            raise NotFoundError(
+                f"{clean!r} is not in the manifest of upload {digest[:12]}...",
+                code="file_not_in_manifest",
+                field="path",
+            )
+        target = Target(folder_location.child(clean), expected[0], expected[1])
+        storage_writer = target.location.storage.writer(target.location.key)
+        return VerifyingWriter(storage_writer, target, self.max_file_bytes)
+
+    def _manifest(self, session: Session, upload_id: str) -> dict[str, tuple[str, int]]:
+        with self._lock:
+            cached = self._manifests.get(upload_id)
+            if cached is not None:
+                self._manifests.move_to_end(upload_id)
+                return cached
+        manifest = session.scalar(
+            select(ContentUploadRow.manifest).where(ContentUploadRow.id == upload_id)
+        )
+        parsed = {path: (sha, size) for path, sha, size in manifest or []}
+        with self._lock:
+            self._manifests[upload_id] = parsed
+            while len(self._manifests) > _CACHED_MANIFESTS:
+                self._manifests.popitem(last=False)
+        return parsed
+
+    # -- commit -----------------------------------------------------------------------------
+
+    def commit(self, workspace: str, purpose: str, digest: str) -> UploadRead:
+        """Every file must be there (with its size; each was checked as it arrived)."""
+        _check_digest(digest)
+        with self.db.read() as session:
+            ws = _workspace(session, workspace)
+            row = _require(session, ws.id, purpose, digest)
+            location = self.resolver.default(ws, row.folder)
+        if row.committed_at is None:
+            missing = self._missing(row, location)
+            if missing:
+                shown = ", ".join(repr(p) for p in missing[:5])
+                raise ConflictError(
+                    f"{len(missing)} file(s) of upload {digest[:12]}... have not arrived "
+                    f"({shown}); send them, then commit",
+                    code="upload_incomplete",
+                    field="digest",
+                )
+            with self.db.write() as session:
+                row = _require(session, ws.id, purpose, digest)
+                if row.committed_at is None:
+                    row.committed_at = utcnow()
+                if row.logged_model_id is not None:
+                    model = session.get(LoggedModelRow, row.logged_model_id)
+                    if model is not None and model.status != "READY":
+                        model.status = "READY"
+                        model.updated_at = utcnow()
+        return _read(row, location, [])
+
+    def get(self, workspace: str, purpose: str, digest: str) -> UploadRead:
+        _check_digest(digest)
+        with self.db.read() as session:
+            ws = _workspace(session, workspace)
+            row = _require(session, ws.id, purpose, digest)
+            location = self.resolver.default(ws, row.folder)
+        return _read(row, location, [] if row.committed_at else self._missing(row, location))
+
+
+def _read(row: ContentUploadRow, location: Location, missing: list[str]) -> UploadRead:
+    return UploadRead(
+        digest=row.digest,
+        purpose=row.purpose,
+        path=location.path,
+        uri=datastore_uri(location.datastore, location.path),
+        committed=row.committed_at is not None,
+        file_count=row.file_count,
+        size=row.size,
+        missing=missing,
+        logged_model_id=row.logged_model_id,
+    )
+
+
+def _check_digest(digest: str) -> None:
+    if not is_digest(digest):
+        raise InvalidInputError(
+            "an upload is named by the sha256 (64 lower-case hex digits) of its manifest",
+            code="invalid_digest",
+            field="digest",
+        )
+
+
+def _no_upload(digest: str) -> NotFoundError:
+    return NotFoundError(
+        f"no upload {digest[:12]}... in this workspace; send its manifest first",
+        code="upload_not_found",
+        field="digest",
+    )
+
+
+def _require(session: Session, workspace_id: str, purpose: str, digest: str) -> ContentUploadRow:
+    row = get_upload(session, workspace_id, purpose, digest)
+    if row is None:
+        raise _no_upload(digest)
+    return row
+
+
+def _workspace(session: Session, name: str) -> WorkspaceRow:
+    row = get_workspace(session, name)
+    if row is None or row.deleted_at is not None:
+        raise NotFoundError(
+            f"workspace {name!r} does not exist", code="workspace_not_found", field="workspace"
+        )
+    return row
