@@ -15,36 +15,10 @@ from sqlalchemy import ColumnElement, Select, and_, or_, true
 
 from shipyard.domain.errors import InvalidInputError
 from shipyard.domain.model_search import Condition, OrderKey
+from shipyard.store.run_search import compare
 
 # Attributes compared as times: the filter gives milliseconds since the epoch.
 TIME_ATTRIBUTES = frozenset({"creation_timestamp", "last_updated_timestamp"})
-
-
-def compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
-    match op:
-        case "=":
-            return column == value  # type: ignore[no-any-return]
-        case "!=":
-            return column != value  # type: ignore[no-any-return]
-        case "<":
-            return column < value  # type: ignore[no-any-return]
-        case "<=":
-            return column <= value  # type: ignore[no-any-return]
-        case ">":
-            return column > value  # type: ignore[no-any-return]
-        case ">=":
-            return column >= value  # type: ignore[no-any-return]
-        case "LIKE":
-            return column.like(value)  # type: ignore[no-any-return]
-        case "ILIKE":
-            return column.ilike(value)  # type: ignore[no-any-return]
-        case "IN":
-            return column.in_(list(value))  # type: ignore[no-any-return]
-        case "NOT IN":
-            return column.not_in(list(value))  # type: ignore[no-any-return]
-    raise InvalidInputError(
-        f"operator {op} is not supported", code="invalid_filter", field="filter"
-    )
 
 
 def _from_ms(value: Any) -> Any:

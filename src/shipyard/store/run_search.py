@@ -51,7 +51,8 @@ def where_clause(expr: Expr | None) -> ColumnElement[bool]:
     return _comparison(expr)
 
 
-def _compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
+def compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
+    """``column <op> value`` for a filter operator of MLflow's grammar (runs and models)."""
     match op:
         case "=":
             return column == value  # type: ignore[no-any-return]
@@ -88,7 +89,7 @@ def _comparison(c: Comparison) -> ColumnElement[bool]:
             LatestMetricRow.job_id == JobRow.id,
             LatestMetricRow.key == c.key,
             LatestMetricRow.is_nan.is_(False),
-            _compare(LatestMetricRow.value, c.op, c.value),
+            compare(LatestMetricRow.value, c.op, c.value),
         )
     if c.entity in ("param", "tag"):
         row: Any = ParamRow if c.entity == "param" else JobTagRow
@@ -98,21 +99,21 @@ def _comparison(c: Comparison) -> ColumnElement[bool]:
         if c.op == "IS NOT NULL":
             return keyed
         return exists().where(
-            row.job_id == JobRow.id, row.key == c.key, _compare(row.value, c.op, c.value)
+            row.job_id == JobRow.id, row.key == c.key, compare(row.value, c.op, c.value)
         )
     return _attribute(c)
 
 
 def _attribute(c: Comparison) -> ColumnElement[bool]:
     if c.key in ("start_time", "end_time") and c.value is not None:
-        return _compare(_COLUMNS[c.key], c.op, _from_ms(c.value))
+        return compare(_COLUMNS[c.key], c.op, _from_ms(c.value))
     if c.key == "status":
-        return _compare(JobRow.status, c.op, _status(c.value))
+        return compare(JobRow.status, c.op, _status(c.value))
     if c.key == "user_id":
-        users = select(UserRow.id).where(_compare(UserRow.name, c.op, c.value))
+        users = select(UserRow.id).where(compare(UserRow.name, c.op, c.value))
         return JobRow.created_by.in_(users.scalar_subquery())
     if c.key in _COLUMNS:
-        return _compare(_COLUMNS[c.key], c.op, c.value)
+        return compare(_COLUMNS[c.key], c.op, c.value)
     raise InvalidInputError(
         f"runs cannot be searched by {c.key} yet", code="invalid_filter", field="filter"
     )
