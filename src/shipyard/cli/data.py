@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -24,6 +25,7 @@ from shipyard.cli.context import client, file_option, parse_pairs, set_option
 from shipyard.cli.files import with_file
 from shipyard.cli.output import output_option, print_many, print_one
 from shipyard.schemas.data import DataPreview
+from shipyard.sdk.client import Client
 from shipyard.sdk.yaml import load_yaml_file, parse_override, set_path
 
 ASSET_COLUMNS = ("name", "latest_version", "archived", "created_by", "created_at")
@@ -131,6 +133,20 @@ def create(
         "type": data_type,
         "description": description,
     }
+    register_version(file, overrides, flags, tags, output, lambda c: c.workspace(workspace).data)
+
+
+def register_version(
+    file: str | None,
+    overrides: tuple[str, ...],
+    flags: dict[str, str | None],
+    tags: tuple[str, ...],
+    output: str,
+    assets: Callable[[Client], Any],
+) -> None:
+    """Register a version of a data asset or a model (``assets`` picks which of the
+    workspace's operation groups) from a YAML file, ``--set`` overrides and flags, uploading
+    a local path with a progress bar."""
     spec, document, base_dir = spec_from(file, overrides, flags)
     if tags:
         spec["tags"] = {**(spec.get("tags") or {}), **parse_pairs(tags, "--tags")}
@@ -140,9 +156,7 @@ def create(
     with client() as c, UploadBar() as bar:
         made = with_file(
             document,
-            lambda: c.workspace(workspace).data.create_from_spec(
-                spec, base_dir=base_dir, progress=bar
-            ),
+            lambda: assets(c).create_from_spec(spec, base_dir=base_dir, progress=bar),
             from_flags | ({"tags"} if tags else set()),
         )
     print_one(made, output)

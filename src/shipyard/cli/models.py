@@ -8,8 +8,7 @@ from typing import Any
 import click
 
 from shipyard.cli.context import client, file_option, parse_pairs, set_option
-from shipyard.cli.data import UploadBar, spec_from
-from shipyard.cli.files import with_file
+from shipyard.cli.data import register_version
 from shipyard.cli.output import output_option, print_many, print_one
 
 MODEL_COLUMNS = ("name", "latest_version", "aliases", "description", "updated_at")
@@ -63,21 +62,7 @@ def create(
         "type": model_type,
         "description": description,
     }
-    spec, document, base_dir = spec_from(file, overrides, flags)
-    if tags:
-        spec["tags"] = {**(spec.get("tags") or {}), **parse_pairs(tags, "--tags")}
-    if not spec.get("name") or not spec.get("path"):
-        raise click.UsageError("give a name and a path: -n and --path, or a file with both")
-    from_flags = frozenset(k for k, v in flags.items() if v is not None)
-    with client() as c, UploadBar() as bar:
-        made = with_file(
-            document,
-            lambda: c.workspace(workspace).models.create_from_spec(
-                spec, base_dir=base_dir, progress=bar
-            ),
-            from_flags | ({"tags"} if tags else set()),
-        )
-    print_one(made, output)
+    register_version(file, overrides, flags, tags, output, lambda c: c.workspace(workspace).models)
 
 
 @model.command("show")
