@@ -65,3 +65,22 @@ def test_tracking_benchmark_smoke_runs_and_prints_every_measure() -> None:
         "targets (Shipyard vs the better of MLflow's two modes, same run):",
     ):
         assert row in out, out
+
+
+def test_storage_benchmark_smoke_runs_and_prints_every_measure() -> None:
+    result = run_smoke("storage.py")
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    backend = "postgresql" if os.environ.get(PG_ENV) else "sqlite"
+    assert f"({backend}) vs a plain copy and MLflow" in out, out
+    for row in (
+        "1. plain local copy of 4 MiB",
+        "1. upload through the API",
+        "1. download through the API",
+        "1. server RSS growth while moving",
+        "2. mlflow.log_artifacts, 20 files",
+        "2. ws.data.create, 20 files",
+        "targets (same run):",
+        "folder >= 3x MLflow:",
+    ):
+        assert row in out, out

@@ -42,6 +42,7 @@ from shipyard.api.authz import iter_routes, requirement
 from shipyard.domain.actions import PUBLIC, SELF
 from shipyard.domain.content import ManifestEntry, manifest_digest
 from shipyard.domain.roles import BUILTIN_ROLES
+from shipyard.schemas.uploads import BUNDLE_MAGIC, bundle_header
 from shipyard.services.audit import SENSITIVE_SUFFIXES
 from shipyard.settings import Settings
 from shipyard.store.database import Database
@@ -616,6 +617,10 @@ def _upload_call(area: str, step: str) -> Maker:
         root, content = _begun_upload(api, workspace, area, sent=step == "commit")
         if step == "file":
             return Call(f"{root}/a.csv", content=content)
+        if step == "bundle":
+            base, digest = root.rsplit("/", 1)
+            bundle = BUNDLE_MAGIC + bundle_header("a.csv", len(content)) + content
+            return Call(f"{base}/bundles/{digest}", content=bundle)
         return Call(f"{root}/commit")
 
     return make
@@ -1191,6 +1196,9 @@ ROUTES: dict[tuple[str, str], Recipe] = {
     ("PUT", DATA + "/artifacts/{digest}/{path:path}"): Recipe(
         "workspaces/data/write", telemetry=True, make=_upload_call("data", "file")
     ),
+    ("PUT", DATA + "/artifacts/bundles/{digest}"): Recipe(
+        "workspaces/data/write", telemetry=True, make=_upload_call("data", "bundle")
+    ),
     ("POST", DATA + "/artifacts/{digest}/commit"): Recipe(
         "workspaces/data/write", make=_upload_call("data", "commit")
     ),
@@ -1237,6 +1245,9 @@ ROUTES: dict[tuple[str, str], Recipe] = {
     ),
     ("PUT", MODELS + "/artifacts/{digest}/{path:path}"): Recipe(
         "workspaces/models/write", telemetry=True, make=_upload_call("models", "file")
+    ),
+    ("PUT", MODELS + "/artifacts/bundles/{digest}"): Recipe(
+        "workspaces/models/write", telemetry=True, make=_upload_call("models", "bundle")
     ),
     ("POST", MODELS + "/artifacts/{digest}/commit"): Recipe(
         "workspaces/models/write", make=_upload_call("models", "commit")

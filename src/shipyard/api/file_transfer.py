@@ -8,6 +8,7 @@ nor a file is held whole in memory. Downloads stream the storage's chunks and ho
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable, Iterator
 from typing import Protocol, TypeVar
@@ -40,25 +41,56 @@ class RangeNotSatisfiableError(ShipyardError):
 
 
 async def receive_upload(request: Request, upload: Upload[T]) -> T:
-    """Copy the request body into ``upload`` and commit it; on any failure drop it."""
-    buffer = bytearray()
+    """Copy the request body into ``upload`` and commit it; on any failure drop it.
+
+    The body is handed to a worker thread a batch (``CHUNK`` bytes) at a time, and the next
+    batch is received while the thread writes (and hashes) the last one: network and disk
+    overlap, and at most two batches are held.
+    """
+    batch: list[bytes] = []
+    size = 0
+    writing: asyncio.Future[None] | None = None
     try:
         async for chunk in request.stream():
-            buffer += chunk
-            if len(buffer) >= CHUNK:
-                await run_in_threadpool(upload.write, bytes(buffer))
-                buffer.clear()
-        if buffer:
-            await run_in_threadpool(upload.write, bytes(buffer))
+            batch.append(chunk)
+            size += len(chunk)
+            if size >= CHUNK:
+                if writing is not None:
+                    await writing
+                # The chunks go as they came: joining them would copy every byte once more.
+                writing = asyncio.ensure_future(run_in_threadpool(_write_all, upload, batch))
+                batch, size = [], 0
+        if writing is not None:
+            await writing
+            writing = None
+        if batch:
+            await run_in_threadpool(_write_all, upload, batch)
         return await run_in_threadpool(upload.commit)
     except ClientDisconnect:
-        await run_in_threadpool(upload.abort)
+        await _drop(upload, writing)
         raise InvalidInputError(
             "the client disconnected before the upload finished", code="upload_incomplete"
         ) from None
     except BaseException:
-        await run_in_threadpool(upload.abort)
+        await _drop(upload, writing)
         raise
+
+
+def _write_all(upload: Upload[object], chunks: list[bytes]) -> None:
+    for chunk in chunks:
+        upload.write(chunk)
+
+
+async def _drop(upload: Upload[object], writing: asyncio.Future[None] | None) -> None:
+    """Abort the upload once a write still running in its thread is over (aborting under it
+    would race with it); that write's own error, if any, is moot by now."""
+    try:
+        if writing is not None:
+            await asyncio.wait([writing])
+    finally:
+        if writing is not None and writing.done() and not writing.cancelled():
+            writing.exception()  # retrieved, so asyncio does not log it as never retrieved
+        await run_in_threadpool(upload.abort)
 
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")

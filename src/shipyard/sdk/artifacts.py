@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import os
 import posixpath
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import quote
 
 from shipyard.domain.errors import InvalidInputError
 from shipyard.schemas.artifacts import ArtifactList, ArtifactRead, ArtifactWritten
 from shipyard.sdk.http import HttpSession
 
-__all__ = ["ArtifactRead", "ArtifactWritten", "RunArtifacts", "folder_files"]
+__all__ = ["ArtifactRead", "ArtifactWritten", "RunArtifacts", "folder_files", "read_chunks"]
 
 #: Files of a folder uploaded at once: enough to hide per-request latency for small files.
 DEFAULT_WORKERS = 8
@@ -32,24 +33,45 @@ def _join(*parts: str | None) -> str:
 
 def folder_files(folder: Path) -> list[tuple[Path, str]]:
     """Every file below ``folder`` with its relative POSIX path, sorted; symlinks that resolve
-    outside the folder raise InvalidInputError before anything is sent."""
+    outside the folder raise InvalidInputError before anything is sent. A link inside it to a
+    file is sent as that file; links to folders are not followed."""
     root = folder.resolve()
     if not root.is_dir():
         raise InvalidInputError(f"{folder} is not a folder", code="not_a_folder", field="local_dir")
     found: list[tuple[Path, str]] = []
-    for top, dirs, files in os.walk(root, followlinks=False):
-        for name in sorted(dirs) + sorted(files):
-            entry = Path(top) / name
-            target = entry.resolve()
-            if target != root and root not in target.parents:
-                raise InvalidInputError(
-                    f"{entry} links outside {folder}; refusing to upload it",
-                    code="link_outside_folder",
-                    field="local_dir",
-                )
-            if name in files and target.is_file():
-                found.append((entry, entry.relative_to(root).as_posix()))
+    pending = [root]
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                path = Path(entry.path)
+                # Only a link can lead out: the walk never follows one, so every other entry
+                # is inside already (resolving each of 10,000 files took a third of a second).
+                if entry.is_symlink():
+                    target = path.resolve()
+                    if target != root and root not in target.parents:
+                        raise InvalidInputError(
+                            f"{path} links outside {folder}; refusing to upload it",
+                            code="link_outside_folder",
+                            field="local_dir",
+                        )
+                    if target.is_file():
+                        found.append((path, path.relative_to(root).as_posix()))
+                elif entry.is_dir(follow_symlinks=False):
+                    pending.append(path)
+                elif entry.is_file(follow_symlinks=False):
+                    found.append((path, path.relative_to(root).as_posix()))
     return sorted(found, key=lambda pair: pair[1])
+
+
+#: Bytes read from disk per piece sent (httpx reads a file 64 KiB at a time: four times the
+#: calls down to the socket for the same bytes).
+UPLOAD_CHUNK = 256 * 1024
+
+
+def read_chunks(handle: BinaryIO) -> Iterator[bytes]:
+    """A file's bytes for an upload's body (sent with its Content-Length, not chunked)."""
+    while chunk := handle.read(UPLOAD_CHUNK):
+        yield chunk
 
 
 class RunArtifacts:
@@ -78,7 +100,7 @@ class RunArtifacts:
             response = self._http.request(
                 "PUT",
                 self._url(path),
-                content=handle,
+                content=read_chunks(handle),
                 headers={
                     "Content-Type": "application/octet-stream",
                     "Content-Length": str(source.stat().st_size),

@@ -27,7 +27,7 @@ import hashlib
 import posixpath
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -43,11 +43,11 @@ from shipyard.domain.errors import (
     PayloadTooLargeError,
 )
 from shipyard.domain.principals import Principal
-from shipyard.schemas.uploads import UploadFile, UploadRead
+from shipyard.schemas.uploads import BUNDLE_MAGIC, UploadBundleWritten, UploadFile, UploadRead
 from shipyard.services.datastore_uris import DatastoreResolver, Location
 from shipyard.services.experiments import get_or_create
 from shipyard.storage.base import Writer, Written
-from shipyard.storage.paths import clean_relative
+from shipyard.storage.paths import MAX_PATH_BYTES, clean_relative
 from shipyard.store.base import utcnow
 from shipyard.store.database import Database
 from shipyard.store.logged_models import LoggedModelRow
@@ -151,6 +151,169 @@ def check_manifest(files: Sequence[UploadFile], limit: int) -> list[ManifestEntr
     return sorted(entries.values(), key=lambda e: e.path)
 
 
+@dataclass(frozen=True)
+class OpenUpload:
+    """An uncommitted upload ready to take files: what each must be, and where it goes."""
+
+    digest: str
+    manifest: Mapping[str, tuple[str, int]]  # path -> (sha256, size)
+    folder: Location
+    limit: int
+
+    def file(self, path: str) -> VerifyingWriter:
+        """A writer for the manifest's file ``path`` (a clean path)."""
+        expected = self.manifest.get(path)
+        if expected is None:
+            raise NotFoundError(
+                f"{path!r} is not in the manifest of upload {self.digest[:12]}...",
+                code="file_not_in_manifest",
+                field="path",
+            )
+        target = Target(self.folder.child(path), expected[0], expected[1])
+        storage_writer = target.location.storage.writer(target.location.key)
+        return VerifyingWriter(storage_writer, target, self.limit)
+
+
+#: The longest header line a bundle may hold: a path of the longest length storage accepts.
+_MAX_LINE = MAX_PATH_BYTES
+_MAGIC_LINE = BUNDLE_MAGIC.rstrip(b"\n")
+
+
+class BundleWriter:
+    """Unpacks a bundle into an upload. ``write`` takes the body in pieces of any size (a
+    file's content may span many, a piece may hold many files); each file goes through a
+    ``VerifyingWriter``, so one whose size or sha256 differs from the manifest's never becomes
+    visible. Only paths of the manifest are written, each at most once, exactly as the
+    manifest spells it. Files finished before an error stay: each was checked, and sending
+    the rest (or the bundle again) completes the upload."""
+
+    def __init__(self, upload: OpenUpload) -> None:
+        self._upload = upload
+        self._line = bytearray()  # the start of a header line whose end has not come yet
+        self._started = False  # the first line (the format's) was read
+        self._path: str | None = None  # a file whose size line comes next
+        self._file: VerifyingWriter | None = None
+        self._open_path = ""  # the path ``_file`` writes
+        self._remaining = 0
+        self._seen: set[str] = set()
+        self.files = 0
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        at, end = 0, len(data)
+        while at < end:
+            if self._file is not None:
+                take = min(self._remaining, end - at)
+                self._file.write(data[at : at + take])
+                at += take
+                self._remaining -= take
+                if self._remaining == 0:
+                    self._finish_file()
+                continue
+            newline = data.find(b"\n", at)
+            stop = end if newline < 0 else newline
+            if len(self._line) + stop - at > _MAX_LINE:
+                raise _bad_bundle("a header line is longer than any path can be")
+            if newline < 0:
+                self._line += data[at:]
+                return
+            if self._line:
+                self._line += data[at:newline]
+                line = bytes(self._line)
+                self._line.clear()
+            else:
+                line = data[at:newline]
+            at = newline + 1
+            self._header(line)
+
+    def _header(self, line: bytes) -> None:
+        if not self._started:
+            if line != _MAGIC_LINE:
+                raise _bad_bundle(f"a bundle starts with the line {_MAGIC_LINE.decode()!r}")
+            self._started = True
+        elif self._path is None:
+            self._path = self._file_path(line)
+        else:
+            self._open_file(self._path, self._file_size(self._path, line))
+            self._path = None
+
+    def _file_path(self, line: bytes) -> str:
+        try:
+            path = line.decode()
+        except UnicodeDecodeError:
+            raise _bad_bundle("a file's path is not UTF-8", code="invalid_path") from None
+        if path not in self._upload.manifest:
+            # Traversal, absolute paths and the like get their own error (nothing is written).
+            clean = clean_relative(path, field="bundle")
+            raise InvalidInputError(
+                f"{clean!r} is not in the manifest of upload {self._upload.digest[:12]}..."
+                if clean == path
+                else f"{path!r} is not spelled as the manifest spells its paths",
+                code="file_not_in_manifest" if clean == path else "invalid_path",
+                field="bundle",
+            )
+        if path in self._seen:
+            raise InvalidInputError(
+                f"{path!r} is twice in the bundle", code="duplicate_path", field="bundle"
+            )
+        return path
+
+    def _file_size(self, path: str, line: bytes) -> int:
+        if not line.isdigit() or len(line) > 19:
+            raise _bad_bundle(f"the size of {path!r} is not a number of bytes")
+        return int(line)
+
+    def _open_file(self, path: str, size: int) -> None:
+        limit = self._upload.limit
+        if size > limit:
+            raise PayloadTooLargeError(
+                f"{path!r} has {size} bytes, over the upload limit of {limit}; nothing of it "
+                "was kept",
+                code="file_too_large",
+                field="bundle",
+            )
+        expected = self._upload.manifest[path][1]
+        if size != expected:
+            raise InvalidInputError(
+                f"{path!r} has {size} bytes in the bundle, the manifest says {expected}",
+                code="content_mismatch",
+                field="bundle",
+            )
+        self._seen.add(path)
+        self._file = self._upload.file(path)
+        self._open_path = path
+        self._remaining = size
+        if size == 0:
+            self._finish_file()
+
+    def _finish_file(self) -> None:
+        assert self._file is not None
+        file, self._file = self._file, None
+        written = file.commit()
+        self.files += 1
+        self.size += written.size
+
+    def commit(self) -> UploadBundleWritten:
+        if not self._started:
+            raise _bad_bundle(f"a bundle starts with the line {_MAGIC_LINE.decode()!r}")
+        if self._file is not None:
+            raise _bad_bundle(
+                f"the bundle ends inside {self._open_path!r} ({self._remaining} bytes short)"
+            )
+        if self._path is not None or self._line:
+            raise _bad_bundle("the bundle ends inside a file's header")
+        return UploadBundleWritten(files=self.files, size=self.size)
+
+    def abort(self) -> None:
+        if self._file is not None:
+            file, self._file = self._file, None
+            file.abort()
+
+
+def _bad_bundle(why: str, *, code: str = "invalid_bundle") -> InvalidInputError:
+    return InvalidInputError(why, code=code, field="bundle")
+
+
 class UploadService:
     def __init__(self, db: Database, resolver: DatastoreResolver, *, max_file_bytes: int) -> None:
         self.db = db
@@ -193,8 +356,8 @@ class UploadService:
                 row = _require(session, ws.id, purpose, digest)
                 location = self.resolver.default(ws, row.folder)
         if row.committed_at is not None:
-            return _read(row, location, [])
-        return _read(row, location, self._missing(row, location))
+            return _read(row, location, [], self.max_file_bytes)
+        return _read(row, location, self._missing(row, location), self.max_file_bytes)
 
     def _record(
         self,
@@ -251,6 +414,17 @@ class UploadService:
         """Where one file of a begun, uncommitted upload goes, checked against its manifest."""
         _check_digest(digest)
         clean = clean_relative(path)
+        return self._open(workspace, purpose, digest).file(clean)
+
+    def bundle(self, workspace: str, purpose: str, digest: str) -> BundleWriter:
+        """Unpacks a bundle of files of a begun, uncommitted upload (``schemas.uploads``
+        describes the framing); each file is checked against the manifest as it arrives."""
+        _check_digest(digest)
+        return BundleWriter(self._open(workspace, purpose, digest))
+
+    def _open(self, workspace: str, purpose: str, digest: str) -> OpenUpload:
+        """The manifest and folder of an uncommitted upload: one read of the database for a
+        file or a whole bundle (the manifest itself is cached)."""
         with self.db.read() as session:
             ws = _workspace(session, workspace)
             found = session.execute(
@@ -271,17 +445,9 @@ class UploadService:
                     code="upload_committed",
                     field="digest",
                 )
-            expected = self._manifest(session, upload_id).get(clean)
-            folder_location = self.resolver.default(ws, folder)
-        if expected is None:
-            raise NotFoundError(
-                f"{clean!r} is not in the manifest of upload {digest[:12]}...",
-                code="file_not_in_manifest",
-                field="path",
-            )
-        target = Target(folder_location.child(clean), expected[0], expected[1])
-        storage_writer = target.location.storage.writer(target.location.key)
-        return VerifyingWriter(storage_writer, target, self.max_file_bytes)
+            manifest = self._manifest(session, upload_id)
+            location = self.resolver.default(ws, folder)
+        return OpenUpload(digest, manifest, location, self.max_file_bytes)
 
     def _manifest(self, session: Session, upload_id: str) -> dict[str, tuple[str, int]]:
         with self._lock:
@@ -327,7 +493,7 @@ class UploadService:
                     if model is not None and model.status != "READY":
                         model.status = "READY"
                         model.updated_at = utcnow()
-        return _read(row, location, [])
+        return _read(row, location, [], self.max_file_bytes)
 
     def get(self, workspace: str, purpose: str, digest: str) -> UploadRead:
         _check_digest(digest)
@@ -335,10 +501,11 @@ class UploadService:
             ws = _workspace(session, workspace)
             row = _require(session, ws.id, purpose, digest)
             location = self.resolver.default(ws, row.folder)
-        return _read(row, location, [] if row.committed_at else self._missing(row, location))
+        missing = [] if row.committed_at else self._missing(row, location)
+        return _read(row, location, missing, self.max_file_bytes)
 
 
-def _read(row: ContentUploadRow, location: Location, missing: list[str]) -> UploadRead:
+def _read(row: ContentUploadRow, location: Location, missing: list[str], limit: int) -> UploadRead:
     return UploadRead(
         digest=row.digest,
         purpose=row.purpose,
@@ -349,6 +516,7 @@ def _read(row: ContentUploadRow, location: Location, missing: list[str]) -> Uplo
         size=row.size,
         missing=missing,
         logged_model_id=row.logged_model_id,
+        max_body_bytes=limit,
     )
 
 

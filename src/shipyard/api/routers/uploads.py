@@ -5,6 +5,9 @@ write action): ``.../data/artifacts/{digest}`` and ``.../models/artifacts/{diges
   records it (idempotent: the digest names the manifest) and answers which files are missing;
 - ``PUT .../artifacts/{digest}/{path}`` with a file's bytes as the raw body (streamed; checked
   against the manifest before it becomes visible);
+- ``PUT .../artifacts/bundles/{digest}`` with many files in one raw body (small files: one
+  request for a thousand instead of a thousand requests; the framing is in
+  ``schemas.uploads``), each checked like a file of its own;
 - ``POST .../artifacts/{digest}/commit`` once every file is there.
 
 The routes sit under an ``/artifacts/`` segment because that is where the request middleware
@@ -26,7 +29,12 @@ from shipyard.api.file_transfer import receive_upload
 from shipyard.domain import actions
 from shipyard.domain.errors import PayloadTooLargeError
 from shipyard.domain.principals import Principal
-from shipyard.schemas.uploads import UploadFileWritten, UploadManifest, UploadRead
+from shipyard.schemas.uploads import (
+    UploadBundleWritten,
+    UploadFileWritten,
+    UploadManifest,
+    UploadRead,
+)
 
 #: A manifest's JSON, at most: room for the 100,000 files one upload may hold.
 MAX_MANIFEST_BYTES = 32 * 1024 * 1024
@@ -77,6 +85,21 @@ def upload_router(resource: str, purpose: str, write_action: str) -> APIRouter:
             manifest.files,
             name=manifest.name,
         )
+
+    # Declared before the file route, which would take "bundles" for a digest (and refuse it).
+    @router.put(
+        "/bundles/{digest}",
+        name=f"upload_{purpose}_bundle",
+        dependencies=[require(write_action, telemetry=True)],
+    )
+    async def upload_bundle(
+        workspace: str,
+        digest: str,
+        request: Request,
+        services: Services = Depends(get_services),
+    ) -> UploadBundleWritten:
+        bundle = await run_in_threadpool(services.uploads.bundle, workspace, purpose, digest)
+        return await receive_upload(request, bundle)
 
     @router.put(
         "/{digest}/{path:path}",
