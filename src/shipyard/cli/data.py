@@ -202,10 +202,19 @@ def download(
     name: str, version: str | None, label: str | None, download_path: str, workspace: str
 ) -> None:
     """Download a version's files."""
+    download_version(name, version, label, download_path, lambda c: c.workspace(workspace).data)
+
+
+def download_version(
+    name: str,
+    version: str | None,
+    label: str | None,
+    download_path: str,
+    assets: Callable[[Client], Any],
+) -> None:
+    """Download a data or model version (``assets`` picks the operation group)."""
     with client() as c:
-        where = c.workspace(workspace).data.download(
-            name, version, label, download_path=download_path
-        )
+        where = assets(c).download(name, version, label, download_path=download_path)
     click.echo(f"downloaded {name} to {where}", err=True)
 
 

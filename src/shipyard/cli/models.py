@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from shipyard.cli.context import client, file_option, parse_pairs, set_option
-from shipyard.cli.data import register_version
+from shipyard.cli.data import download_version, register_version
 from shipyard.cli.output import output_option, print_many, print_one
 
 MODEL_COLUMNS = ("name", "latest_version", "aliases", "description", "updated_at")
@@ -104,11 +104,7 @@ def download(
     name: str, version: str | None, label: str | None, download_path: str, workspace: str
 ) -> None:
     """Download a version's files."""
-    with client() as c:
-        where = c.workspace(workspace).models.download(
-            name, version, label, download_path=download_path
-        )
-    click.echo(f"downloaded {name} to {where}", err=True)
+    download_version(name, version, label, download_path, lambda c: c.workspace(workspace).models)
 
 
 @model.command("update")

@@ -19,20 +19,16 @@ secret, and two doors to read them, both refused to the roles that may not read 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from contextlib import suppress
 from typing import NamedTuple, cast
 from urllib.parse import unquote
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from shipyard.domain.actions import workspace_scope
 from shipyard.domain.errors import (
     ConflictError,
-    ForbiddenError,
     InvalidInputError,
     NotFoundError,
-    ShipyardError,
 )
 from shipyard.domain.paging import decode_page_token, encode_page_token
 from shipyard.domain.principals import Principal
@@ -42,24 +38,19 @@ from shipyard.schemas.datastores import (
     CredentialsKind,
     CredentialsRead,
     DatastoreCreate,
-    DatastoreCredentials,
     DatastoreRead,
     DatastoreSecretsRead,
     DatastoreUpdate,
 )
 from shipyard.services.authz import Authorizer
+from shipyard.services.datastore_keys import DatastoreKeys
 from shipyard.services.datastore_targets import (
-    MANAGED_SECRET,
-    PRINTABLE,
     Credentials,
     DatastorePolicy,
-    Keys,
     Reach,
     ReadOnlyStorage,
     Target,
     managed_secret_name,
-    not_for,
-    parse_keys,
 )
 from shipyard.services.datastore_uris import DefaultDatastoreResolver, Location
 from shipyard.services.paging import split_page
@@ -77,9 +68,6 @@ from shipyard.store.datastores import DatastoreRow
 from shipyard.store.tracking import names_of
 from shipyard.store.users import UserRow
 from shipyard.store.workspaces import WorkspaceRow
-
-# Reading a secret's value: naming a secret as a datastore's keys needs it too.
-SECRETS_READ = "workspaces/secrets/read"
 
 __all__ = [
     "DatastorePolicy",
@@ -124,6 +112,7 @@ class DatastoreService:
         self.authorizer = authorizer
         self.policy = policy
         self.reach = Reach(policy)
+        self.keys = DatastoreKeys(secrets, authorizer, policy)
         self._open_workspace_storage = open_storage
 
     def create(
@@ -136,7 +125,7 @@ class DatastoreService:
             if store.get_datastore(session, _live_workspace(session, workspace).id, name):
                 raise _exists(name)
             target = self.reach.target(session, body)
-        credentials = self._credentials(workspace, name, body.type, body.credentials, principal)
+        credentials = self.keys.choose(workspace, name, body.type, body.credentials, principal)
         if validate:
             self.reach.check_access(target, credentials)
         # The row first: a concurrent create of the same name then fails before it could
@@ -153,7 +142,7 @@ class DatastoreService:
         except IntegrityError as exc:  # that concurrent create won
             raise _exists(name) from exc
         try:
-            self._keep_keys(workspace, credentials, principal.id)
+            self.keys.keep(workspace, credentials, principal.id)
         except BaseException:
             with self.db.write() as session:
                 made = store.get_datastore(session, _live_workspace(session, workspace).id, name)
@@ -210,10 +199,10 @@ class DatastoreService:
         credentials: Credentials | None = None
         if "credentials" in changes:
             given = body.credentials
-            credentials = self._credentials(workspace, name, target.type, given, principal)
+            credentials = self.keys.choose(workspace, name, target.type, given, principal)
             if validate:
                 self.reach.check_access(target, credentials)
-            self._keep_keys(workspace, credentials, principal.id)
+            self.keys.keep(workspace, credentials, principal.id)
         with self.db.write() as session:
             row = _require(session, _live_workspace(session, workspace), name)
             if "description" in changes:
@@ -230,7 +219,7 @@ class DatastoreService:
             session.flush()
             updated = _reads(session, [row])[0]
         if was_managed and credentials is not None and not credentials.managed:
-            self._forget_secret(workspace, managed_secret_name(name))
+            self.keys.forget(workspace, managed_secret_name(name))
         return updated
 
     def delete(self, workspace: str, name: str) -> None:
@@ -243,7 +232,7 @@ class DatastoreService:
             managed = row.credentials_secret if row.credentials_managed else None
             session.delete(row)
         if managed:
-            self._forget_secret(workspace, managed)
+            self.keys.forget(workspace, managed)
 
     def set_default(self, workspace: str, name: str, principal_id: str) -> DatastoreRead:
         """Make ``name`` the default (``workspaceblobstore``: the workspace's own storage)."""
@@ -281,7 +270,7 @@ class DatastoreService:
                 kind = "none" if local_path(ws.storage_uri) else "identity"
                 return DatastoreSecretsRead(name=name, kind=kind)
             target = Target.of(_require(session, ws, name))
-        keys = self._stored_keys(workspace, target)
+        keys = self.keys.stored(workspace, target)
         return DatastoreSecretsRead(
             name=name,
             kind=cast(CredentialsKind, target.kind),
@@ -304,122 +293,10 @@ class DatastoreService:
         return self.open_target(workspace, target)
 
     def open_target(self, workspace: str, target: Target) -> OpenDatastore:
-        storage = self.reach.open(target, self._stored_keys(workspace, target))
+        storage = self.reach.open(target, self.keys.stored(workspace, target))
         if target.read_only:
             return OpenDatastore(ReadOnlyStorage(storage, target.name), True)
         return OpenDatastore(storage, False)
-
-    # -- credentials --------------------------------------------------------------------------
-
-    def _credentials(
-        self,
-        workspace: str,
-        name: str,
-        kind: str,
-        given: DatastoreCredentials | None,
-        principal: Principal,
-    ) -> Credentials:
-        if kind == "local":
-            if given is not None:
-                raise not_for("credentials", "local", "s3")
-            return Credentials("none")
-        if given is None:
-            if not self.policy.server_credentials:
-                raise InvalidInputError(
-                    "an s3 datastore without credentials would sign in as the server, which "
-                    "this server does not allow: give access_key_id and secret_access_key, "
-                    "secret_name, or anonymous: true (an administrator can allow it with the "
-                    "setting datastore_server_credentials)",
-                    code="server_credentials_not_allowed",
-                    field="credentials",
-                )
-            return Credentials("identity")
-        pair = given.access_key_id is not None or given.secret_access_key is not None
-        if sum([pair, given.secret_name is not None, given.anonymous]) != 1:
-            raise InvalidInputError(
-                "credentials take exactly one of: access_key_id with secret_access_key, "
-                "secret_name, or anonymous: true",
-                code="invalid_credentials",
-                field="credentials",
-            )
-        if given.anonymous:
-            return Credentials("anonymous")
-        if given.secret_name is not None:
-            return self._referenced(workspace, given.secret_name, principal)
-        if given.access_key_id is None or given.secret_access_key is None:
-            missing = "access_key_id" if given.access_key_id is None else "secret_access_key"
-            raise InvalidInputError(
-                "access_key_id and secret_access_key go together",
-                code="missing_field",
-                field=f"credentials.{missing}",
-            )
-        keys = Keys(given.access_key_id, given.secret_access_key.get_secret_value())
-        for field, value in (
-            ("access_key_id", keys.access_key_id),
-            ("secret_access_key", keys.secret_access_key),
-        ):
-            # Keys go into request headers and signatures: printable ASCII only (said without
-            # quoting them).
-            if not PRINTABLE.fullmatch(value):
-                raise InvalidInputError(
-                    f"{field} may hold printable ASCII characters only, no spaces",
-                    code="invalid_credentials",
-                    field=f"credentials.{field}",
-                )
-        return Credentials("secret", managed_secret_name(name), True, keys)
-
-    def _referenced(self, workspace: str, secret: str, principal: Principal) -> Credentials:
-        """An existing secret as the keys. Naming one needs the right to read it: the
-        datastore would otherwise hand its holder whatever those keys open."""
-        field = "credentials.secret_name"
-        try:
-            self.authorizer.authorize(principal, SECRETS_READ, workspace_scope(workspace))
-        except ForbiddenError as exc:
-            raise ForbiddenError(
-                f"naming secret {secret!r} as a datastore's credentials needs {SECRETS_READ} "
-                "(the right to read it); give the keys themselves instead",
-                code=exc.code,
-                field=field,
-            ) from exc
-        if MANAGED_SECRET.fullmatch(secret):
-            raise InvalidInputError(
-                f"secret {secret!r} belongs to a datastore (names datastore-*-credentials are "
-                "managed by datastores and deleted with them); keep shared keys under another "
-                "name",
-                code="invalid_credentials",
-                field=field,
-            )
-        try:
-            value = self.secrets.reveal(workspace, secret).value
-        except ShipyardError as exc:
-            raise type(exc)(exc.detail, code=exc.code, field=field) from exc
-        return Credentials("secret", secret, False, parse_keys(value, secret, field=field))
-
-    def _keep_keys(self, workspace: str, credentials: Credentials, principal_id: str) -> None:
-        """Write keys given inline to the datastore's own secret."""
-        if credentials.managed and credentials.keys and credentials.secret:
-            self.secrets.set(
-                workspace, credentials.secret, credentials.keys.as_json(), principal_id
-            )
-
-    def _stored_keys(self, workspace: str, target: Target) -> Keys | None:
-        if target.kind != "secret" or not target.secret:
-            return None
-        try:
-            value = self.secrets.reveal(workspace, target.secret).value
-        except NotFoundError as exc:
-            raise ConflictError(
-                f"datastore {target.name!r} keeps its keys in secret {target.secret!r}, which "
-                "is no longer in the key vault; set that secret again or update the "
-                "datastore's credentials",
-                code="datastore_credentials_missing",
-            ) from exc
-        return parse_keys(value, target.secret, field=None)
-
-    def _forget_secret(self, workspace: str, secret: str) -> None:
-        # Already gone (or deleted by hand): nothing to clean up.
-        with suppress(NotFoundError):
-            self.secrets.delete(workspace, secret)
 
     # -- representations ----------------------------------------------------------------------
 

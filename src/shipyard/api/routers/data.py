@@ -31,6 +31,7 @@ from shipyard.schemas.data import (
 )
 from shipyard.services import asset_files
 from shipyard.services.data_preview import DEFAULT_ROWS
+from shipyard.services.datastore_uris import Location
 
 router = APIRouter(
     prefix="/api/v1/workspaces/{workspace}/data", route_class=GuardedRoute, tags=["data"]
@@ -174,6 +175,11 @@ def download_data_file(
     services: Services = Depends(get_services),
 ) -> Response:
     _, location = services.data.location(workspace, name, version)
+    return asset_file_response(location, path, request)
+
+
+def asset_file_response(location: Location, path: str, request: Request) -> Response:
+    """One file of a data or model version, streamed (``Range`` honoured)."""
     target = asset_files.resolve_file(location, path)
     return file_response(
         asset_files.file_size(target),

@@ -10,14 +10,12 @@ version between MLflow's stages. Files: ``GET .../files?path=&recursive=`` and
 
 from __future__ import annotations
 
-import posixpath
-
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from shipyard.api.authz import GuardedRoute, require
 from shipyard.api.deps import Services, get_services
-from shipyard.api.file_transfer import file_response
 from shipyard.api.paging import PageParams
+from shipyard.api.routers.data import asset_file_response
 from shipyard.domain import actions
 from shipyard.domain.principals import Principal
 from shipyard.schemas.common import Page
@@ -32,7 +30,6 @@ from shipyard.schemas.models import (
     ModelUpdate,
     ModelVersionUpdate,
 )
-from shipyard.services import asset_files
 from shipyard.services.model_assets import version_number
 
 router = APIRouter(
@@ -195,12 +192,5 @@ def download_model_file(
     request: Request,
     services: Services = Depends(get_services),
 ) -> Response:
-    target = asset_files.resolve_file(
-        services.model_assets.location(workspace, name, version), path
-    )
-    return file_response(
-        asset_files.file_size(target),
-        lambda start, end: asset_files.read(target, start, end),
-        request.headers.get("range"),
-        filename=posixpath.basename(target.key),
-    )
+    location = services.model_assets.location(workspace, name, version)
+    return asset_file_response(location, path, request)
