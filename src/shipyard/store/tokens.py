@@ -26,6 +26,14 @@ class TokenRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # A job's token acts for its submitter in the job's workspace only, and is revoked when
+    # the job ends (``services.job_tokens``). None: the user's own token, valid everywhere.
+    workspace_id: Mapped[str | None] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE")
+    )
+    job_id: Mapped[str | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), index=True
+    )
 
 
 def get_token_by_hash(session: Session, token_hash: str) -> TokenRow | None:
