@@ -84,3 +84,40 @@ def test_storage_benchmark_smoke_runs_and_prints_every_measure() -> None:
         "folder >= 3x MLflow:",
     ):
         assert row in out, out
+
+
+def test_environments_benchmark_smoke_runs_and_prints_every_measure() -> None:
+    result = run_smoke("environments.py")
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    backend = "postgresql" if os.environ.get(PG_ENV) else "sqlite"
+    assert f"environments benchmark ({backend}): six;" in out, out
+    for row in (
+        "1. bare uv venv + uv pip install",
+        "1. Shipyard builder, first build",
+        "2. cache hit (ensure on a built spec)",
+        "targets (same run):",
+        "first build within 1.5x of bare uv:",
+        "cache hit under 200 ms:",
+    ):
+        assert row in out, out
+
+
+def test_jobs_benchmark_smoke_runs_and_prints_every_measure() -> None:
+    result = run_smoke("jobs.py")
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    backend = "postgresql" if os.environ.get(PG_ENV) else "sqlite"
+    assert f"jobs benchmark ({backend}), smoke sizes" in out, out
+    for row in (
+        "1. hello-world job, submit -> Running / -> Completed",
+        "Shipyard local :",
+        "Ray job submit :",
+        "2. queue: 11 no-op jobs over 2 slots, 3 workspaces (0 failed)",
+        "scheduler overhead per job",
+        "queue policy alone",
+        "bench-c: 2 jobs, first started",
+    ):
+        assert row in out, out
+    if os.geteuid() == 0:  # Ray's half runs in a network namespace, which needs root
+        assert "ratio (Ray / Shipyard)" in out, out

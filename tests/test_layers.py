@@ -1,9 +1,10 @@
 """The layers of DESIGN.md §3: dependencies point down only, and the SDK never loads the server.
 
-``api, cli > services > store | storage > domain``; ``sdk`` depends only on ``domain`` and the
-shared ``schemas``. The first test imports the SDK in a fresh interpreter and looks at what got
-loaded; the others read every module's imports with ``ast`` (including imports inside functions
-and ``if TYPE_CHECKING:`` blocks), so a violation is caught even on a code path no test runs.
+``api, cli > services > store | storage | compute > domain``; ``sdk`` depends only on
+``domain`` and the shared ``schemas``. The first test imports the SDK in a fresh interpreter
+and looks at what got loaded; the others read every module's imports with ``ast`` (including
+imports inside functions and ``if TYPE_CHECKING:`` blocks), so a violation is caught even on a
+code path no test runs.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ SERVER_SIDE = (
     "shipyard.services",
     "shipyard.store",
     "shipyard.storage",
+    "shipyard.compute",
     "shipyard.cli",
     "fastapi",
     "sqlalchemy",
@@ -132,9 +134,12 @@ RULES: list[tuple[str, set[str] | None, set[str]]] = [
     ("domain", set(), set()),
     ("schemas", {"domain"}, set()),
     ("sdk", {"domain", "schemas", "_version"}, set()),
-    ("store", None, {"services", "api", "cli", "sdk"}),
+    ("store", None, {"services", "api", "cli", "sdk", "compute"}),
     ("services", None, {"api", "cli", "sdk"}),
-    ("storage", None, {"services", "api", "cli", "sdk", "store"}),
+    ("storage", None, {"services", "api", "cli", "sdk", "store", "compute"}),
+    # Compute (the environment builder, the scheduler, launchers) sits beside store and
+    # storage: services use it; it uses them and the domain, never services or the API.
+    ("compute", None, {"services", "api", "cli", "sdk", "mlflow"}),
     # The MLflow surface sits beside the API (and reuses its authorization dependency); it
     # reaches data only through services.
     ("mlflow", None, {"store", "storage", "cli", "sdk"}),

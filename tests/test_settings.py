@@ -70,3 +70,22 @@ def test_only_prefixed_environment_variables_are_read(
     settings = Settings()
     assert settings.data_dir != tmp_path / "not-ours"
     assert settings.port == 8765
+
+
+def test_upload_cleanup_settings_must_be_positive() -> None:
+    settings = Settings(upload_abandon_after_hours=0.5, upload_gc_interval_seconds=60)
+    assert (settings.upload_abandon_after_hours, settings.upload_gc_interval_seconds) == (0.5, 60)
+    assert Settings().upload_abandon_after_hours == 24
+    for name in ("upload_abandon_after_hours", "upload_gc_interval_seconds"):
+        for bad in (0, -1):
+            with pytest.raises(ValidationError, match=name):
+                Settings(**{name: bad})
+
+
+def test_environment_settings_default_to_safe_values() -> None:
+    settings = Settings()
+    assert settings.environment_allow_pip_options is False
+    assert settings.environment_cache_max_bytes == 20 * 1024**3
+    assert Settings(environment_cache_max_bytes=0).environment_cache_max_bytes == 0
+    with pytest.raises(ValidationError, match="environment_cache_max_bytes"):
+        Settings(environment_cache_max_bytes=-1)

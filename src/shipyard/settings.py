@@ -121,6 +121,15 @@ class Settings(BaseSettings):
     purge_interval_seconds: float = Field(
         default=3600, gt=0, description="How often expired soft-deleted workspaces are purged."
     )
+    upload_abandon_after_hours: float = Field(
+        default=24,
+        gt=0,
+        description="Uploads of local files nobody has begun for this long are removed when "
+        "never committed, or committed and used by no data or model version.",
+    )
+    upload_gc_interval_seconds: float = Field(
+        default=3600, gt=0, description="How often the server removes such uploads."
+    )
     max_request_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest request body accepted (413 above)."
     )
@@ -144,6 +153,44 @@ class Settings(BaseSettings):
         default=30, ge=0, description="How long in-flight requests get to finish on SIGTERM."
     )
 
+    jobs_enabled: bool = Field(
+        default=True,
+        description="Run the job runner in this server (queue, local compute); off, jobs "
+        "queue until a server with it on picks them up.",
+    )
+    local_compute_cpus: float | None = Field(
+        default=None, gt=0, description="CPUs the local compute hands to jobs; default: all."
+    )
+    local_compute_memory_mb: int | None = Field(
+        default=None, ge=0, description="Memory (MB) for jobs on local compute; default: all."
+    )
+    local_compute_gpus: int = Field(default=0, ge=0, description="GPUs of the local compute.")
+    local_compute_cost_per_core_hour: float = Field(
+        default=0.0, ge=0, description="Price of a core-hour on local compute (cost reports)."
+    )
+    job_kill_grace_seconds: float = Field(
+        default=10, ge=0, description="Time between SIGTERM and SIGKILL when a job is stopped."
+    )
+    job_metrics_interval_seconds: float = Field(
+        default=15, gt=0, description="How often a running job's CPU and memory are recorded."
+    )
+
+    environment_allow_pip_options: bool = Field(
+        default=False,
+        description="Let environments' requirement lines hold pip options (-r, --index-url), "
+        "URLs and local paths; off, only package names and versions pass.",
+    )
+    environment_cache_max_bytes: int = Field(
+        default=20 * 1024**3,
+        ge=0,
+        description="Size of built environments kept; past it, the least recently used go.",
+    )
+    environment_cache_dir: Path | None = Field(
+        default=None,
+        description="Where built environments are kept (shareable by several servers and "
+        "data folders); default: <data_dir>/environments.",
+    )
+
     @field_validator("data_dir", mode="after")
     @classmethod
     def _expand(cls, value: Path) -> Path:
@@ -152,6 +199,15 @@ class Settings(BaseSettings):
     @property
     def database_url(self) -> str:
         return self.db_url or f"sqlite:///{self.data_dir / 'shipyard.db'}"
+
+    @property
+    def server_url(self) -> str:
+        """How jobs on this host reach the server."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        # Bound to every interface: jobs on this host reach it on loopback.
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104
+        return f"http://{host}:{self.port}"
 
     @property
     def artifact_root_uri(self) -> str:

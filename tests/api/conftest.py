@@ -199,7 +199,8 @@ def rbac_server(
 ) -> Iterator[RunningServer]:
     """One real server per module whose new users hold no role at all."""
     data = tmp_path_factory.mktemp("data")
-    with start_server(data, module_database_url, new_user_roles=[]) as running:
+    # Jobs submitted here only need to exist: they wait in the queue, nothing runs them.
+    with start_server(data, module_database_url, new_user_roles=[], jobs_enabled=False) as running:
         yield running
 
 

@@ -101,6 +101,13 @@ ROUTE_ACTIONS = frozenset(
         "workspaces/datastores/write",
         "workspaces/datastores/delete",
         "workspaces/datastores/listSecrets/action",
+        # environments (building a version is a write)
+        "workspaces/environments/read",
+        "workspaces/environments/write",
+        # compute targets
+        "workspaces/computes/read",
+        "workspaces/computes/write",
+        "workspaces/computes/delete",
     }
 )
 
@@ -110,15 +117,11 @@ ROUTE_ACTIONS = frozenset(
 # already covered by the matrix.
 FUTURE_ACTIONS = frozenset(
     {
-        "workspaces/environments/write",
         "workspaces/onlineEndpoints/write",
         "workspaces/onlineEndpoints/deployments/write",
         "workspaces/batchEndpoints/write",
         "workspaces/batchEndpoints/deployments/delete",
         "workspaces/schedules/write",
-        "workspaces/computes/read",
-        "workspaces/computes/write",
-        "workspaces/computes/delete",
         "registries/read",
         "registries/write",
         "registries/assets/read",
@@ -163,6 +166,7 @@ _READS = frozenset(
         "workspaces/jobs/read",
         "workspaces/data/read",
         "workspaces/models/read",
+        "workspaces/environments/read",
         "workspaces/computes/read",
         "workspaces/datastores/read",
         "workspaces/secrets/metadata/read",
@@ -204,6 +208,7 @@ ALLOWED: dict[str, frozenset[str]] = {
             "workspaces/data/write",
             "workspaces/data/delete",
             "workspaces/models/read",
+            "workspaces/environments/read",
             "workspaces/computes/read",
             "workspaces/datastores/read",
             "workspaces/datastores/write",
@@ -350,6 +355,37 @@ def _admin_run(api: Api, workspace: str | None) -> str:
     return str(response.json()["id"])
 
 
+def _admin_job(api: Api, workspace: str | None, *, with_code: bool = False) -> str:
+    """A submitted command job, made by the admin (it stays queued: nothing runs jobs here),
+    with a code snapshot holding ``a.csv`` when asked."""
+    body: dict[str, Any] = {"command": "echo ${{inputs.x}}", "inputs": {"x": 1}}
+    if with_code:
+        root, _ = _begun_upload(api, workspace, "code", sent=True)
+        digest = api.as_admin("POST", f"{root}/commit").json()["digest"]
+        body["code"] = f"sha256:{digest}"
+    response = api.as_admin("POST", f"/api/v1/workspaces/{_ws(workspace)}/jobs", json=body)
+    return str(response.json()["name"])
+
+
+def _job_call(suffix: str = "", *, with_code: bool = False) -> Maker:
+    def make(api: Api, _: Actor, workspace: str | None) -> Call:
+        job = _admin_job(api, workspace, with_code=with_code)
+        return Call(f"/api/v1/workspaces/{workspace}/jobs/{job}{suffix}")
+
+    return make
+
+
+def _job_artifact_call(api: Api, _: Actor, workspace: str | None) -> Call:
+    """A file of a job's ``artifacts`` output (the admin put it in the job's run)."""
+    name = _admin_job(api, workspace)
+    root = f"/api/v1/workspaces/{_ws(workspace)}/jobs/{name}"
+    run_id = api.as_admin("GET", root).json()["id"]
+    api.as_admin(
+        "PUT", f"/api/v1/workspaces/{_ws(workspace)}/runs/{run_id}/artifacts/a.txt", content=b"a"
+    )
+    return Call(f"/api/v1/workspaces/{workspace}/jobs/{name}/outputs/artifacts/files/a.txt")
+
+
 def _admin_experiment(api: Api, workspace: str | None) -> str:
     name = unique("exp")
     api.as_admin("POST", f"/api/v1/workspaces/{_ws(workspace)}/experiments", json={"name": name})
@@ -375,6 +411,9 @@ def _experiment_call(suffix: str = "", body: Any = None) -> Maker:
 MLFLOW = "/mlflow/workspaces/{workspace}/api/2.0/mlflow"
 DATA = "/api/v1/workspaces/{workspace}/data"
 MODELS = "/api/v1/workspaces/{workspace}/models"
+ENVIRONMENTS = "/api/v1/workspaces/{workspace}/environments"
+JOBS = "/api/v1/workspaces/{workspace}/jobs"
+CODE = "/api/v1/workspaces/{workspace}/code"
 
 
 def _mlflow_path(workspace: str | None, method: str) -> str:
@@ -589,6 +628,18 @@ def _datastore_call(suffix: str = "", body: Any = None) -> Maker:
     return make
 
 
+# A Ray compute made without checking (skip_validation): nothing listens on port 9.
+_COMPUTE = {"type": "ray", "address": "http://127.0.0.1:9"}
+
+
+def _compute_call(api: Api, _: Actor, workspace: str | None) -> Call:
+    """A route about a real Ray compute the admin made."""
+    base = f"/api/v1/workspaces/{_ws(workspace)}/computes"
+    name = unique("ray")
+    api.as_admin("POST", base, json={**_COMPUTE, "name": name}, params=_SKIP)
+    return Call(f"{base}/{name}")
+
+
 def _manifest(files: dict[str, bytes]) -> tuple[str, dict[str, Any]]:
     entries = [ManifestEntry(p, hashlib.sha256(b).hexdigest(), len(b)) for p, b in files.items()]
     body = {"files": [{"path": e.path, "sha256": e.sha256, "size": e.size} for e in entries]}
@@ -650,6 +701,22 @@ def _new_data_version(api: Api, _: Actor, workspace: str | None) -> Call:
     uri = api.as_admin("POST", f"{root}/commit").json()["uri"]
     body = {"path": f"{uri}/a.csv", "type": "uri_file"}
     return Call(f"/api/v1/workspaces/{workspace}/data/{unique('data')}/versions", body)
+
+
+def _admin_environment(api: Api, workspace: str | None) -> str:
+    """An environment whose version 1 holds no packages (building it is a bare venv)."""
+    name = unique("env")
+    path = f"/api/v1/workspaces/{_ws(workspace)}/environments/{name}/versions"
+    api.as_admin("POST", path, json={"pip_requirements": []})
+    return name
+
+
+def _environment_call(suffix: str = "", body: Any = None) -> Maker:
+    def make(api: Api, _: Actor, workspace: str | None) -> Call:
+        name = _admin_environment(api, workspace)
+        return Call(f"/api/v1/workspaces/{workspace}/environments/{name}{suffix}", body)
+
+    return make
 
 
 def _admin_native_model(api: Api, workspace: str | None) -> str:
@@ -1189,6 +1256,23 @@ ROUTES: dict[tuple[str, str], Recipe] = {
     ("POST", "/api/v1/workspaces/{workspace}/datastores/{name}/list-secrets"): Recipe(
         "workspaces/datastores/listSecrets/action", make=_datastore_call("/list-secrets")
     ),
+    # compute targets (a create that asks the cluster is tested in tests/api/test_computes.py)
+    ("POST", "/api/v1/workspaces/{workspace}/computes"): Recipe(
+        "workspaces/computes/write",
+        make=lambda api, a, w: Call(
+            f"/api/v1/workspaces/{w}/computes", {**_COMPUTE, "name": unique("ray")}, params=_SKIP
+        ),
+    ),
+    ("GET", "/api/v1/workspaces/{workspace}/computes"): Recipe(
+        "workspaces/computes/read",
+        make=lambda api, a, w: Call(f"/api/v1/workspaces/{w}/computes"),
+    ),
+    ("GET", "/api/v1/workspaces/{workspace}/computes/{name}"): Recipe(
+        "workspaces/computes/read", make=_compute_call
+    ),
+    ("DELETE", "/api/v1/workspaces/{workspace}/computes/{name}"): Recipe(
+        "workspaces/computes/delete", make=_compute_call
+    ),
     # data assets and their content-addressed uploads
     ("PUT", DATA + "/artifacts/{digest}"): Recipe(
         "workspaces/data/write", make=_upload_call("data", "manifest")
@@ -1238,6 +1322,91 @@ ROUTES: dict[tuple[str, str], Recipe] = {
     ),
     ("GET", DATA + "/{name}/versions/{version}/preview"): Recipe(
         "workspaces/data/read", make=_data_call("/versions/1/preview")
+    ),
+    # submitted jobs and their code snapshots
+    ("POST", JOBS): Recipe(
+        "workspaces/jobs/write",
+        make=lambda api, a, w: Call(f"/api/v1/workspaces/{w}/jobs", {"command": "true"}),
+    ),
+    ("GET", JOBS): Recipe(
+        "workspaces/jobs/read", make=lambda api, a, w: Call(f"/api/v1/workspaces/{w}/jobs")
+    ),
+    ("GET", JOBS + "/{name}"): Recipe("workspaces/jobs/read", make=_job_call()),
+    ("GET", "/api/v1/workspaces/{workspace}/cost"): Recipe(
+        "workspaces/jobs/read", make=lambda api, a, w: Call(f"/api/v1/workspaces/{w}/cost")
+    ),
+    ("GET", JOBS + "/{name}/lineage"): Recipe("workspaces/jobs/read", make=_job_call("/lineage")),
+    ("GET", "/api/v1/workspaces/{workspace}/lineage"): Recipe(
+        "workspaces/jobs/read",
+        make=lambda api, a, w: Call(
+            f"/api/v1/workspaces/{w}/lineage", params={"asset": "data:none:1"}
+        ),
+    ),
+    ("POST", JOBS + "/{name}/cancel"): Recipe("workspaces/jobs/write", make=_job_call("/cancel")),
+    ("GET", JOBS + "/{name}/logs"): Recipe("workspaces/jobs/read", make=_job_call("/logs")),
+    ("GET", JOBS + "/{name}/outputs/{output}/files"): Recipe(
+        "workspaces/jobs/read", make=_job_call("/outputs/artifacts/files")
+    ),
+    ("GET", JOBS + "/{name}/outputs/{output}/files/{path:path}"): Recipe(
+        "workspaces/jobs/read", make=_job_artifact_call
+    ),
+    ("GET", JOBS + "/{name}/code"): Recipe(
+        "workspaces/jobs/read", make=_job_call("/code", with_code=True)
+    ),
+    ("GET", JOBS + "/{name}/code/{path:path}"): Recipe(
+        "workspaces/jobs/read", make=_job_call("/code/a.csv", with_code=True)
+    ),
+    ("PUT", CODE + "/artifacts/{digest}"): Recipe(
+        "workspaces/jobs/write", make=_upload_call("code", "manifest")
+    ),
+    ("PUT", CODE + "/artifacts/{digest}/{path:path}"): Recipe(
+        "workspaces/jobs/write", telemetry=True, make=_upload_call("code", "file")
+    ),
+    ("PUT", CODE + "/artifacts/bundles/{digest}"): Recipe(
+        "workspaces/jobs/write", telemetry=True, make=_upload_call("code", "bundle")
+    ),
+    ("POST", CODE + "/artifacts/{digest}/commit"): Recipe(
+        "workspaces/jobs/write", make=_upload_call("code", "commit")
+    ),
+    # environments and their builds
+    ("GET", ENVIRONMENTS): Recipe(
+        "workspaces/environments/read",
+        make=lambda api, a, w: Call(f"/api/v1/workspaces/{w}/environments"),
+    ),
+    ("POST", ENVIRONMENTS + "/{name}/versions"): Recipe(
+        "workspaces/environments/write",
+        make=lambda api, a, w: Call(
+            f"/api/v1/workspaces/{w}/environments/{unique('env')}/versions",
+            {"pip_requirements": ["six==1.17.0"]},
+        ),
+    ),
+    ("GET", ENVIRONMENTS + "/{name}/versions"): Recipe(
+        "workspaces/environments/read", make=_environment_call("/versions")
+    ),
+    ("GET", ENVIRONMENTS + "/{name}/versions/{version}"): Recipe(
+        "workspaces/environments/read", make=_environment_call("/versions/latest")
+    ),
+    ("PATCH", ENVIRONMENTS + "/{name}/versions/{version}"): Recipe(
+        "workspaces/environments/write",
+        make=_environment_call("/versions/1", {"description": "changed"}),
+    ),
+    ("POST", ENVIRONMENTS + "/{name}/versions/{version}/archive"): Recipe(
+        "workspaces/environments/write", make=_environment_call("/versions/1/archive")
+    ),
+    ("POST", ENVIRONMENTS + "/{name}/versions/{version}/restore"): Recipe(
+        "workspaces/environments/write", make=_environment_call("/versions/1/restore")
+    ),
+    ("POST", ENVIRONMENTS + "/{name}/archive"): Recipe(
+        "workspaces/environments/write", make=_environment_call("/archive")
+    ),
+    ("POST", ENVIRONMENTS + "/{name}/restore"): Recipe(
+        "workspaces/environments/write", make=_environment_call("/restore")
+    ),
+    ("POST", ENVIRONMENTS + "/{name}/versions/{version}/build"): Recipe(
+        "workspaces/environments/write", make=_environment_call("/versions/1/build")
+    ),
+    ("GET", ENVIRONMENTS + "/{name}/versions/{version}/build"): Recipe(
+        "workspaces/environments/read", make=_environment_call("/versions/1/build")
     ),
     # the native model API (the same registry as MLflow's)
     ("PUT", MODELS + "/artifacts/{digest}"): Recipe(

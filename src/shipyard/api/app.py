@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
+import psutil
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
@@ -21,11 +23,15 @@ from shipyard.api.middleware import RequestContextMiddleware
 from shipyard.api.routers import (
     artifacts,
     audit,
+    computes,
+    costs,
     data,
     datastores,
+    environments,
     experiments,
     groups,
     health,
+    jobs,
     models,
     role_assignments,
     roles,
@@ -38,9 +44,14 @@ from shipyard.api.routers import (
     users,
     workspaces,
 )
+from shipyard.compute.environments import EnvironmentBuilder
+from shipyard.compute.launchers.local import LocalLauncher
+from shipyard.compute.launchers.ray import RayLauncher
 from shipyard.services.artifacts import ArtifactService
 from shipyard.services.audit import AuditService
 from shipyard.services.authz import RoleBasedAuthorizer
+from shipyard.services.computes import ComputeService
+from shipyard.services.costs import CostService
 from shipyard.services.data import DataService
 from shipyard.services.datastore_uris import DefaultDatastoreResolver
 from shipyard.services.datastores import (
@@ -48,8 +59,14 @@ from shipyard.services.datastores import (
     DatastoreService,
     NamedDatastoreResolver,
 )
+from shipyard.services.environments import Environments
 from shipyard.services.experiments import ExperimentService
 from shipyard.services.groups import GroupService
+from shipyard.services.job_inputs import IoResolver
+from shipyard.services.job_logs import JobLogs
+from shipyard.services.job_runner import JobRunner, RunnerSettings
+from shipyard.services.jobs import JobService, LocalCapacity
+from shipyard.services.lineage import LineageService
 from shipyard.services.logged_models import LoggedModelService, logged_model_exists
 from shipyard.services.master_key import load_keyring
 from shipyard.services.model_assets import ModelAssetService
@@ -65,6 +82,7 @@ from shipyard.services.secrets import SecretService
 from shipyard.services.service_principals import ServicePrincipalService
 from shipyard.services.sessions import LoginPolicy, SessionService
 from shipyard.services.tokens import TokenService
+from shipyard.services.upload_gc import UploadCollector
 from shipyard.services.uploads import UploadService
 from shipyard.services.users import UserService
 from shipyard.services.workspaces import StoragePolicy, WorkspaceService
@@ -99,6 +117,72 @@ def datastore_policy(settings: Settings) -> DatastorePolicy:
     )
 
 
+def local_capacity(settings: Settings) -> LocalCapacity:
+    """What the ``local`` compute hands to jobs: this host's CPUs and memory unless the
+    settings say less."""
+    return LocalCapacity(
+        cpus=settings.local_compute_cpus or float(os.cpu_count() or 1),
+        memory_mb=(
+            settings.local_compute_memory_mb
+            if settings.local_compute_memory_mb is not None
+            else psutil.virtual_memory().total // (1024 * 1024)
+        ),
+        gpus=settings.local_compute_gpus,
+        cost_per_core_hour=settings.local_compute_cost_per_core_hour,
+    )
+
+
+def build_jobs(
+    settings: Settings,
+    db: Database,
+    authorizer: RoleBasedAuthorizer,
+    resolver: NamedDatastoreResolver,
+    *,
+    secrets: SecretService,
+    environments: Environments,
+    artifacts: ArtifactService,
+    runs: RunService,
+    data: DataService,
+    model_assets: ModelAssetService,
+) -> tuple[JobService, JobRunner | None]:
+    """The job service, and the runner that executes jobs here (None when this server only
+    takes submissions: ``jobs_enabled`` off)."""
+    capacity = local_capacity(settings)
+    jobs_dir = settings.data_dir / "jobs"
+    runner = None
+    if settings.jobs_enabled:
+        runner = JobRunner(
+            db,
+            RunnerSettings(
+                jobs_dir=jobs_dir,
+                server_url=settings.server_url,
+                capacity=capacity,
+                kill_grace_seconds=settings.job_kill_grace_seconds,
+                metrics_interval_seconds=settings.job_metrics_interval_seconds,
+            ),
+            launcher=LocalLauncher(),
+            ray=RayLauncher(),  # loads Ray only when a job runs on a Ray compute
+            environments=environments,
+            resolver=resolver,
+            artifacts=artifacts,
+            secrets=secrets,
+            runs=runs,
+            data=data,
+            models=model_assets,
+        )
+    service = JobService(
+        db,
+        authorizer,
+        IoResolver(db, resolver, data, model_assets),
+        secrets,
+        environments,
+        capacity,
+        wake=runner.wake if runner is not None else (lambda: None),
+        read_log=JobLogs(jobs_dir, artifacts).read,
+    )
+    return service, runner
+
+
 def build_services(settings: Settings, db: Database) -> Services:
     authorizer = RoleBasedAuthorizer(db)
     opener = storage_opener(settings)
@@ -108,6 +192,38 @@ def build_services(settings: Settings, db: Database) -> Services:
         db, secret_service, authorizer, datastore_policy(settings), open_storage=opener
     )
     datastore_paths = NamedDatastoreResolver(datastore_service, DefaultDatastoreResolver(opener))
+    artifacts = ArtifactService(
+        db,
+        max_upload_bytes=settings.max_artifact_bytes,
+        model_exists=logged_model_exists,
+        open_storage=opener,
+    )
+    environments = Environments(
+        db,
+        EnvironmentBuilder(
+            db,
+            settings.environment_cache_dir or settings.data_dir / "environments",
+            max_bytes=settings.environment_cache_max_bytes,
+            allow_pip_options=settings.environment_allow_pip_options,
+        ),
+        authorizer,
+        allow_pip_options=settings.environment_allow_pip_options,
+    )
+    runs = RunService(db)
+    data = DataService(db, datastore_paths)
+    model_assets = ModelAssetService(db, datastore_paths, authorizer)
+    jobs, runner = build_jobs(
+        settings,
+        db,
+        authorizer,
+        datastore_paths,
+        secrets=secret_service,
+        environments=environments,
+        artifacts=artifacts,
+        runs=runs,
+        data=data,
+        model_assets=model_assets,
+    )
     return Services(
         settings=settings,
         db=db,
@@ -141,22 +257,28 @@ def build_services(settings: Settings, db: Database) -> Services:
             SlidingWindowLimiter(settings.login_rate_per_minute, 60),
         ),
         experiments=ExperimentService(db),
-        runs=RunService(db),
+        runs=runs,
         secrets=secret_service,
-        artifacts=ArtifactService(
-            db,
-            max_upload_bytes=settings.max_artifact_bytes,
-            model_exists=logged_model_exists,
-            open_storage=opener,
-        ),
+        artifacts=artifacts,
         run_inputs=RunInputService(db),
         models=ModelService(db),
         model_versions=ModelVersionService(db),
         logged_models=LoggedModelService(db),
         uploads=UploadService(db, datastore_paths, max_file_bytes=settings.max_artifact_bytes),
-        data=DataService(db, datastore_paths),
-        model_assets=ModelAssetService(db, datastore_paths, authorizer),
+        upload_gc=UploadCollector(
+            db,
+            datastore_paths,
+            abandon_after=timedelta(hours=settings.upload_abandon_after_hours),
+        ),
+        data=data,
+        model_assets=model_assets,
         datastores=datastore_service,
+        computes=ComputeService(db, local_capacity(settings)),
+        environments=environments,
+        jobs=jobs,
+        costs=CostService(db),
+        lineage=LineageService(db),
+        job_runner=runner,
     )
 
 
@@ -173,13 +295,23 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         purger = asyncio.create_task(_purge_loop(services, settings.purge_interval_seconds))
+        collector = asyncio.create_task(
+            _upload_gc_loop(services, settings.upload_gc_interval_seconds)
+        )
+        if services.job_runner is not None:
+            await run_in_threadpool(services.job_runner.start)
         log.info("server ready", extra={"version": __version__})
         try:
             yield
         finally:
+            if services.job_runner is not None:
+                await run_in_threadpool(services.job_runner.stop)
             purger.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await purger
+            collector.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await collector
             services.db.dispose()
             log.info("server stopped")
 
@@ -218,10 +350,16 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         runs.router,
         secrets.router,
         datastores.router,
+        computes.router,
         artifacts.router,
         uploads.data_router,
         uploads.model_router,
+        uploads.code_router,
+        jobs.router,
+        jobs.lineage_router,
+        costs.router,
         data.router,
+        environments.router,
         models.router,
         mlflow_surface.router,
     ):
@@ -238,3 +376,16 @@ async def _purge_loop(services: Services, interval: float) -> None:
         except Exception:  # the loop must outlive a failed pass; the next pass retries
             log.exception("purging expired workspaces failed")
         await asyncio.sleep(interval)
+
+
+async def _upload_gc_loop(services: Services, interval: float) -> None:
+    """Remove unfinished and unused uploads (``services.upload_gc``), first after one
+    interval: a server that restarts often does not sweep at every start."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            sweep = await run_in_threadpool(services.upload_gc.collect)
+            if sweep.removed:
+                log.info("removed uploads", extra={"uploads": len(sweep.removed)})
+        except Exception:  # the loop must outlive a failed pass; the next pass retries
+            log.exception("removing unused uploads failed")

@@ -9,10 +9,16 @@ from fastapi import Request
 from shipyard.services.artifacts import ArtifactService
 from shipyard.services.audit import AuditService
 from shipyard.services.authz import Authorizer
+from shipyard.services.computes import ComputeService
+from shipyard.services.costs import CostService
 from shipyard.services.data import DataService
 from shipyard.services.datastores import DatastoreService
+from shipyard.services.environments import Environments
 from shipyard.services.experiments import ExperimentService
 from shipyard.services.groups import GroupService
+from shipyard.services.job_runner import JobRunner
+from shipyard.services.jobs import JobService
+from shipyard.services.lineage import LineageService
 from shipyard.services.logged_models import LoggedModelService
 from shipyard.services.model_assets import ModelAssetService
 from shipyard.services.model_versions import ModelVersionService
@@ -25,6 +31,7 @@ from shipyard.services.secrets import SecretService
 from shipyard.services.service_principals import ServicePrincipalService
 from shipyard.services.sessions import SessionService
 from shipyard.services.tokens import TokenService
+from shipyard.services.upload_gc import UploadCollector
 from shipyard.services.uploads import UploadService
 from shipyard.services.users import UserService
 from shipyard.services.workspaces import WorkspaceService
@@ -55,9 +62,16 @@ class Services:
     model_versions: ModelVersionService
     logged_models: LoggedModelService
     uploads: UploadService
+    upload_gc: UploadCollector
     data: DataService
     model_assets: ModelAssetService
     datastores: DatastoreService
+    computes: ComputeService
+    environments: Environments
+    jobs: JobService
+    costs: CostService
+    lineage: LineageService
+    job_runner: JobRunner | None
 
 
 async def get_services(request: Request) -> Services:

@@ -8,9 +8,13 @@ import click
 
 from shipyard._version import __version__
 from shipyard.cli.audit import audit
+from shipyard.cli.computes import compute
+from shipyard.cli.costs import cost
 from shipyard.cli.data import data
 from shipyard.cli.datastores import datastore
+from shipyard.cli.environments import environment
 from shipyard.cli.groups import group
+from shipyard.cli.jobs import job
 from shipyard.cli.login import login
 from shipyard.cli.models import model
 from shipyard.cli.roles import role
@@ -42,7 +46,11 @@ for command in (
     secret,
     datastore,
     data,
+    environment,
     model,
+    compute,
+    job,
+    cost,
     admin,
 ):
     cli.add_command(command)

@@ -253,3 +253,54 @@ def rotate_master_key(new_key_file: str | None, **flags: Any) -> None:
             f"new key in {done.key_file}, or unset it to use that file",
             err=True,
         )
+
+
+@admin.command("gc-uploads")
+@_store_options
+@click.option(
+    "--older-than",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="HOURS",
+    help="Remove uploads nobody has begun for this many hours (default: the "
+    "upload_abandon_after_hours setting, 24).",
+)
+def gc_uploads(older_than: float | None, **flags: Any) -> None:
+    """Remove uploads of local files that were never committed, or that no data version,
+    model version or job uses any more (rows and files)."""
+    from datetime import timedelta
+
+    from shipyard.api.app import build_services
+    from shipyard.services.master_key import MasterKeyError
+    from shipyard.store import migrate
+
+    settings = load_settings(**flags)
+    with database_errors(settings.database_url):
+        database = open_database(settings.database_url)
+        try:
+            if migrate.current_revision(database.engine) != migrate.head_revision(database.engine):
+                raise click.ClickException(
+                    "the database schema is not up to date: run `shipyard db upgrade` first"
+                )
+            try:
+                collector = build_services(settings, database).upload_gc
+            except MasterKeyError as exc:  # datastores' keys are in the key vault
+                raise click.ClickException(str(exc)) from exc
+            age = None if older_than is None else timedelta(hours=older_than)
+            sweep = collector.collect(older_than=age)
+        finally:
+            database.dispose()
+    for removed in sweep.removed:
+        files = "" if removed.files_removed else " (files kept)"
+        click.echo(
+            f"removed {removed.reason} {removed.purpose} upload {removed.digest[:12]} of "
+            f"{removed.workspace} in {removed.datastore}{files}"
+        )
+    spared = ", ".join(f"{count} {why.replace('_', ' ')}" for why, count in sweep.spared.items())
+    click.echo(
+        f"removed {len(sweep.removed)} uploads" + (f"; spared {spared}" if spared else ""),
+        err=True,
+    )
+    for failure in sweep.failed:
+        click.echo(f"failed: {failure}", err=True)
+    if sweep.failed:
+        raise click.exceptions.Exit(1)

@@ -40,6 +40,14 @@ DATASTORES_LIST_SECRETS = "workspaces/datastores/listSecrets/action"
 DATA_READ = "workspaces/data/read"
 DATA_WRITE = "workspaces/data/write"
 DATA_DELETE = "workspaces/data/delete"
+ENVIRONMENTS_READ = "workspaces/environments/read"
+ENVIRONMENTS_WRITE = "workspaces/environments/write"  # also: building a version
+ENVIRONMENTS_DELETE = "workspaces/environments/delete"
+COMPUTES_READ = "workspaces/computes/read"
+COMPUTES_WRITE = "workspaces/computes/write"
+COMPUTES_DELETE = "workspaces/computes/delete"
+# Reading a secret's value; a job that injects secrets needs its submitter to hold it.
+SECRETS_READ = "workspaces/secrets/read"
 
 USERS_READ = "users/read"
 USERS_WRITE = "users/write"

@@ -99,6 +99,25 @@ class InsufficientStorageError(ShipyardError):
     status = 507
 
 
+class EnvironmentBuildError(ShipyardError):
+    """An environment did not build (a requirement that does not resolve, a Python version
+    this machine lacks): the user's spec is at fault, so 422, with the end of the build log."""
+
+    default_code = "environment_build_failed"
+    status = 422
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        log_tail: str = "",
+        code: str | None = None,
+        field: str | None = None,
+    ) -> None:
+        super().__init__(detail, code=code, field=field)
+        self.log_tail = log_tail
+
+
 _BY_STATUS: dict[int, type[ShipyardError]] = {
     cls.status: cls
     for cls in (

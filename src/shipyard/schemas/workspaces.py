@@ -40,7 +40,10 @@ class StorageRead(ResponseBody):
     uri: str
     prefix: str
     managed: bool
-    default_datastore: str
+    default_datastore: str = Field(
+        description="The workspace's default datastore (where uploads of local data go): "
+        "workspaceblobstore, its own storage, unless another datastore was made the default."
+    )
 
 
 class KeyVaultRead(ResponseBody):

@@ -19,18 +19,22 @@ import os
 import sys
 import time
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 from urllib.parse import quote
 
-from shipyard.domain.errors import InvalidInputError, ShipyardError
+from shipyard.domain.errors import InvalidInputError, NotFoundError, ShipyardError
 from shipyard.schemas.common import Page
+from shipyard.schemas.jobs import JobRead
 from shipyard.schemas.tracking import MetricHistory, MetricPoint, RunRead
 from shipyard.sdk import run_logger
 from shipyard.sdk.artifacts import ArtifactWritten, RunArtifacts
 from shipyard.sdk.http import HttpSession
+from shipyard.sdk.jobs import CommandJob, JobSubmissions
 from shipyard.sdk.run_logger import DEFAULT_MAX_QUEUE, RunLogger
+from shipyard.sdk.uploads import UploadProgress
 
 if TYPE_CHECKING:
     from pandas import DataFrame  # type: ignore[import-untyped, import-not-found, unused-ignore]
@@ -330,12 +334,59 @@ class JobOperations:
     def __init__(self, http: HttpSession, workspace: str) -> None:
         self._http = http
         self._base = _runs_path(workspace)
+        self._submitted = JobSubmissions(http, workspace)
 
     def _path(self, run_id: str) -> str:
         return f"{self._base}/{quote(run_id, safe='')}"
 
-    def get(self, run_id: str) -> RunRead:
+    def get(self, name: str) -> JobRead | RunRead:
+        """A submitted job by name (its spec, status, outputs, cost), or a run by id (what it
+        logged)."""
+        try:
+            return self._submitted.get(name)
+        except NotFoundError:
+            return self.get_run(name)
+
+    def get_run(self, run_id: str) -> RunRead:
+        """What a run or job logged (params, tags, latest metrics), by run id."""
         return self._http.get_model(self._path(run_id), RunRead)
+
+    def create(
+        self,
+        job: CommandJob | Mapping[str, Any],
+        *,
+        base_dir: Path | None = None,
+        progress: UploadProgress | None = None,
+    ) -> JobRead:
+        """Submit a command job (built with ``shipyard.sdk.jobs.command`` or loaded from a job
+        YAML); local code and inputs are uploaded first (paths relative to ``base_dir``)."""
+        return self._submitted.create(job, base_dir=base_dir, progress=progress)
+
+    def stream(
+        self,
+        name: str,
+        out: TextIO | None = None,
+        *,
+        on_status: Callable[[str], None] | None = None,
+    ) -> JobRead:
+        """Print the job's output as it comes until the job ends (``on_status`` hears the
+        status with each answer); returns the ended job."""
+        return self._submitted.stream(name, out, on_status=on_status)
+
+    def cancel(self, name: str) -> JobRead:
+        return self._submitted.cancel(name)
+
+    def download(
+        self, name: str, *, output_name: str = "artifacts", download_path: str | Path = "."
+    ) -> Path:
+        """A job's output (``artifacts`` or a named one) into ``download_path/<output_name>``."""
+        return self._submitted.download(name, output_name=output_name, download_path=download_path)
+
+    def list_jobs(
+        self, *, parent_job_name: str | None = None, status: str | None = None
+    ) -> Iterator[JobRead]:
+        """Submitted jobs (of one parent, or in one status), page after page."""
+        return self._submitted.list(parent_job_name=parent_job_name, status=status)
 
     def artifacts(self, run_id: str) -> RunArtifacts:
         """A run's files: ``ws.jobs.artifacts(run_id).download("model", "out/")``."""
@@ -409,7 +460,7 @@ class JobOperations:
 
     def restore(self, run_id: str) -> RunRead:
         self._http.request("POST", self._path(run_id) + "/restore")
-        return self.get(run_id)
+        return self.get_run(run_id)
 
 
 def start_run(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,13 +78,21 @@ def _hash_and_size(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def hash_local(path: str | os.PathLike[str], *, field: str = "path") -> LocalContent:
-    """Hash a file (a manifest of one entry, named after it) or every file below a folder."""
+def hash_local(
+    path: str | os.PathLike[str],
+    *,
+    field: str = "path",
+    exclude: Callable[[str], bool] | None = None,
+) -> LocalContent:
+    """Hash a file (a manifest of one entry, named after it) or every file below a folder
+    (but those whose relative path ``exclude`` says to leave out)."""
     source = Path(path)
     if source.is_file():
         pairs = [(source, source.name)]
     elif source.is_dir():
         pairs = folder_files(source)
+        if exclude is not None:
+            pairs = [(local, relative) for local, relative in pairs if not exclude(relative)]
         if not pairs:
             raise InvalidInputError(f"{source} holds no files", code="empty_folder", field=field)
     else:

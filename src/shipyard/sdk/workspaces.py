@@ -8,8 +8,11 @@ from urllib.parse import quote
 
 from shipyard.schemas.tracking import RunRead
 from shipyard.schemas.workspaces import WorkspaceRead
+from shipyard.sdk.computes import ComputeOperations
+from shipyard.sdk.costs import CostOperations
 from shipyard.sdk.data import DataOperations
 from shipyard.sdk.datastores import DatastoreOperations
+from shipyard.sdk.environments import EnvironmentOperations
 from shipyard.sdk.experiments import ExperimentOperations
 from shipyard.sdk.http import HttpSession
 from shipyard.sdk.models import ModelOperations
@@ -109,6 +112,9 @@ class WorkspaceHandle:
         self.data = DataOperations(http, name)
         self.models = ModelOperations(http, name)
         self.datastores = DatastoreOperations(http, name)
+        self.computes = ComputeOperations(http, name)
+        self.costs = CostOperations(http, name)
+        self.environments = EnvironmentOperations(http, name)
 
     def get(self) -> Workspace:
         return self._http.get_model(_path(self.name), Workspace)

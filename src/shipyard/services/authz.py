@@ -82,9 +82,14 @@ class RoleBasedAuthorizer:
 
     def authorize(self, principal: Principal, action: str, scope: Scope) -> None:
         if action == actions.SELF:
+            if principal.workspace_id is not None:  # a job's token mints nothing, logs in nowhere
+                raise ForbiddenError(
+                    "a job's token acts in its job's workspace only", code="forbidden"
+                )
             return
         snapshot = self._current(principal)
         scope_type, scope_id = self._scope_key(snapshot, scope)
+        _check_confined(principal, scope, scope_type, scope_id)
         if principal.is_admin:
             return
         granted = self._grants(snapshot, principal, scope_type, scope_id)
@@ -99,12 +104,17 @@ class RoleBasedAuthorizer:
         )
 
     def permissions(self, principal: Principal, scope: Scope) -> Permissions:
+        snapshot = self._current(principal)
+        scope_type, scope_id = self._scope_key(snapshot, scope)
+        if principal.workspace_id is not None and scope_id != principal.workspace_id:
+            return Permissions(())
         if principal.is_admin:
             return ALL
-        snapshot = self._current(principal)
-        return self._grants(snapshot, principal, *self._scope_key(snapshot, scope))
+        return self._grants(snapshot, principal, scope_type, scope_id)
 
     def permissions_at(self, principal: Principal, scope_type: str, scope_id: str) -> Permissions:
+        if principal.workspace_id is not None and scope_id != principal.workspace_id:
+            return Permissions(())
         if principal.is_admin:
             return ALL
         return self._grants(self._current(principal), principal, scope_type, scope_id)
@@ -128,6 +138,8 @@ class RoleBasedAuthorizer:
         return True
 
     def readable_workspace_ids(self, principal: Principal) -> set[str] | None:
+        if principal.workspace_id is not None:
+            return {principal.workspace_id}
         if principal.is_admin:
             return None
         with self.db.read() as session:
@@ -198,6 +210,21 @@ class RoleBasedAuthorizer:
             if group is None:
                 return False
             return session.get(GroupMemberRow, (group.id, principal.id, "owner")) is not None
+
+
+def _check_confined(principal: Principal, scope: Scope, scope_type: str, scope_id: str) -> None:
+    """A job's token works in its job's workspace only: anything else is refused, and another
+    workspace looks as if it did not exist."""
+    if principal.workspace_id is None:
+        return
+    if scope_type == "workspace" and scope_id == principal.workspace_id:
+        return
+    if scope_type == "workspace":
+        raise _workspace_not_found(scope.name or "", concealed=True)
+    raise ForbiddenError(
+        f"a job's token acts in its job's workspace only, not at {scope.path}",
+        code="forbidden",
+    )
 
 
 class ConcealedError(NotFoundError):

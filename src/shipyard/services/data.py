@@ -170,10 +170,16 @@ class DataService:
     def _uploaded(self, session: Session, ws: WorkspaceRow, location: Location) -> Resolved:
         """A path into ``LocalUpload/<digest>`` must be a committed upload's."""
         parts = location.path.split("/")
-        if location.datastore != self.resolver.default(ws).datastore or parts[0] != UPLOADS_FOLDER:
+        if parts[0] != UPLOADS_FOLDER:
             return Resolved(location.uri, location)
         digest = parts[1] if len(parts) > 1 else ""
-        upload = get_upload(session, ws.id, "data", digest) if is_digest(digest) else None
+        found = is_digest(digest)
+        upload = get_upload(session, ws.id, "data", digest, location.datastore) if found else None
+        if upload is None and location.datastore != self.resolver.default(ws).datastore:
+            # Uploads go to the default datastore, whichever it is; another datastore's
+            # LocalUpload folder that is no upload of this workspace (Azure ML's, say) is
+            # data like any other.
+            return Resolved(location.uri, location)
         if upload is None:
             raise NotFoundError(
                 f"{location.uri!r} is no upload of this workspace",

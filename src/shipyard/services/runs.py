@@ -295,7 +295,13 @@ class RunService:
             row = _require(session, workspace, run_id)
             if body.name is not None:
                 row.name = body.name
-            if body.status is not None and body.status != row.status:
+            # A submitted job's status belongs to its scheduler: the mlflow client inside the
+            # job ends "its" run when the script exits, before the job has finished.
+            if (
+                body.status is not None
+                and body.status != row.status
+                and row.job_type == "interactive"
+            ):
                 now = _utc(body.end_time) or utcnow()
                 row.status = body.status
                 row.status_history = [*row.status_history, (body.status, now.isoformat())]

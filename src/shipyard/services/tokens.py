@@ -102,6 +102,7 @@ class TokenService:
             is_admin=found.is_admin,
             token_id=found.token_id,
             authz_version=found.authz_version,
+            workspace_id=found.workspace_id,
         )
 
     def create(self, principal: Principal, body: TokenCreate) -> TokenCreated:

@@ -1,4 +1,4 @@
-"""Content-addressed uploads: local files and folders into a workspace's default datastore.
+"""Content-addressed uploads: local files and folders into a workspace's datastores.
 
 The SDK hashes what it uploads and sends the *manifest* (path, sha256, size of every file);
 the manifest's digest names the upload (``domain.content``). The server records the manifest,
@@ -6,19 +6,32 @@ answers which files it still lacks, takes each missing file (checking its size a
 before the file becomes visible), and on commit checks that every file is there. Uploading
 the same content again finds the committed upload by its digest and stores nothing.
 
-Layout, inside the workspace's own storage folder:
+Layout:
 
-- data (and, later, job code snapshots): ``LocalUpload/<digest>/<the files>``. The files keep
-  their names and folders, so the folder is an ordinary folder: a job, a preview or a person
-  browsing the bucket reads it without a manifest, and its datastore URI
-  (``azureml://datastores/workspaceblobstore/paths/LocalUpload/<digest>/...``) is what Azure
-  ML users know. A content store of per-file blobs would deduplicate single files across
-  uploads too, but every reader would then need the manifest to find a file.
+- data: ``LocalUpload/<digest>/<the files>`` in the workspace's *default datastore* (its own
+  storage, ``workspaceblobstore``, unless another datastore was made the default). The files
+  keep their names and folders, so the folder is an ordinary folder: a job, a preview or a
+  person browsing the bucket reads it without a manifest, and its datastore URI
+  (``azureml://datastores/<datastore>/paths/LocalUpload/<digest>/...``) is what Azure ML
+  users know. A content store of per-file blobs would deduplicate single files across
+  uploads too, but every reader would then need the manifest to find a file. Each datastore
+  holds its own copy: content uploaded again after the default changed goes to the new
+  default, and the same content uploaded again to the same datastore stores nothing. A
+  read-only default datastore refuses uploads (``409 datastore_read_only``) rather than
+  sending the files somewhere the workspace did not choose.
+- job code snapshots (purpose ``code``): ``LocalUpload/<digest>`` in the workspace's own
+  storage, whatever the default (where the job runner reads them).
 - models: the folder of an MLflow logged model, ``models/<logged model id>/artifacts/``, made
-  for the upload. MLflow clients read a registered version's files through the artifact proxy,
-  which serves run and logged-model folders; putting an uploaded model there is what makes
-  ``mlflow.pyfunc.load_model("models:/<name>/<version>")`` work for models registered
-  natively. The logged model is found again by the digest, so the same files are stored once.
+  for the upload, in the workspace's own storage. MLflow clients read a registered version's
+  files through the artifact proxy, which serves run and logged-model folders; putting an
+  uploaded model there is what makes ``mlflow.pyfunc.load_model("models:/<name>/<version>")``
+  work for models registered natively. The logged model is found again by the digest, so the
+  same files are stored once.
+
+The routes that take an upload's files and its commit name no datastore: they go to the
+upload of that content the client began last, so an upload begun before the default changed
+finishes where it began. Uploads begun and never finished, and finished ones nothing uses
+any more, are removed by ``services.upload_gc``.
 """
 
 from __future__ import annotations
@@ -50,11 +63,12 @@ from shipyard.storage.base import Writer, Written
 from shipyard.storage.paths import MAX_PATH_BYTES, clean_relative
 from shipyard.store.base import utcnow
 from shipyard.store.database import Database
+from shipyard.store.datastores import default_name
 from shipyard.store.logged_models import LoggedModelRow
-from shipyard.store.uploads import ContentUploadRow, get_upload
+from shipyard.store.uploads import OWN_DATASTORE, ContentUploadRow, get_upload, latest_upload
 from shipyard.store.workspaces import WorkspaceRow, get_workspace
 
-PURPOSES = ("data", "model")
+PURPOSES = ("data", "model", "code")
 #: The experiment that holds the logged models made for uploaded models (MLflow's default).
 MODEL_EXPERIMENT = "Default"
 DIGEST_TAG = "shipyard.content_digest"
@@ -346,18 +360,54 @@ class UploadService:
         try:
             with self.db.write() as session:
                 ws = _workspace(session, workspace)
-                row = get_upload(session, ws.id, purpose, digest)
+                target = self._destination(session, ws, purpose)
+                row = get_upload(session, ws.id, purpose, digest, target.datastore)
+                if row is None or row.committed_at is None:
+                    _check_writable(ws, target)
                 if row is None:
-                    row = self._record(session, principal, ws, purpose, digest, entries, name)
-                location = self.resolver.default(ws, row.folder)
+                    row = self._record(
+                        session, principal, ws, purpose, digest, entries, name, target
+                    )
+                else:
+                    # Begun again: in use (the garbage collector spares uploads begun lately).
+                    row.created_at = utcnow()
+                location = target.child(row.folder)
         except IntegrityError:  # a concurrent begin of the same content won: use its row
             with self.db.read() as session:
                 ws = _workspace(session, workspace)
-                row = _require(session, ws.id, purpose, digest)
-                location = self.resolver.default(ws, row.folder)
-        if row.committed_at is not None:
+                target = self._destination(session, ws, purpose)
+                row = get_upload(session, ws.id, purpose, digest, target.datastore)
+                if row is None:
+                    raise
+                location = target.child(row.folder)
+        if row.committed_at is None:
+            return _read(row, location, self._missing(row, location), self.max_file_bytes)
+        if row.datastore == OWN_DATASTORE or location.read_only:
             return _read(row, location, [], self.max_file_bytes)
-        return _read(row, location, self._missing(row, location), self.max_file_bytes)
+        return self._recheck(ws, row, location)
+
+    def _recheck(self, ws: WorkspaceRow, row: ContentUploadRow, location: Location) -> UploadRead:
+        """A committed upload in another datastore than the workspace's own storage: its
+        files are not only Shipyard's (a person, a bucket's lifecycle rule, a datastore
+        deleted and made again under the same name), so they are listed before the client is
+        told nothing is missing. Files gone make the upload uncommitted again, to be sent
+        again."""
+        missing = self._missing(row, location)
+        if missing:
+            with self.db.write() as session:
+                current = get_upload(session, ws.id, row.purpose, row.digest, row.datastore)
+                if current is not None and current.id == row.id:
+                    current.committed_at = None
+                    row = current
+        return _read(row, location, missing, self.max_file_bytes)
+
+    def _destination(self, session: Session, ws: WorkspaceRow, purpose: str) -> Location:
+        """The datastore an upload of ``purpose`` goes to: data to the workspace's default
+        datastore, job code and models to its own storage."""
+        if purpose != "data":
+            return self.resolver.default(ws)
+        name = default_name(session, ws.id) or OWN_DATASTORE
+        return self.resolver.resolve(session, ws, name, "", field="datastore")
 
     def _record(
         self,
@@ -368,6 +418,7 @@ class UploadService:
         digest: str,
         entries: list[ManifestEntry],
         name: str | None,
+        destination: Location,
     ) -> ContentUploadRow:
         logged_model_id = None
         folder = posixpath.join(UPLOADS_FOLDER, digest)
@@ -389,6 +440,7 @@ class UploadService:
             workspace_id=ws.id,
             purpose=purpose,
             digest=digest,
+            datastore=destination.datastore,
             folder=folder,
             logged_model_id=logged_model_id,
             manifest=[[e.path, e.sha256, e.size] for e in entries],
@@ -399,6 +451,10 @@ class UploadService:
         session.add(row)
         session.flush()
         return row
+
+    def _location(self, session: Session, ws: WorkspaceRow, row: ContentUploadRow) -> Location:
+        """The upload's folder, in the datastore it went to."""
+        return self.resolver.resolve(session, ws, row.datastore, row.folder, field="digest")
 
     def _missing(self, row: ContentUploadRow, location: Location) -> list[str]:
         """Manifest files not (or not whole) in the folder: one listing, not a stat per file."""
@@ -429,16 +485,22 @@ class UploadService:
             ws = _workspace(session, workspace)
             found = session.execute(
                 select(
-                    ContentUploadRow.id, ContentUploadRow.folder, ContentUploadRow.committed_at
-                ).where(
+                    ContentUploadRow.id,
+                    ContentUploadRow.datastore,
+                    ContentUploadRow.folder,
+                    ContentUploadRow.committed_at,
+                )
+                .where(
                     ContentUploadRow.workspace_id == ws.id,
                     ContentUploadRow.purpose == purpose,
                     ContentUploadRow.digest == digest,
                 )
+                .order_by(ContentUploadRow.created_at.desc(), ContentUploadRow.id)
+                .limit(1)
             ).one_or_none()
             if found is None:
                 raise _no_upload(digest)
-            upload_id, folder, committed_at = found
+            upload_id, datastore, folder, committed_at = found
             if committed_at is not None:
                 raise ConflictError(
                     f"upload {digest[:12]}... is committed; its files cannot change",
@@ -446,7 +508,7 @@ class UploadService:
                     field="digest",
                 )
             manifest = self._manifest(session, upload_id)
-            location = self.resolver.default(ws, folder)
+            location = self.resolver.resolve(session, ws, datastore, folder, field="digest")
         return OpenUpload(digest, manifest, location, self.max_file_bytes)
 
     def _manifest(self, session: Session, upload_id: str) -> dict[str, tuple[str, int]]:
@@ -473,7 +535,7 @@ class UploadService:
         with self.db.read() as session:
             ws = _workspace(session, workspace)
             row = _require(session, ws.id, purpose, digest)
-            location = self.resolver.default(ws, row.folder)
+            location = self._location(session, ws, row)
         if row.committed_at is None:
             missing = self._missing(row, location)
             if missing:
@@ -485,7 +547,7 @@ class UploadService:
                     field="digest",
                 )
             with self.db.write() as session:
-                row = _require(session, ws.id, purpose, digest)
+                row = _require(session, ws.id, purpose, digest, row.datastore)
                 if row.committed_at is None:
                     row.committed_at = utcnow()
                 if row.logged_model_id is not None:
@@ -500,7 +562,7 @@ class UploadService:
         with self.db.read() as session:
             ws = _workspace(session, workspace)
             row = _require(session, ws.id, purpose, digest)
-            location = self.resolver.default(ws, row.folder)
+            location = self._location(session, ws, row)
         missing = [] if row.committed_at else self._missing(row, location)
         return _read(row, location, missing, self.max_file_bytes)
 
@@ -537,11 +599,31 @@ def _no_upload(digest: str) -> NotFoundError:
     )
 
 
-def _require(session: Session, workspace_id: str, purpose: str, digest: str) -> ContentUploadRow:
-    row = get_upload(session, workspace_id, purpose, digest)
+def _require(
+    session: Session, workspace_id: str, purpose: str, digest: str, datastore: str | None = None
+) -> ContentUploadRow:
+    """The upload in ``datastore``, or (None) the one a client began last."""
+    if datastore is None:
+        row = latest_upload(session, workspace_id, purpose, digest)
+    else:
+        row = get_upload(session, workspace_id, purpose, digest, datastore)
     if row is None:
         raise _no_upload(digest)
     return row
+
+
+def _check_writable(ws: WorkspaceRow, target: Location) -> None:
+    """A read-only default datastore refuses uploads, rather than sending the files
+    somewhere the workspace did not choose."""
+    if target.read_only:
+        raise ConflictError(
+            f"the default datastore of workspace {ws.name!r}, {target.datastore!r}, is "
+            "read-only, so local files cannot be uploaded to it; make another datastore the "
+            f"default (shipyard datastore set-default), make {target.datastore!r} writable, or "
+            "register data already in a datastore by its URI",
+            code="datastore_read_only",
+            field="datastore",
+        )
 
 
 def _workspace(session: Session, name: str) -> WorkspaceRow:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -30,6 +31,7 @@ from shipyard.storage.factory import open_storage, require_local_path
 from shipyard.store import workspaces as store
 from shipyard.store.base import new_id, utcnow
 from shipyard.store.database import Database
+from shipyard.store.datastores import DatastoreRow
 from shipyard.store.roles import delete_assignments_at
 from shipyard.store.workspaces import EnvironmentRegistryRow, KeyVaultRow, WorkspaceRow
 
@@ -86,7 +88,19 @@ def _check_not_nested(session: Session, base: str) -> None:
             )
 
 
-def workspace_read(row: WorkspaceRow) -> WorkspaceRead:
+def default_datastores(session: Session, rows: Sequence[WorkspaceRow]) -> dict[str, str]:
+    """Workspace id -> the name of its default datastore, for ``rows`` in one query (a
+    workspace missing from the answer has its own storage, ``workspaceblobstore``)."""
+    if not rows:
+        return {}
+    query = select(DatastoreRow.workspace_id, DatastoreRow.name).where(
+        DatastoreRow.workspace_id.in_([row.id for row in rows]),
+        DatastoreRow.is_default.is_(True),
+    )
+    return {str(workspace_id): str(name) for workspace_id, name in session.execute(query)}
+
+
+def workspace_read(row: WorkspaceRow, default_datastore: str = DEFAULT_DATASTORE) -> WorkspaceRead:
     return WorkspaceRead(
         id=row.id,
         name=row.name,
@@ -101,7 +115,7 @@ def workspace_read(row: WorkspaceRow) -> WorkspaceRead:
             uri=row.storage_uri,
             prefix=row.storage_prefix,
             managed=row.storage_managed,
-            default_datastore=DEFAULT_DATASTORE,
+            default_datastore=default_datastore,
         ),
         key_vault=KeyVaultRead(id=row.key_vault_id),
         environment_registry=EnvironmentRegistryRead(
@@ -171,7 +185,7 @@ class WorkspaceService:
 
     def get(self, name: str) -> WorkspaceRead:
         with self.db.read() as session:
-            return workspace_read(_require_live(session, name))
+            return _read(session, _require_live(session, name))
 
     def list(
         self,
@@ -187,9 +201,9 @@ class WorkspaceService:
                 session, deleted=deleted, after=after, limit=max_results + 1, ids=ids
             )
             page, token = split_page(rows, max_results, lambda r: r.name)
-            return Page[WorkspaceRead](
-                items=[workspace_read(r) for r in page], next_page_token=token
-            )
+            defaults = default_datastores(session, page)
+            items = [workspace_read(r, defaults.get(r.id, DEFAULT_DATASTORE)) for r in page]
+            return Page[WorkspaceRead](items=items, next_page_token=token)
 
     def update(self, name: str, body: WorkspaceUpdate) -> WorkspaceRead:
         with self.db.write() as session:
@@ -201,7 +215,7 @@ class WorkspaceService:
                 setattr(row, key, value)
             row.updated_at = utcnow()
             session.flush()
-            return workspace_read(row)
+            return _read(session, row)
 
     def delete(self, name: str, *, permanently: bool) -> None:
         with self.db.write() as session:
@@ -232,7 +246,7 @@ class WorkspaceService:
             row.deleted_at = None
             row.updated_at = utcnow()
             session.flush()
-            return workspace_read(row)
+            return _read(session, row)
 
     def purge_expired(self) -> tuple[str, ...]:
         """Permanently delete every workspace soft-deleted longer ago than the retention."""
@@ -267,6 +281,11 @@ class WorkspaceService:
         if shared is None:
             raise RuntimeError("the shared environment registry is missing; run bootstrap")
         return shared
+
+
+def _read(session: Session, row: WorkspaceRow) -> WorkspaceRead:
+    default = default_datastores(session, [row]).get(row.id, DEFAULT_DATASTORE)
+    return workspace_read(row, default)
 
 
 def _check_name_free(session: Session, name: str) -> None:

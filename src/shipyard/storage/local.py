@@ -125,6 +125,11 @@ class LocalStorage:
         self.root = root.resolve()
         self.uri = self.root.as_uri()
 
+    def os_path(self, path: str) -> Path:
+        """Where ``path`` is on this host, checked to stay inside the root: for readers that
+        take a path rather than bytes (a job's read-only input)."""
+        return self._resolve(path)
+
     def _resolve(self, path: str) -> Path:
         return self._inside(clean_relative(path), path)
 

@@ -63,6 +63,7 @@ class Credential(NamedTuple):
     is_admin: bool
     disabled: bool
     authz_version: int
+    workspace_id: str | None
 
 
 def _credential_query() -> Any:
@@ -76,6 +77,7 @@ def _credential_query() -> Any:
             UserRow.is_admin,
             UserRow.disabled,
             version_query(),
+            TokenRow.workspace_id,
         )
         .join(UserRow, UserRow.id == TokenRow.user_id)
         .where(TokenRow.token_hash == bindparam("token_hash"))
@@ -94,5 +96,13 @@ def credential(conn: Connection, token_hash: str) -> Credential | None:
     if row is None:
         return None
     return Credential(
-        row[0], row[1], row[2], row[3], row[4], bool(row[5]), bool(row[6]), int(row[7] or 0)
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        bool(row[5]),
+        bool(row[6]),
+        int(row[7] or 0),
+        row[8],
     )

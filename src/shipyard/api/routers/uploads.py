@@ -131,3 +131,5 @@ def upload_router(resource: str, purpose: str, write_action: str) -> APIRouter:
 
 data_router = upload_router("data", "data", actions.DATA_WRITE)
 model_router = upload_router("models", "model", actions.MODELS_WRITE)
+# Job code snapshots: whoever may submit a job may upload the code it runs.
+code_router = upload_router("code", "code", actions.JOBS_WRITE)

@@ -12,7 +12,6 @@ from alembic import op
 
 import shipyard.store.base
 
-
 revision: str = "0009"
 down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None

@@ -1,0 +1,1 @@
+"""Launchers: start, watch and stop a job's processes on one kind of compute."""

@@ -1,0 +1,309 @@
+"""Submitting command jobs and following them: ``ws.jobs.create``, ``stream``, ``cancel``.
+
+A job is Azure ML's command job, as a YAML file or built in Python::
+
+    from shipyard.sdk.jobs import Input, Output, command
+
+    job = command(
+        command="python train.py --data ${{inputs.data}} --lr ${{inputs.lr}} "
+        "--out ${{outputs.model}}",
+        code="./src",
+        environment="azureml:AzureML-sklearn-1.5@latest",
+        inputs={"data": Input(type="uri_folder", path="azureml:customers@latest"), "lr": 0.1},
+        outputs={"model": Output(type="uri_folder")},
+        experiment_name="churn",
+    )
+    submitted = ws.jobs.create(job)
+    ws.jobs.stream(submitted.name)
+
+Before it submits, the SDK uploads what is local: the ``code`` folder (by content, honouring
+``.shipyardignore``/``.amlignore``/``.gitignore``; unchanged code uploads nothing) and any
+input whose ``path`` is a local file or folder (as the data uploads do). The server gets
+references only.
+"""
+
+from __future__ import annotations
+
+import builtins
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+from urllib.parse import quote
+
+from shipyard.domain.asset_uris import LocalPath, parse_asset_path
+from shipyard.domain.errors import InvalidInputError
+from shipyard.schemas.data import DataFileList
+from shipyard.schemas.jobs import JobRead
+from shipyard.sdk import code as code_rules
+from shipyard.sdk.artifacts import DEFAULT_WORKERS
+from shipyard.sdk.data import download_files
+from shipyard.sdk.environments import read_local_parts
+from shipyard.sdk.http import HttpSession
+from shipyard.sdk.uploads import ContentUploads, UploadProgress, hash_local
+
+TERMINAL = frozenset({"Completed", "Failed", "Canceled"})
+LOG_OFFSET_HEADER = "X-Shipyard-Log-Offset"
+LOG_COMPLETE_HEADER = "X-Shipyard-Log-Complete"
+JOB_STATUS_HEADER = "X-Shipyard-Job-Status"
+_ASSET_SCHEMES = ("azureml:", "shipyard:")
+
+
+@dataclass
+class Input:
+    """A data or model input: an asset (``azureml:name:version``, ``name@latest``), a
+    datastore URI, a job output URI, ``runs:/...``, an http(s) URL (``mode="direct"``) or a
+    local path (uploaded at submit)."""
+
+    path: str
+    type: str = "uri_folder"
+    mode: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"type": self.type, "path": self.path}
+        if self.mode is not None:
+            body["mode"] = self.mode
+        return body
+
+
+@dataclass
+class Output:
+    """Where an output goes (the workspace's default datastore when ``path`` is None), and
+    ``name``/``version`` to register it as an asset when the job completes."""
+
+    type: str = "uri_folder"
+    mode: str | None = None
+    path: str | None = None
+    name: str | None = None
+    version: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass
+class CommandJob:
+    command: str
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "command", "command": self.command, **self.fields}
+
+
+def command(
+    command: str,
+    *,
+    code: str | Path | None = None,
+    environment: str | Mapping[str, Any] | None = None,
+    inputs: Mapping[str, Any] | None = None,
+    outputs: Mapping[str, Output | None] | None = None,
+    **fields: Any,
+) -> CommandJob:
+    """A command job, as ``azure.ai.ml.command`` builds one (``compute``, ``display_name``,
+    ``experiment_name``, ``environment_variables``, ``limits``, ``resources``, ``tags``...
+    go in ``fields``)."""
+    body: dict[str, Any] = dict(fields)
+    if code is not None:
+        body["code"] = str(code)
+    if environment is not None:
+        body["environment"] = environment if isinstance(environment, str) else dict(environment)
+    if inputs:
+        body["inputs"] = {k: v.to_dict() if isinstance(v, Input) else v for k, v in inputs.items()}
+    if outputs:
+        body["outputs"] = {
+            k: v.to_dict() if isinstance(v, Output) else v for k, v in outputs.items()
+        }
+    return CommandJob(command, body)
+
+
+@dataclass(frozen=True)
+class LogPiece:
+    text: str
+    status: str
+    complete: bool
+
+
+class JobSubmissions:
+    """The routes of submitted jobs; ``ws.jobs`` exposes these."""
+
+    def __init__(self, http: HttpSession, workspace: str) -> None:
+        self._http = http
+        self._workspace = workspace
+        self._base = f"/api/v1/workspaces/{quote(workspace, safe='')}/jobs"
+        self._code = ContentUploads(
+            http, f"/api/v1/workspaces/{quote(workspace, safe='')}/code/artifacts"
+        )
+        self._data = ContentUploads(
+            http, f"/api/v1/workspaces/{quote(workspace, safe='')}/data/artifacts"
+        )
+
+    def path(self, name: str) -> str:
+        return f"{self._base}/{quote(name, safe='')}"
+
+    def create(
+        self,
+        job: CommandJob | Mapping[str, Any],
+        *,
+        base_dir: Path | None = None,
+        progress: UploadProgress | None = None,
+    ) -> JobRead:
+        spec = job.to_dict() if isinstance(job, CommandJob) else dict(job)
+        spec = self.prepare(spec, base_dir=base_dir, progress=progress)
+        return self._http.send_model("POST", self._base, JobRead, spec)
+
+    def prepare(
+        self,
+        spec: dict[str, Any],
+        *,
+        base_dir: Path | None = None,
+        progress: UploadProgress | None = None,
+    ) -> dict[str, Any]:
+        """Upload the local code folder and local inputs; returns the spec with references."""
+        spec = dict(spec)
+        spec.setdefault("experiment_name", Path.cwd().name or "Default")
+        code = spec.get("code")
+        if isinstance(code, str) and not code.startswith("sha256:"):
+            folder = _local(code, base_dir, "code")
+            if not folder.is_dir():
+                raise InvalidInputError(
+                    f"code {code!r} is not a folder", code="path_not_found", field="code"
+                )
+            try:
+                content = hash_local(folder, field="code", exclude=code_rules.ignore_rule(folder))
+            except InvalidInputError as exc:
+                exc.field = "code"  # a link out of the folder: the YAML's code line
+                raise
+            code_rules.check_size(content.size)
+            self._code.upload(content, progress=progress)
+            spec["code"] = f"sha256:{content.digest}"
+            properties = dict(spec.get("properties") or {})
+            for key, value in code_rules.git_properties(folder).items():
+                properties.setdefault(key, value)
+            if properties:
+                spec["properties"] = properties
+        environment = spec.get("environment")
+        if isinstance(environment, dict):
+            environment = dict(environment)
+            read_local_parts(environment, base_dir, field="environment.")
+            spec["environment"] = environment
+        inputs = spec.get("inputs")
+        if isinstance(inputs, dict):
+            spec["inputs"] = {
+                name: self._input(name, value, base_dir, progress) for name, value in inputs.items()
+            }
+        return spec
+
+    def _input(
+        self, name: str, value: Any, base_dir: Path | None, progress: UploadProgress | None
+    ) -> Any:
+        if not isinstance(value, dict) or not isinstance(value.get("path"), str):
+            return value
+        path = str(value["path"])
+        if path.lower().startswith(_ASSET_SCHEMES) and not path.lower().startswith(
+            tuple(s + "//" for s in _ASSET_SCHEMES)
+        ):
+            return value
+        parsed = parse_asset_path(path, field=f"inputs.{name}.path")
+        if not isinstance(parsed, LocalPath):
+            return value
+        local = _local(parsed.path, base_dir, f"inputs.{name}.path")
+        content = hash_local(local, field=f"inputs.{name}.path")
+        uploaded = self._data.upload(content, progress=progress)
+        uri = uploaded.uri + (f"/{local.name}" if content.is_file else "")
+        return {**value, "path": uri}
+
+    def get(self, name: str) -> JobRead:
+        return self._http.get_model(self.path(name), JobRead)
+
+    def list(
+        self,
+        *,
+        parent_job_name: str | None = None,
+        status: str | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[JobRead]:
+        params = {"parent_job_name": parent_job_name, "status": status, "max_results": page_size}
+        return self._http.iterate(self._base, JobRead, params)
+
+    def download(
+        self,
+        name: str,
+        *,
+        output_name: str = "artifacts",
+        download_path: str | Path = ".",
+        workers: int = DEFAULT_WORKERS,
+    ) -> Path:
+        """Every file of an output (``artifacts`` by default: what the job wrote under
+        ./outputs and ./logs, and its logs) into ``download_path/<output_name>``."""
+        files_url = f"{self.path(name)}/outputs/{quote(output_name, safe='')}/files"
+        listing = DataFileList.model_validate(
+            self._http.request("GET", files_url, params={"recursive": True}).json()
+        )
+        destination = Path(download_path) / output_name
+        download_files(self._http, files_url, listing.items, destination, workers=workers)
+        return destination
+
+    def code_files(self, name: str) -> builtins.list[str]:
+        """The paths of the job's code snapshot, as submitted."""
+        listing = DataFileList.model_validate(
+            self._http.request("GET", self.path(name) + "/code", params={"recursive": True}).json()
+        )
+        return [entry.path for entry in listing.items if not entry.is_dir]
+
+    def cancel(self, name: str) -> JobRead:
+        return self._http.send_model("POST", self.path(name) + "/cancel", JobRead)
+
+    def logs(
+        self, name: str, offset: int = 0, *, wait: float = 0.0
+    ) -> tuple[bytes, int, str, bool]:
+        response = self._http.request(
+            "GET", self.path(name) + "/logs", params={"offset": offset, "wait": wait}
+        )
+        return (
+            response.content,
+            int(response.headers.get(LOG_OFFSET_HEADER, offset + len(response.content))),
+            response.headers.get(JOB_STATUS_HEADER, ""),
+            response.headers.get(LOG_COMPLETE_HEADER) == "true",
+        )
+
+    def follow(self, name: str, *, wait: float = 10.0) -> Iterator[LogPiece]:
+        """The job's output as it comes, until the job has ended and all of it was read."""
+        offset = 0
+        last_status = ""
+        while True:
+            data, offset, status, complete = self.logs(name, offset, wait=wait)
+            if data or complete or status != last_status:  # a new status is news too
+                yield LogPiece(data.decode("utf-8", "replace"), status, complete)
+                last_status = status
+            if complete:
+                return
+            if not data and status in TERMINAL:
+                time.sleep(0.2)  # ended, its log is being stored: ask again shortly
+
+    def stream(
+        self,
+        name: str,
+        out: TextIO | None = None,
+        *,
+        on_status: Callable[[str], None] | None = None,
+    ) -> JobRead:
+        """Print the job's output until it ends; returns the ended job."""
+        target = out or sys.stdout
+        for piece in self.follow(name):
+            if piece.text:
+                target.write(piece.text)
+                target.flush()
+            if on_status is not None:
+                on_status(piece.status)
+        return self.get(name)
+
+
+def _local(path: str, base_dir: Path | None, field: str) -> Path:
+    local = Path(path.removeprefix("file:")).expanduser()
+    if not local.is_absolute() and base_dir is not None:
+        local = base_dir / local
+    if not local.exists():
+        raise InvalidInputError(f"{path!r} does not exist", code="path_not_found", field=field)
+    return local

@@ -1,0 +1,910 @@
+"""The job runner: takes queued jobs to the end, on the ``local`` compute and on Ray clusters.
+
+One thread runs the loop: pick queued jobs that fit the free slots (``compute.scheduler``),
+claim queued jobs of Ray computes at once (Ray queues them itself), watch running ones
+(exit, cancel, timeout, memory), and keep a heartbeat. Preparing a job
+(code, environment, inputs) and finalizing it (logs, outputs, registration) take seconds,
+so they run on a small pool of worker threads and never hold up the loop.
+
+Everything the runner knows is in the store: a restarted server re-attaches to the jobs
+whose processes still run (each runs under a supervisor that outlives the server and writes
+its exit status; a Ray job is found again by its submission id), finalizes those that ended
+meanwhile, and puts jobs caught while preparing back in the queue. Nothing stays Running
+forever.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from shipyard.compute.launchers.local import Exit, LocalLauncher, Usage
+from shipyard.compute.launchers.ray import RayExit, RayJob, RayLauncher
+from shipyard.compute.scheduler import Candidate, Capacity, pick
+from shipyard.domain import command_template
+from shipyard.domain.asset_uris import DatastorePath, parse_asset_path
+from shipyard.domain.content import UPLOADS_FOLDER
+from shipyard.domain.errors import ShipyardError
+from shipyard.domain.principals import Principal
+from shipyard.schemas.data import DataVersionCreate
+from shipyard.schemas.models import ModelAssetCreate
+from shipyard.services import job_files, lineage
+from shipyard.services.artifacts import ArtifactService
+from shipyard.services.data import DataService
+from shipyard.services.datastore_uris import DatastoreResolver, Location
+from shipyard.services.job_inputs import MODEL_TYPES
+from shipyard.services.jobs import SECRET_REFERENCE, LocalCapacity, set_status
+from shipyard.services.model_assets import ModelAssetService
+from shipyard.services.runs import RunService
+from shipyard.services.secrets import SecretService
+from shipyard.services.tokens import hash_token, new_token
+from shipyard.storage.base import write_all
+from shipyard.store.base import utcnow
+from shipyard.store.computes import get_compute
+from shipyard.store.database import Database
+from shipyard.store.jobs import JobSubmissionRow
+from shipyard.store.tokens import TokenRow
+from shipyard.store.tracking import ExperimentRow, JobRow
+from shipyard.store.users import UserRow
+from shipyard.store.workspaces import WorkspaceRow
+
+log = logging.getLogger(__name__)
+
+USER_LOG = "user_logs/std_log.txt"
+SYSTEM_LOG = "system_logs/prepare.txt"
+MiB = 1024 * 1024
+
+
+# The scheduler's two reads, built once (they run every time a slot frees).
+_RUNNING_LOCAL = select(
+    JobSubmissionRow.workspace_id,
+    JobSubmissionRow.cpus,
+    JobSubmissionRow.memory_mb,
+    JobSubmissionRow.gpus,
+).where(JobSubmissionRow.compute == "local", JobSubmissionRow.state == "running")
+_QUEUED_LOCAL = (
+    select(
+        JobSubmissionRow.job_id,
+        JobSubmissionRow.workspace_id,
+        JobSubmissionRow.priority,
+        JobSubmissionRow.queued_at,
+        JobSubmissionRow.cpus,
+        JobSubmissionRow.memory_mb,
+        JobSubmissionRow.gpus,
+    )
+    .where(JobSubmissionRow.compute == "local", JobSubmissionRow.state == "queued")
+    .order_by(JobSubmissionRow.queued_at)
+    .limit(1000)
+)
+# Jobs of other computes (Ray clusters) start as soon as they are queued: the cluster
+# queues them itself, so no slots are counted here.
+_QUEUED_ELSEWHERE = (
+    select(JobSubmissionRow.job_id)
+    .where(JobSubmissionRow.state == "queued", JobSubmissionRow.compute != "local")
+    .order_by(JobSubmissionRow.priority.desc(), JobSubmissionRow.queued_at)
+    .limit(100)
+)
+
+
+class Launcher(Protocol):
+    """What the runner asks of a launcher once a job has started (the local one, Ray)."""
+
+    def poll(self, handle: dict[str, Any]) -> Exit | None: ...
+
+    def signal(self, handle: dict[str, Any], sig: signal.Signals) -> None: ...
+
+    def usage(self, handle: dict[str, Any]) -> Usage | None: ...
+
+
+class EnvironmentProvider(Protocol):
+    def prepare(self, pinned: dict[str, Any], log: Callable[[str], None]) -> Path:
+        """Build (or find built) the pinned environment; returns its ``bin`` folder."""
+
+
+@dataclass(frozen=True)
+class RunnerSettings:
+    jobs_dir: Path
+    server_url: str
+    capacity: LocalCapacity
+    tick_seconds: float = 0.5
+    kill_grace_seconds: float = 10.0
+    metrics_interval_seconds: float = 15.0
+    heartbeat_seconds: float = 10.0
+    max_infra_retries: int = 2
+    workers: int = 4
+    # A running job whose runner has not reported for this long is NotResponding.
+    not_responding_seconds: float = 60.0
+    # Which runner holds a job: a restarted server takes back only its own.
+    host: str = field(default_factory=socket.gethostname)
+
+
+@dataclass(frozen=True)
+class _JobContext:
+    """Who and where a job is, as its environment tells it."""
+
+    job_id: str
+    name: str
+    workspace: str
+    workspace_id: str
+    created_by: str
+    experiment_id: str
+    experiment: str
+
+
+@dataclass
+class _Running:
+    job_id: str
+    workspace: str
+    handle: dict[str, Any]
+    started: float  # time.monotonic()
+    timeout_s: int | None
+    memory_mb: int
+    cpus: float
+    term_sent: float | None = None
+    reason: str | None = None  # why the runner stopped it (timeout, memory, cancel)
+    final_status: str | None = None
+    last_sample: float = 0.0
+    last_cpu: float = 0.0
+    samples: int = 0
+    finalizing: bool = False
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class JobRunner:
+    def __init__(
+        self,
+        db: Database,
+        settings: RunnerSettings,
+        *,
+        launcher: LocalLauncher,
+        ray: RayLauncher | None = None,
+        environments: EnvironmentProvider,
+        resolver: DatastoreResolver,
+        artifacts: ArtifactService,
+        secrets: SecretService,
+        runs: RunService,
+        data: DataService,
+        models: ModelAssetService,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.launcher = launcher
+        self.ray = ray
+        self.environments = environments
+        self.resolver = resolver
+        self.artifacts = artifacts
+        self.secrets = secrets
+        self.runs = runs
+        self.data = data
+        self.models = models
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pool = ThreadPoolExecutor(settings.workers, thread_name_prefix="job")
+        self._running: dict[str, _Running] = {}
+        self._preparing: set[str] = set()
+        self._lock = threading.Lock()
+        self._schedule_lock = threading.Lock()
+        self._last_heartbeat = 0.0
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.settings.jobs_dir.mkdir(parents=True, exist_ok=True)
+        self._recover()
+        self._thread = threading.Thread(target=self._loop, name="job-runner", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop watching; running jobs keep running (their supervisors outlive us)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._pool.shutdown(wait=True, cancel_futures=False)
+        if self.ray is not None:
+            self.ray.close()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def live_log(self, job_id: str) -> Path | None:
+        """The log file of a job running on this host (None once it has been finalized)."""
+        path = self.settings.jobs_dir / job_id / USER_LOG
+        return path if path.exists() else None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.settings.tick_seconds)
+            self._wake.clear()
+            try:
+                self._tick()
+            except Exception:  # the loop must survive anything one job does
+                log.exception("job runner tick failed")
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        self._watch(now)
+        self._schedule()
+        if now - self._last_heartbeat >= self.settings.heartbeat_seconds:
+            self._heartbeat()
+            self._last_heartbeat = now
+
+    # -- scheduling -------------------------------------------------------------------------
+
+    def _schedule(self) -> None:
+        # The loop and a job that just ended may both schedule: one at a time, so free
+        # capacity is never counted twice.
+        with self._schedule_lock:
+            self._schedule_free_slots()
+
+    def _schedule_free_slots(self) -> None:
+        capacity = self.settings.capacity
+        with self.db.read() as session:
+            elsewhere = list(session.scalars(_QUEUED_ELSEWHERE))
+            running = session.execute(_RUNNING_LOCAL).all()
+            free = Capacity(
+                capacity.cpus - sum(r.cpus for r in running),
+                max(capacity.memory_mb - sum(r.memory_mb for r in running), 1)
+                if capacity.memory_mb
+                else 0,
+                capacity.gpus - sum(r.gpus for r in running),
+            )
+            queue = (
+                [Candidate(*row) for row in session.execute(_QUEUED_LOCAL)] if free.cpus > 0 else []
+            )
+        for job_id in elsewhere:
+            if self._claim(job_id):
+                self._pool.submit(self._prepare_and_launch, job_id)
+        if not queue:
+            return
+        running_by_ws = Counter(r.workspace_id for r in running)
+        for job in pick(queue, free, running_by_ws, utcnow()):
+            if self._claim(job.job_id, gpus=job.gpus):
+                self._pool.submit(self._prepare_and_launch, job.job_id)
+
+    def _claim(self, job_id: str, *, gpus: int = 0) -> bool:
+        """Take a queued job (only one runner wins it, even with several servers)."""
+        with self.db.write() as session:
+            claimed = session.execute(  # type: ignore[attr-defined]
+                update(JobSubmissionRow)
+                .where(JobSubmissionRow.job_id == job_id, JobSubmissionRow.state == "queued")
+                .values(state="running", heartbeat_at=utcnow(), handle={"host": self.settings.host})
+            ).rowcount
+            if not claimed:
+                return False
+            job = session.get(JobRow, job_id)
+            assert job is not None
+            if job.status != "Queued":  # canceled between the pick and the claim
+                session.rollback()
+                return False
+            set_status(job, "Preparing")
+            if gpus:
+                row = session.get(JobSubmissionRow, job_id)
+                assert row is not None
+                row.devices = self._free_devices(session, job_id)[:gpus]
+        with self._lock:
+            self._preparing.add(job_id)
+        return True
+
+    def _free_devices(self, session: Session, job_id: str) -> list[int]:
+        """GPU numbers of the local compute that no other running job holds."""
+        held = session.scalars(
+            select(JobSubmissionRow.devices).where(
+                JobSubmissionRow.compute == "local",
+                JobSubmissionRow.state == "running",
+                JobSubmissionRow.job_id != job_id,
+            )
+        )
+        used = {int(device) for devices in held for device in devices}
+        return [d for d in range(self.settings.capacity.gpus) if d not in used]
+
+    # -- prepare and launch -----------------------------------------------------------------
+
+    def _prepare_and_launch(self, job_id: str) -> None:
+        job_dir = self.settings.jobs_dir / job_id
+        try:
+            self._launch(job_id, job_dir)
+        except Exception as exc:
+            infra = not isinstance(exc, ShipyardError)
+            if infra:
+                log.exception("preparing a job failed", extra={"job_id": job_id})
+            reason = str(exc) if isinstance(exc, ShipyardError) else f"preparing failed: {exc}"
+            _append(job_dir / SYSTEM_LOG, f"error: {reason}\n")
+            self._end_unlaunched(job_id, reason, retry=infra)
+        finally:
+            with self._lock:
+                self._preparing.discard(job_id)
+
+    def _launch(self, job_id: str, job_dir: Path) -> None:
+        with self.db.read() as session:
+            sub = session.get(JobSubmissionRow, job_id)
+            job = session.get(JobRow, job_id)
+            assert sub is not None
+            assert job is not None
+            ws = session.get(WorkspaceRow, sub.workspace_id)
+            experiment = session.get(ExperimentRow, job.experiment_id)
+            assert ws is not None
+            assert experiment is not None
+            spec = dict(sub.spec)
+            workspace = ws.name
+            name, attempt, devices = sub.name, sub.attempt, list(sub.devices)
+            ray_job = self._ray_job(session, sub)
+        if job_dir.exists():
+            shutil.rmtree(job_dir, ignore_errors=True)
+        wd = job_dir / "wd"
+        for folder in (wd, job_dir / "user_logs", job_dir / "system_logs", job_dir / "tmp"):
+            folder.mkdir(parents=True, exist_ok=True)
+        system_log = job_dir / SYSTEM_LOG
+
+        def note(line: str) -> None:
+            _append(system_log, line if line.endswith("\n") else line + "\n")
+
+        note(f"job {name} (attempt {attempt + 1}) preparing on {os.uname().nodename}")
+        if spec.get("code"):
+            digest = str(spec["code"]).removeprefix("sha256:")
+            with self.db.read() as session:
+                location = self.resolver.default(_ws(session, ws.id), f"{UPLOADS_FOLDER}/{digest}")
+            job_files.fetch(location, wd)
+            note(f"code snapshot {digest[:12]} ready")
+        bin_dir = self.environments.prepare(spec["environment"], note)
+        note(f"environment {spec['environment'].get('ref') or 'inline'} ready")
+        input_values = self._inputs(ws.id, spec.get("inputs", {}), job_dir, note)
+        output_paths: dict[str, str] = {}
+        for out_name in spec.get("outputs", {}):
+            folder = job_dir / "outputs" / out_name
+            folder.mkdir(parents=True, exist_ok=True)
+            output_paths[out_name] = str(folder)
+        (wd / "outputs").mkdir(exist_ok=True)
+        (wd / "logs").mkdir(exist_ok=True)
+        command = command_template.render(spec["command"], input_values, output_paths)
+        context = _JobContext(
+            job_id, name, workspace, ws.id, job.created_by, experiment.id, experiment.name
+        )
+        env, masked = self._environment(spec, context, bin_dir, job_dir)
+        if self.settings.capacity.gpus and ray_job is None:
+            # Only the devices this job holds; none at all for a job that asked for none.
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(str(d) for d in devices)
+        with self._lock:
+            if self._stop.is_set():
+                raise RuntimeError("the server is stopping")
+        if ray_job is not None:
+            assert self.ray is not None  # _ray_job refuses a Ray job without the launcher
+            handle = self.ray.start(
+                ray_job,
+                command,
+                job_dir=job_dir,
+                cwd=wd,
+                env=env,
+                log_file=job_dir / USER_LOG,
+                system_log=system_log,
+                masked=masked,
+                on_exit=self._wake.set,
+            )
+            note(f"submitted to the Ray cluster at {ray_job.address} as {ray_job.submission_id}")
+        else:
+            handle = self.launcher.start(
+                job_dir,
+                ["/bin/bash", "-c", command],
+                cwd=wd,
+                env=env,
+                log_file=job_dir / USER_LOG,
+                masked=masked,
+                on_exit=self._wake.set,
+            )
+        note("started")
+        with self.db.write() as session:
+            sub = session.get(JobSubmissionRow, job_id)
+            job = session.get(JobRow, job_id)
+            assert sub is not None
+            assert job is not None
+            sub.handle = {**handle, "host": self.settings.host}
+            sub.started_at = utcnow()
+            sub.heartbeat_at = sub.started_at
+            cancel = job.status == "CancelRequested"
+            if not cancel:
+                set_status(job, "Running", sub.started_at)
+            timeout_s, memory_mb, cpus = sub.timeout_s, sub.memory_mb, sub.cpus
+        with self._lock:
+            self._running[job_id] = _Running(
+                job_id, workspace, handle, time.monotonic(), timeout_s, memory_mb, cpus
+            )
+        self._wake.set()
+
+    def _ray_job(self, session: Session, sub: JobSubmissionRow) -> RayJob | None:
+        """What to ask the Ray cluster for, when the job's compute is one (None: local)."""
+        if sub.compute == "local":
+            return None
+        compute = get_compute(session, sub.workspace_id, sub.compute)
+        if compute is None or compute.type != "ray" or not compute.address:
+            raise ShipyardError(
+                f"compute {sub.compute!r} no longer exists in this workspace",
+                code="compute_not_found",
+                field="compute",
+            )
+        if self.ray is None:
+            raise ShipyardError(
+                "this server does not run jobs on Ray clusters", code="compute_unavailable"
+            )
+        return RayJob(
+            address=compute.address,
+            submission_id=f"shipyard-{sub.job_id}-{sub.attempt}",
+            cpus=sub.cpus,
+            gpus=sub.gpus,
+            memory_mb=sub.memory_mb,
+            instance_count=sub.instance_count,
+        )
+
+    def _inputs(
+        self,
+        workspace_id: str,
+        inputs: dict[str, dict[str, Any]],
+        job_dir: Path,
+        note: Callable[[str], None],
+    ) -> dict[str, str | None]:
+        values: dict[str, str | None] = {}
+        for name, value in inputs.items():
+            if value["kind"] == "literal":
+                values[name] = value["value"]
+                continue
+            uri = str(value["uri"])
+            if value["mode"] == "direct" or not uri.startswith("azureml://"):
+                values[name] = uri
+                continue
+            location = self._location(workspace_id, uri, f"inputs.{name}")
+            dest = job_dir / "inputs" / name
+            if value["mode"] == "ro_mount":
+                path = job_files.link(location, dest)
+            else:
+                path = job_files.fetch(location, dest)
+            values[name] = str(path)
+            note(f"input {name}: {uri} ({value['mode']}) -> {path}")
+        return values
+
+    def _location(self, workspace_id: str, uri: str, field: str) -> Location:
+        parsed = parse_asset_path(uri, field=field)
+        assert isinstance(parsed, DatastorePath)
+        with self.db.read() as session:
+            return self.resolver.resolve(
+                session, _ws(session, workspace_id), parsed.datastore, parsed.path, field=field
+            )
+
+    def _environment(
+        self, spec: dict[str, Any], job: _JobContext, bin_dir: Path, job_dir: Path
+    ) -> tuple[dict[str, str], list[str]]:
+        """The job's whole environment: nothing of the server's own (it may hold keys)."""
+        masked: list[str] = []
+        env = {
+            "PATH": f"{bin_dir}{os.pathsep}/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(job_dir / "wd"),
+            "TMPDIR": str(job_dir / "tmp"),
+            "LANG": "C.UTF-8",
+            "PYTHONUNBUFFERED": "1",
+            "VIRTUAL_ENV": str(bin_dir.parent),
+        }
+        for key, value in spec.get("environment_variables", {}).items():
+
+            def reveal(found: Any) -> str:
+                secret = self.secrets.reveal(job.workspace, found.group(1)).value
+                masked.append(secret)
+                return secret
+
+            env[key] = SECRET_REFERENCE.sub(reveal, value)
+        token = self._mint_token(job.workspace_id, job.job_id, job.created_by, spec)
+        # The workspace's MLflow tracking URI (as `workspace show` prints it).
+        tracking = f"{self.settings.server_url}/mlflow/workspaces/{job.workspace}"
+        env.update(
+            {
+                "SHIPYARD_URL": self.settings.server_url,
+                "SHIPYARD_WORKSPACE": job.workspace,
+                "SHIPYARD_JOB_NAME": job.name,
+                "SHIPYARD_JOB_ID": job.job_id,
+                "SHIPYARD_TOKEN": token,
+                "MLFLOW_TRACKING_URI": tracking,
+                "MLFLOW_TRACKING_TOKEN": token,
+                "MLFLOW_RUN_ID": job.job_id,
+                "MLFLOW_EXPERIMENT_ID": job.experiment_id,
+                "MLFLOW_EXPERIMENT_NAME": job.experiment,
+                "AZUREML_RUN_ID": job.job_id,
+                "AZUREML_ARM_WORKSPACE_NAME": job.workspace,
+                "AZUREML_ARM_PROJECT_NAME": job.experiment,
+                "AZUREML_EXPERIMENT_ID": job.experiment_id,
+            }
+        )
+        masked.append(token)
+        return env, masked
+
+    def _mint_token(
+        self, workspace_id: str, job_id: str, user_id: str, spec: dict[str, Any]
+    ) -> str:
+        """A token for the job: its submitter's rights, in this workspace only, revoked when
+        the job ends (and expiring on its own a day after the job's time limit)."""
+        raw = new_token()
+        timeout = int(spec.get("limits", {}).get("timeout") or 0)
+        with self.db.write() as session:
+            session.add(
+                TokenRow(
+                    user_id=user_id,
+                    name=f"job:{job_id}",
+                    token_hash=hash_token(raw),
+                    prefix=raw[:8],
+                    expires_at=utcnow() + timedelta(seconds=timeout) + timedelta(days=1),
+                    workspace_id=workspace_id,
+                    job_id=job_id,
+                )
+            )
+        return raw
+
+    def _end_unlaunched(self, job_id: str, reason: str, *, retry: bool) -> None:
+        with self.db.write() as session:
+            sub = session.get(JobSubmissionRow, job_id)
+            job = session.get(JobRow, job_id)
+            if sub is None or job is None:
+                return
+            if job.status == "CancelRequested":
+                set_status(job, "Canceled")
+            elif retry and sub.attempt < self.settings.max_infra_retries:
+                sub.attempt += 1
+                sub.state = "queued"
+                sub.error = reason
+                set_status(job, "Queued")
+                return
+            else:
+                set_status(job, "Failed")
+                sub.error = reason
+            sub.state = "done"
+            sub.ended_at = utcnow()
+            _revoke(session, job_id)
+        self._upload_logs(job_id)
+
+    # -- watching ---------------------------------------------------------------------------
+
+    def _watch(self, now: float) -> None:
+        with self._lock:
+            running = [r for r in self._running.values() if not r.finalizing]
+        if not running:
+            return
+        with self.db.read() as session:
+            statuses = dict(
+                session.execute(
+                    select(JobRow.id, JobRow.status).where(
+                        JobRow.id.in_([r.job_id for r in running])
+                    )
+                ).all()
+            )
+        for run in running:
+            launcher = self._launcher(run.handle)
+            ended = launcher.poll(run.handle)
+            if ended is not None:
+                run.finalizing = True
+                self._pool.submit(self._finalize, run, ended)
+                continue
+            if statuses.get(run.job_id) == "CancelRequested" and run.reason is None:
+                self._stop_job(run, now, "canceled on request", "Canceled")
+            elif run.timeout_s and now - run.started >= run.timeout_s and run.reason is None:
+                self._stop_job(
+                    run,
+                    now,
+                    f"exceeded its time limit (limits.timeout = {run.timeout_s} s)",
+                    "Canceled",
+                )
+            elif run.term_sent and now - run.term_sent >= self.settings.kill_grace_seconds:
+                launcher.signal(run.handle, signal.SIGKILL)
+            if now - run.last_sample >= min(self.settings.metrics_interval_seconds, 1.0):
+                self._sample(run, now)
+
+    def _launcher(self, handle: dict[str, Any]) -> Launcher:
+        if handle.get("launcher") == "ray" and self.ray is not None:
+            return self.ray
+        return self.launcher
+
+    def _stop_job(self, run: _Running, now: float, reason: str, status: str) -> None:
+        run.reason, run.final_status, run.term_sent = reason, status, now
+        self._launcher(run.handle).signal(run.handle, signal.SIGTERM)
+
+    def _sample(self, run: _Running, now: float) -> None:
+        usage = self._launcher(run.handle).usage(run.handle)
+        if usage is None:
+            return
+        if run.memory_mb and usage.rss_bytes > run.memory_mb * MiB and run.reason is None:
+            used = usage.rss_bytes // MiB
+            self._stop_job(
+                run,
+                now,
+                f"exceeded its memory limit of {run.memory_mb} MB (used {used} MB)",
+                "Failed",
+            )
+            self._launcher(run.handle).signal(run.handle, signal.SIGKILL)  # memory: no wait
+        elapsed = now - run.last_sample if run.last_sample else 0.0
+        due = now - run.info.get("logged", 0.0) >= self.settings.metrics_interval_seconds
+        if elapsed > 0 and due:
+            cpu_percent = 100.0 * (usage.cpu_seconds - run.last_cpu) / elapsed
+            step = run.samples
+            run.samples += 1
+            run.info["logged"] = now
+            with contextlib.suppress(ShipyardError):  # the run was deleted under the job
+                self.runs.log(
+                    run.workspace,
+                    run.job_id,
+                    metrics=[
+                        ("system/cpu_utilization_percentage", round(cpu_percent, 2), step, None),
+                        (
+                            "system/memory_usage_megabytes",
+                            round(usage.rss_bytes / MiB, 2),
+                            step,
+                            None,
+                        ),
+                    ],
+                )
+        run.last_sample, run.last_cpu = now, usage.cpu_seconds
+
+    def _heartbeat(self) -> None:
+        """Say this runner's jobs are alive, and mark other runners' silent ones
+        NotResponding (a runner that comes back sets its jobs Running again)."""
+        with self._lock:
+            ids = [*self._running, *self._preparing]
+        now = utcnow()
+        stale = now - timedelta(seconds=self.settings.not_responding_seconds)
+        with self.db.write() as session:
+            if ids:
+                session.execute(
+                    update(JobSubmissionRow)
+                    .where(JobSubmissionRow.job_id.in_(ids))
+                    .values(heartbeat_at=now)
+                )
+                for job in session.scalars(
+                    select(JobRow).where(JobRow.id.in_(ids), JobRow.status == "NotResponding")
+                ):
+                    set_status(job, "Running", now)
+            silent = select(JobSubmissionRow.job_id).where(
+                JobSubmissionRow.state == "running",
+                JobSubmissionRow.heartbeat_at < stale,
+                JobSubmissionRow.job_id.not_in(ids),
+            )
+            for job in session.scalars(
+                select(JobRow).where(
+                    JobRow.id.in_(silent),
+                    JobRow.status.in_(("Preparing", "Running", "Finalizing", "CancelRequested")),
+                )
+            ):
+                set_status(job, "NotResponding", now)
+
+    # -- finalize ---------------------------------------------------------------------------
+
+    def _finalize(self, run: _Running, ended: Exit) -> None:
+        try:
+            self._finish(run, ended)
+        except Exception:
+            log.exception("finalizing a job failed", extra={"job_id": run.job_id})
+            with self.db.write() as session:
+                sub = session.get(JobSubmissionRow, run.job_id)
+                job = session.get(JobRow, run.job_id)
+                if sub is not None and job is not None and sub.state != "done":
+                    set_status(job, "Failed")
+                    sub.state, sub.ended_at = "done", utcnow()
+                    sub.error = "finalizing the job failed; see the server log"
+                    _revoke(session, run.job_id)
+        finally:
+            with self._lock:
+                self._running.pop(run.job_id, None)
+            # The slot is free: fill it now rather than at the loop's next turn.
+            try:
+                self._schedule()
+            except Exception:
+                log.exception("scheduling after a job ended failed")
+            shutil.rmtree(self.settings.jobs_dir / run.job_id, ignore_errors=True)
+
+    def _finish(self, run: _Running, ended: Exit) -> None:
+        job_id = run.job_id
+        job_dir = self.settings.jobs_dir / job_id
+        with self.db.write() as session:
+            job = session.get(JobRow, job_id)
+            sub = session.get(JobSubmissionRow, job_id)
+            assert job is not None
+            assert sub is not None
+            set_status(job, "Finalizing")
+            spec = dict(sub.spec)
+            principal = _principal(session, sub.created_by)
+        status, error = _outcome(run, ended)
+        problems: list[str] = []
+        try:
+            root = self.artifacts.run_root(run.workspace, job_id, writing=True)
+            job_files.upload_folder(job_dir / "wd" / "outputs", root.storage, root.path("outputs"))
+            job_files.upload_folder(job_dir / "wd" / "logs", root.storage, root.path("logs"))
+        except ShipyardError as exc:
+            problems.append(f"artifacts: {exc.detail}")
+        registered: dict[str, str] = {}
+        if status == "Completed":
+            for name, output in spec.get("outputs", {}).items():
+                try:
+                    location = self._location(sub.workspace_id, output["uri"], f"outputs.{name}")
+                    job_files.upload_folder(
+                        job_dir / "outputs" / name, location.storage, location.key
+                    )
+                    if output.get("name"):
+                        registered[name] = self._register(run.workspace, principal, output, job_id)
+                except ShipyardError as exc:
+                    problems.append(f"output {name}: {exc.detail}")
+        if problems and status == "Completed":
+            status, error = "Failed", "; ".join(problems)
+        self._upload_logs(job_id)
+        wall = time.monotonic() - run.started
+        with self.db.write() as session:
+            job = session.get(JobRow, job_id)
+            sub = session.get(JobSubmissionRow, job_id)
+            assert job is not None
+            assert sub is not None
+            if registered:
+                outputs = {k: dict(v) for k, v in sub.spec.get("outputs", {}).items()}
+                made = []
+                for name, asset in registered.items():
+                    outputs[name]["registered"] = asset
+                    kind = "model" if outputs[name]["type"] in MODEL_TYPES else "data"
+                    made.append(lineage.AssetKey(kind, *asset.rsplit(":", 1)))
+                sub.spec = {**sub.spec, "outputs": outputs}
+                session.add_all(lineage.job_assets(job_id, sub.workspace_id, "output", made))
+            sub.exit_code = ended.exit_code
+            sub.error = error
+            sub.state = "done"
+            sub.ended_at = utcnow()
+            sub.core_seconds = sub.cpus * sub.instance_count * wall
+            rate, unit = self._rate(session, sub)
+            # Per node-hour: one node per instance; per core-hour: the cores the job held.
+            hours = (sub.instance_count * wall if unit == "node" else sub.core_seconds) / 3600.0
+            sub.cost = hours * rate
+            set_status(job, status, sub.ended_at)
+            _revoke(session, job_id)
+
+    def _rate(self, session: Session, sub: JobSubmissionRow) -> tuple[float, str]:
+        """The compute's price as it is now (a later change does not rewrite history)."""
+        if sub.compute == "local":
+            return self.settings.capacity.cost_per_core_hour, "core"
+        compute = get_compute(session, sub.workspace_id, sub.compute)
+        return (compute.cost_rate, compute.cost_unit) if compute else (0.0, "core")
+
+    def _register(
+        self, workspace: str, principal: Principal, output: dict[str, Any], job_id: str
+    ) -> str:
+        description = output.get("description")
+        if output["type"] in ("custom_model", "mlflow_model"):
+            model = self.models.create(
+                principal,
+                workspace,
+                output["name"],
+                ModelAssetCreate(
+                    version=output.get("version"),
+                    path=output["uri"],
+                    type=output["type"],
+                    description=description,
+                    properties={"shipyard.job_id": job_id},
+                ),
+            )
+            return f"{model.name}:{model.version}"
+        data = self.data.create(
+            principal,
+            workspace,
+            output["name"],
+            DataVersionCreate(
+                version=output.get("version"),
+                type=output["type"],
+                path=output["uri"],
+                description=description,
+                properties={"shipyard.job_id": job_id},
+            ),
+        )
+        return f"{data.name}:{data.version}"
+
+    def _upload_logs(self, job_id: str) -> None:
+        job_dir = self.settings.jobs_dir / job_id
+        with self.db.read() as session:
+            row = session.get(JobSubmissionRow, job_id)
+            ws = session.get(WorkspaceRow, row.workspace_id) if row else None
+            workspace = ws.name if ws else None
+        if workspace is None:
+            return
+        try:
+            root = self.artifacts.run_root(workspace, job_id, writing=True)
+            for relative in (USER_LOG, SYSTEM_LOG):
+                path = job_dir / relative
+                if path.is_file():
+                    with open(path, "rb") as handle:
+                        write_all(
+                            root.storage,
+                            root.path(relative),
+                            iter(lambda: handle.read(1 << 20), b""),
+                        )
+        except ShipyardError:
+            log.warning("could not store a job's logs", extra={"job_id": job_id})
+
+    # -- restart ----------------------------------------------------------------------------
+
+    def _recover(self) -> None:
+        """Jobs this server was running when it stopped: re-attach, finalize or requeue."""
+        with self.db.read() as session:
+            rows = session.execute(
+                select(JobSubmissionRow, JobRow.status, WorkspaceRow.name)
+                .join(JobRow, JobRow.id == JobSubmissionRow.job_id)
+                .join(WorkspaceRow, WorkspaceRow.id == JobSubmissionRow.workspace_id)
+                .where(JobSubmissionRow.state == "running")
+            ).all()
+        for sub, status, workspace in rows:
+            if sub.handle.get("host", self.settings.host) != self.settings.host:
+                continue  # another server's job: its runner takes it back
+            if "pid" not in sub.handle and "submission_id" not in sub.handle:
+                # It was preparing: nothing ran yet.
+                self._end_unlaunched(
+                    sub.job_id, "the server restarted while the job was preparing", retry=True
+                )
+                continue
+            run = _Running(
+                sub.job_id,
+                workspace,
+                dict(sub.handle),
+                time.monotonic()
+                - max((utcnow() - (sub.started_at or utcnow())).total_seconds(), 0.0),
+                sub.timeout_s,
+                sub.memory_mb,
+                sub.cpus,
+            )
+            with self._lock:
+                self._running[sub.job_id] = run
+            log.info("re-attached to a running job", extra={"job_id": sub.job_id, "status": status})
+
+
+def _outcome(run: _Running, ended: Exit) -> tuple[str, str | None]:
+    if run.final_status is not None:
+        return run.final_status, run.reason
+    message = ended.message if isinstance(ended, RayExit) else None
+    if ended.lost:
+        return "Failed", message or (
+            "the job's process ended while the server was down and left no exit status"
+        )
+    if ended.exit_code == 0:
+        return "Completed", None
+    if ended.exit_code is None and ended.signal is None and message:
+        return "Failed", message
+    if ended.signal is not None:
+        hint = " (the system may have run out of memory)" if ended.signal == signal.SIGKILL else ""
+        return "Failed", f"the job was killed by signal {ended.signal}{hint}"
+    return "Failed", f"the command exited with code {ended.exit_code}"
+
+
+def _revoke(session: Session, job_id: str) -> None:
+    session.execute(
+        update(TokenRow)
+        .where(TokenRow.job_id == job_id, TokenRow.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+
+
+def _ws(session: Session, workspace_id: str) -> WorkspaceRow:
+    ws = session.get(WorkspaceRow, workspace_id)
+    assert ws is not None
+    return ws
+
+
+def _principal(session: Session, user_id: str) -> Principal:
+    user = session.get(UserRow, user_id)
+    return Principal(id=user_id, name=user.name if user else user_id, is_admin=False)
+
+
+def _append(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as out:
+        out.write(text)
