@@ -104,6 +104,9 @@ ROUTE_ACTIONS = frozenset(
         # environments (building a version is a write)
         "workspaces/environments/read",
         "workspaces/environments/write",
+        # components (archiving is a write)
+        "workspaces/components/read",
+        "workspaces/components/write",
         # compute targets
         "workspaces/computes/read",
         "workspaces/computes/write",
@@ -167,6 +170,7 @@ _READS = frozenset(
         "workspaces/data/read",
         "workspaces/models/read",
         "workspaces/environments/read",
+        "workspaces/components/read",
         "workspaces/computes/read",
         "workspaces/datastores/read",
         "workspaces/secrets/metadata/read",
@@ -209,6 +213,8 @@ ALLOWED: dict[str, frozenset[str]] = {
             "workspaces/data/delete",
             "workspaces/models/read",
             "workspaces/environments/read",
+            "workspaces/components/read",
+            "workspaces/components/write",
             "workspaces/computes/read",
             "workspaces/datastores/read",
             "workspaces/datastores/write",
@@ -412,6 +418,7 @@ MLFLOW = "/mlflow/workspaces/{workspace}/api/2.0/mlflow"
 DATA = "/api/v1/workspaces/{workspace}/data"
 MODELS = "/api/v1/workspaces/{workspace}/models"
 ENVIRONMENTS = "/api/v1/workspaces/{workspace}/environments"
+COMPONENTS = "/api/v1/workspaces/{workspace}/components"
 JOBS = "/api/v1/workspaces/{workspace}/jobs"
 CODE = "/api/v1/workspaces/{workspace}/code"
 
@@ -715,6 +722,22 @@ def _environment_call(suffix: str = "", body: Any = None) -> Maker:
     def make(api: Api, _: Actor, workspace: str | None) -> Call:
         name = _admin_environment(api, workspace)
         return Call(f"/api/v1/workspaces/{workspace}/environments/{name}{suffix}", body)
+
+    return make
+
+
+_COMPONENT = {"command": "echo ${{inputs.x}}", "environment": "azureml:shipyard-minimal:1",
+              "inputs": {"x": {"type": "string", "default": "hi"}}}  # fmt: skip
+
+
+def _component_call(suffix: str = "", body: Any = None) -> Maker:
+    """A route about a component whose version 1 the admin registered."""
+
+    def make(api: Api, _: Actor, workspace: str | None) -> Call:
+        name = unique("comp").replace("-", "_")
+        path = f"/api/v1/workspaces/{_ws(workspace)}/components/{name}"
+        api.as_admin("POST", f"{path}/versions", json=_COMPONENT)
+        return Call(path + suffix, body)
 
     return make
 
@@ -1407,6 +1430,40 @@ ROUTES: dict[tuple[str, str], Recipe] = {
     ),
     ("GET", ENVIRONMENTS + "/{name}/versions/{version}/build"): Recipe(
         "workspaces/environments/read", make=_environment_call("/versions/1/build")
+    ),
+    # components
+    ("GET", COMPONENTS): Recipe(
+        "workspaces/components/read",
+        make=lambda api, a, w: Call(f"/api/v1/workspaces/{w}/components"),
+    ),
+    ("POST", COMPONENTS + "/{name}/versions"): Recipe(
+        "workspaces/components/write",
+        make=lambda api, a, w: Call(
+            f"/api/v1/workspaces/{w}/components/{unique('comp').replace('-', '_')}/versions",
+            _COMPONENT,
+        ),
+    ),
+    ("GET", COMPONENTS + "/{name}/versions"): Recipe(
+        "workspaces/components/read", make=_component_call("/versions")
+    ),
+    ("GET", COMPONENTS + "/{name}/versions/{version}"): Recipe(
+        "workspaces/components/read", make=_component_call("/versions/latest")
+    ),
+    ("PATCH", COMPONENTS + "/{name}/versions/{version}"): Recipe(
+        "workspaces/components/write",
+        make=_component_call("/versions/1", {"description": "changed"}),
+    ),
+    ("POST", COMPONENTS + "/{name}/versions/{version}/archive"): Recipe(
+        "workspaces/components/write", make=_component_call("/versions/1/archive")
+    ),
+    ("POST", COMPONENTS + "/{name}/versions/{version}/restore"): Recipe(
+        "workspaces/components/write", make=_component_call("/versions/1/restore")
+    ),
+    ("POST", COMPONENTS + "/{name}/archive"): Recipe(
+        "workspaces/components/write", make=_component_call("/archive")
+    ),
+    ("POST", COMPONENTS + "/{name}/restore"): Recipe(
+        "workspaces/components/write", make=_component_call("/restore")
     ),
     # the native model API (the same registry as MLflow's)
     ("PUT", MODELS + "/artifacts/{digest}"): Recipe(

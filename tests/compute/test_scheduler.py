@@ -73,3 +73,14 @@ def test_memory_and_gpus_are_accounted() -> None:
     assert ids(
         pick([job("m1", memory_mb=600), job("m2", memory_mb=600)], Capacity(8, 1000, 0), {}, NOW)
     ) == ["m1"]
+
+
+def test_workspaces_take_turns_when_one_slot_frees_at_a_time() -> None:
+    queue = [job(f"a{i}", ws="a", waited=100 - i) for i in range(3)]
+    queue += [job(f"b{i}", ws="b", waited=50 - i) for i in range(3)]
+    queue += [job("c0", ws="c", waited=1)]
+    served = {"a": NOW - timedelta(seconds=2), "b": NOW - timedelta(seconds=1)}
+    # Nobody runs anything and one slot is free: c, never served, goes first although its
+    # job is the newest; then the workspace served longest ago.
+    assert ids(pick(queue, Capacity(1, 0, 0), {}, NOW, last_served=served)) == ["c0"]
+    assert ids(pick(queue[:6], Capacity(1, 0, 0), {}, NOW, last_served=served)) == ["a0"]

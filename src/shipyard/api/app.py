@@ -23,6 +23,7 @@ from shipyard.api.middleware import RequestContextMiddleware
 from shipyard.api.routers import (
     artifacts,
     audit,
+    components,
     computes,
     costs,
     data,
@@ -50,6 +51,7 @@ from shipyard.compute.launchers.ray import RayLauncher
 from shipyard.services.artifacts import ArtifactService
 from shipyard.services.audit import AuditService
 from shipyard.services.authz import RoleBasedAuthorizer
+from shipyard.services.components import Components
 from shipyard.services.computes import ComputeService
 from shipyard.services.costs import CostService
 from shipyard.services.data import DataService
@@ -73,6 +75,8 @@ from shipyard.services.model_assets import ModelAssetService
 from shipyard.services.model_versions import ModelVersionService
 from shipyard.services.models import ModelService
 from shipyard.services.passwords import Passwords
+from shipyard.services.pipeline_runner import PipelineRunner
+from shipyard.services.pipelines import PipelineService
 from shipyard.services.rate_limit import SlidingWindowLimiter
 from shipyard.services.role_assignments import RoleAssignmentService
 from shipyard.services.roles import RoleService
@@ -169,6 +173,7 @@ def build_jobs(
             runs=runs,
             data=data,
             models=model_assets,
+            pipelines=PipelineRunner(db),
         )
     service = JobService(
         db,
@@ -224,6 +229,8 @@ def build_services(settings: Settings, db: Database) -> Services:
         data=data,
         model_assets=model_assets,
     )
+    components = Components(db, environments, authorizer)
+    pipelines = PipelineService(db, jobs, components, wake=jobs.wake)
     return Services(
         settings=settings,
         db=db,
@@ -275,6 +282,8 @@ def build_services(settings: Settings, db: Database) -> Services:
         datastores=datastore_service,
         computes=ComputeService(db, local_capacity(settings)),
         environments=environments,
+        components=components,
+        pipelines=pipelines,
         jobs=jobs,
         costs=CostService(db),
         lineage=LineageService(db),
@@ -360,6 +369,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         costs.router,
         data.router,
         environments.router,
+        components.router,
         models.router,
         mlflow_surface.router,
     ):

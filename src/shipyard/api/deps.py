@@ -9,6 +9,7 @@ from fastapi import Request
 from shipyard.services.artifacts import ArtifactService
 from shipyard.services.audit import AuditService
 from shipyard.services.authz import Authorizer
+from shipyard.services.components import Components
 from shipyard.services.computes import ComputeService
 from shipyard.services.costs import CostService
 from shipyard.services.data import DataService
@@ -23,6 +24,7 @@ from shipyard.services.logged_models import LoggedModelService
 from shipyard.services.model_assets import ModelAssetService
 from shipyard.services.model_versions import ModelVersionService
 from shipyard.services.models import ModelService
+from shipyard.services.pipelines import PipelineService
 from shipyard.services.role_assignments import RoleAssignmentService
 from shipyard.services.roles import RoleService
 from shipyard.services.run_inputs import RunInputService
@@ -68,7 +70,9 @@ class Services:
     datastores: DatastoreService
     computes: ComputeService
     environments: Environments
+    components: Components
     jobs: JobService
+    pipelines: PipelineService
     costs: CostService
     lineage: LineageService
     job_runner: JobRunner | None

@@ -8,6 +8,7 @@ import click
 
 from shipyard._version import __version__
 from shipyard.cli.audit import audit
+from shipyard.cli.components import component
 from shipyard.cli.computes import compute
 from shipyard.cli.costs import cost
 from shipyard.cli.data import data
@@ -47,6 +48,7 @@ for command in (
     datastore,
     data,
     environment,
+    component,
     model,
     compute,
     job,

@@ -200,6 +200,18 @@ class JobRead(ResponseBody):
     attempt: int = 0
     cost: JobCost | None = None
     parent_job_name: str | None = None
+    steps: dict[str, str] | None = Field(
+        default=None, description="A pipeline's steps: step name -> its child job's name."
+    )
+    step: str | None = Field(default=None, description="A pipeline step's name in its pipeline.")
+    reused_from: str | None = Field(
+        default=None, description="A reused step: the earlier job whose results it took."
+    )
+    reuse: dict[str, Any] | None = Field(
+        default=None,
+        description="Why a step was or was not reused: what it matched, or which parts of its "
+        "fingerprint differed from the closest earlier run.",
+    )
     lineage: JobLineage | None = Field(
         default=None, description="What the job used and produced (shown by `job show`)."
     )

@@ -5,18 +5,26 @@ what stays behind, with git's pattern rules (the ``pathspec`` library implements
 exactly, so we do not). The first of those files that exists wins, as in Azure ML. ``.git``
 itself never goes. The snapshot is uploaded by content (``sdk.uploads``): submitting unchanged
 code again sends nothing.
+
+A component's ``additional_includes`` (files or folders, relative to its YAML file) join the
+snapshot at its top level under their own names, as Azure ML copies them into the code
+folder; the snapshot is the manifest of both, so nothing is copied on disk, and its digest is
+the one a folder holding the same files would have.
 """
 
 from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pathspec
 
+from shipyard.domain.content import ManifestEntry, manifest_digest
 from shipyard.domain.errors import InvalidInputError
+from shipyard.sdk.uploads import ContentUploads, LocalContent, UploadProgress, hash_local
 
 IGNORE_FILES = (".shipyardignore", ".amlignore", ".gitignore")
 #: A code snapshot is source code: above this, something (data, a venv) was not ignored.
@@ -50,6 +58,93 @@ def check_size(total: int) -> None:
             code="code_too_large",
             field="code",
         )
+
+
+@dataclass(frozen=True)
+class CodeSnapshot:
+    ref: str  # "sha256:<digest>": what a job or component names
+    folder: Path | None  # the local code folder (None: additional_includes only)
+
+
+def local_snapshot(
+    code: str | None,
+    *,
+    base_dir: Path | None = None,
+    additional_includes: Sequence[str] = (),
+) -> LocalContent:
+    """The files of a code snapshot: the ``code`` folder (ignore files applied) plus each of
+    ``additional_includes`` at the top level; relative paths are relative to ``base_dir``."""
+    files: list[tuple[Path, ManifestEntry]] = []
+    folder: Path | None = None
+    if code is not None:
+        folder = _local(code, base_dir, "code")
+        if not folder.is_dir():
+            raise InvalidInputError(
+                f"code {code!r} is not a folder", code="path_not_found", field="code"
+            )
+        files.extend(_hashed(folder, "code").files)
+    taken = {entry.path for _, entry in files}
+    for index, item in enumerate(additional_includes):
+        field = f"additional_includes.{index}"
+        local = _local(item, base_dir, field)
+        content = _hashed(local, field)
+        for path, entry in content.files:
+            name = entry.path if content.is_file else f"{local.name}/{entry.path}"
+            if name in taken:
+                raise InvalidInputError(
+                    f"{item!r} would put {name!r} in the code snapshot, which has it already",
+                    code="include_conflict",
+                    field=field,
+                )
+            taken.add(name)
+            files.append((path, ManifestEntry(name, entry.sha256, entry.size)))
+    if not files:
+        raise InvalidInputError(
+            "the code snapshot holds no files", code="empty_folder", field="code"
+        )
+    snapshot = LocalContent(
+        folder or base_dir or Path.cwd(),
+        False,
+        files,
+        manifest_digest(entry for _, entry in files),
+    )
+    check_size(snapshot.size)
+    return snapshot
+
+
+def upload_code(
+    uploads: ContentUploads,
+    code: str | None,
+    *,
+    base_dir: Path | None = None,
+    additional_includes: Sequence[str] = (),
+    progress: UploadProgress | None = None,
+) -> CodeSnapshot:
+    """Upload a local code folder (and its additional includes) as a code snapshot; only
+    the files the workspace lacks are sent."""
+    snapshot = local_snapshot(code, base_dir=base_dir, additional_includes=additional_includes)
+    uploads.upload(snapshot, progress=progress)
+    folder = snapshot.source if code is not None else None
+    return CodeSnapshot(f"sha256:{snapshot.digest}", folder)
+
+
+def _hashed(local: Path, field: str) -> LocalContent:
+    try:
+        return hash_local(
+            local, field=field, exclude=ignore_rule(local) if local.is_dir() else None
+        )
+    except InvalidInputError as exc:
+        exc.field = field  # a link out of the folder: the YAML's line for it
+        raise
+
+
+def _local(path: str, base_dir: Path | None, field: str) -> Path:
+    local = Path(path.removeprefix("file:")).expanduser()
+    if not local.is_absolute() and base_dir is not None:
+        local = base_dir / local
+    if not local.exists():
+        raise InvalidInputError(f"{path!r} does not exist", code="path_not_found", field=field)
+    return local
 
 
 def git_properties(folder: Path) -> dict[str, str]:

@@ -165,22 +165,14 @@ class JobSubmissions:
         spec.setdefault("experiment_name", Path.cwd().name or "Default")
         code = spec.get("code")
         if isinstance(code, str) and not code.startswith("sha256:"):
-            folder = _local(code, base_dir, "code")
-            if not folder.is_dir():
-                raise InvalidInputError(
-                    f"code {code!r} is not a folder", code="path_not_found", field="code"
-                )
-            try:
-                content = hash_local(folder, field="code", exclude=code_rules.ignore_rule(folder))
-            except InvalidInputError as exc:
-                exc.field = "code"  # a link out of the folder: the YAML's code line
-                raise
-            code_rules.check_size(content.size)
-            self._code.upload(content, progress=progress)
-            spec["code"] = f"sha256:{content.digest}"
+            snapshot = code_rules.upload_code(
+                self._code, code, base_dir=base_dir, progress=progress
+            )
+            spec["code"] = snapshot.ref
             properties = dict(spec.get("properties") or {})
-            for key, value in code_rules.git_properties(folder).items():
-                properties.setdefault(key, value)
+            if snapshot.folder is not None:
+                for key, value in code_rules.git_properties(snapshot.folder).items():
+                    properties.setdefault(key, value)
             if properties:
                 spec["properties"] = properties
         environment = spec.get("environment")

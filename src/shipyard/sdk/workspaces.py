@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 from shipyard.schemas.tracking import RunRead
 from shipyard.schemas.workspaces import WorkspaceRead
+from shipyard.sdk.components import ComponentOperations
 from shipyard.sdk.computes import ComputeOperations
 from shipyard.sdk.costs import CostOperations
 from shipyard.sdk.data import DataOperations
@@ -115,6 +116,7 @@ class WorkspaceHandle:
         self.computes = ComputeOperations(http, name)
         self.costs = CostOperations(http, name)
         self.environments = EnvironmentOperations(http, name)
+        self.components = ComponentOperations(http, name)
 
     def get(self) -> Workspace:
         return self._http.get_model(_path(self.name), Workspace)

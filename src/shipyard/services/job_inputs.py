@@ -182,6 +182,7 @@ class IoResolver:
                     "version": output.version,
                     "description": output.description,
                     "registered": None,
+                    "custom_path": output.path is not None,
                 }
         return resolved
 

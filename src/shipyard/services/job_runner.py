@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -51,6 +51,7 @@ from shipyard.services.datastore_uris import DatastoreResolver, Location
 from shipyard.services.job_inputs import MODEL_TYPES
 from shipyard.services.jobs import SECRET_REFERENCE, LocalCapacity, set_status
 from shipyard.services.model_assets import ModelAssetService
+from shipyard.services.pipeline_runner import PipelineRunner
 from shipyard.services.runs import RunService
 from shipyard.services.secrets import SecretService
 from shipyard.services.tokens import hash_token, new_token
@@ -174,6 +175,7 @@ class JobRunner:
         *,
         launcher: LocalLauncher,
         ray: RayLauncher | None = None,
+        pipelines: PipelineRunner | None = None,
         environments: EnvironmentProvider,
         resolver: DatastoreResolver,
         artifacts: ArtifactService,
@@ -186,6 +188,7 @@ class JobRunner:
         self.settings = settings
         self.launcher = launcher
         self.ray = ray
+        self.pipelines = pipelines
         self.environments = environments
         self.resolver = resolver
         self.artifacts = artifacts
@@ -201,6 +204,8 @@ class JobRunner:
         self._preparing: set[str] = set()
         self._lock = threading.Lock()
         self._schedule_lock = threading.Lock()
+        # When each workspace last had a job started here: fair share takes turns by it.
+        self._last_served: dict[str, datetime] = {}
         self._last_heartbeat = 0.0
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -241,6 +246,8 @@ class JobRunner:
     def _tick(self) -> None:
         now = time.monotonic()
         self._watch(now)
+        if self.pipelines is not None:
+            self.pipelines.advance()
         self._schedule()
         if now - self._last_heartbeat >= self.settings.heartbeat_seconds:
             self._heartbeat()
@@ -249,71 +256,59 @@ class JobRunner:
     # -- scheduling -------------------------------------------------------------------------
 
     def _schedule(self) -> None:
+        """Start what fits in the free capacity."""
         # The loop and a job that just ended may both schedule: one at a time, so free
-        # capacity is never counted twice.
+        # capacity is never counted twice. (Lock order: schedule lock, then the database.)
         with self._schedule_lock:
-            self._schedule_free_slots()
+            with self.db.write() as session:
+                claimed = self._claim_next(session)
+            self._start_claimed(claimed)
 
-    def _schedule_free_slots(self) -> None:
+    def _claim_next(self, session: Session) -> list[str]:
+        """Pick and claim, in the caller's transaction, the jobs that start now: every
+        queued job of a Ray compute (the cluster queues them), and the local jobs that fit."""
+        claimed = [
+            job_id
+            for job_id in session.scalars(_QUEUED_ELSEWHERE)
+            if _claim(session, job_id, self.settings.host)
+        ]
         capacity = self.settings.capacity
-        with self.db.read() as session:
-            elsewhere = list(session.scalars(_QUEUED_ELSEWHERE))
-            running = session.execute(_RUNNING_LOCAL).all()
-            free = Capacity(
-                capacity.cpus - sum(r.cpus for r in running),
-                max(capacity.memory_mb - sum(r.memory_mb for r in running), 1)
-                if capacity.memory_mb
-                else 0,
-                capacity.gpus - sum(r.gpus for r in running),
-            )
-            queue = (
-                [Candidate(*row) for row in session.execute(_QUEUED_LOCAL)] if free.cpus > 0 else []
-            )
-        for job_id in elsewhere:
-            if self._claim(job_id):
-                self._pool.submit(self._prepare_and_launch, job_id)
-        if not queue:
-            return
+        running = session.execute(_RUNNING_LOCAL).all()
+        free = Capacity(
+            capacity.cpus - sum(r.cpus for r in running),
+            max(capacity.memory_mb - sum(r.memory_mb for r in running), 1)
+            if capacity.memory_mb
+            else 0,
+            capacity.gpus - sum(r.gpus for r in running),
+        )
+        if free.cpus <= 0:
+            return claimed
+        queue = [Candidate(*row) for row in session.execute(_QUEUED_LOCAL)]
         running_by_ws = Counter(r.workspace_id for r in running)
-        for job in pick(queue, free, running_by_ws, utcnow()):
-            if self._claim(job.job_id, gpus=job.gpus):
-                self._pool.submit(self._prepare_and_launch, job.job_id)
+        now = utcnow()
+        for job in pick(queue, free, running_by_ws, now, last_served=self._last_served):
+            devices = self._free_devices(session, job) if job.gpus else None
+            if _claim(session, job.job_id, self.settings.host, devices=devices):
+                self._last_served[job.workspace_id] = now
+                claimed.append(job.job_id)
+        return claimed
 
-    def _claim(self, job_id: str, *, gpus: int = 0) -> bool:
-        """Take a queued job (only one runner wins it, even with several servers)."""
-        with self.db.write() as session:
-            claimed = session.execute(  # type: ignore[attr-defined]
-                update(JobSubmissionRow)
-                .where(JobSubmissionRow.job_id == job_id, JobSubmissionRow.state == "queued")
-                .values(state="running", heartbeat_at=utcnow(), handle={"host": self.settings.host})
-            ).rowcount
-            if not claimed:
-                return False
-            job = session.get(JobRow, job_id)
-            assert job is not None
-            if job.status != "Queued":  # canceled between the pick and the claim
-                session.rollback()
-                return False
-            set_status(job, "Preparing")
-            if gpus:
-                row = session.get(JobSubmissionRow, job_id)
-                assert row is not None
-                row.devices = self._free_devices(session, job_id)[:gpus]
+    def _start_claimed(self, claimed: list[str]) -> None:
+        """Prepare the claimed jobs on the workers (after their claims are committed)."""
         with self._lock:
-            self._preparing.add(job_id)
-        return True
+            self._preparing.update(claimed)
+        for job_id in claimed:
+            self._pool.submit(self._prepare_and_launch, job_id)
 
-    def _free_devices(self, session: Session, job_id: str) -> list[int]:
-        """GPU numbers of the local compute that no other running job holds."""
+    def _free_devices(self, session: Session, job: Candidate) -> list[int]:
+        """GPU numbers for ``job``: of the local compute's, those no running job holds."""
         held = session.scalars(
             select(JobSubmissionRow.devices).where(
-                JobSubmissionRow.compute == "local",
-                JobSubmissionRow.state == "running",
-                JobSubmissionRow.job_id != job_id,
+                JobSubmissionRow.compute == "local", JobSubmissionRow.state == "running"
             )
         )
         used = {int(device) for devices in held for device in devices}
-        return [d for d in range(self.settings.capacity.gpus) if d not in used]
+        return [d for d in range(self.settings.capacity.gpus) if d not in used][: job.gpus]
 
     # -- prepare and launch -----------------------------------------------------------------
 
@@ -328,6 +323,7 @@ class JobRunner:
             reason = str(exc) if isinstance(exc, ShipyardError) else f"preparing failed: {exc}"
             _append(job_dir / SYSTEM_LOG, f"error: {reason}\n")
             self._end_unlaunched(job_id, reason, retry=infra)
+            self._wake.set()  # its slot is free again
         finally:
             with self._lock:
                 self._preparing.discard(job_id)
@@ -700,14 +696,10 @@ class JobRunner:
                     sub.state, sub.ended_at = "done", utcnow()
                     sub.error = "finalizing the job failed; see the server log"
                     _revoke(session, run.job_id)
+            self._wake.set()  # the loop fills the slot the failed finish left
         finally:
             with self._lock:
                 self._running.pop(run.job_id, None)
-            # The slot is free: fill it now rather than at the loop's next turn.
-            try:
-                self._schedule()
-            except Exception:
-                log.exception("scheduling after a job ended failed")
             shutil.rmtree(self.settings.jobs_dir / run.job_id, ignore_errors=True)
 
     def _finish(self, run: _Running, ended: Exit) -> None:
@@ -745,31 +737,35 @@ class JobRunner:
             status, error = "Failed", "; ".join(problems)
         self._upload_logs(job_id)
         wall = time.monotonic() - run.started
-        with self.db.write() as session:
-            job = session.get(JobRow, job_id)
-            sub = session.get(JobSubmissionRow, job_id)
-            assert job is not None
-            assert sub is not None
-            if registered:
-                outputs = {k: dict(v) for k, v in sub.spec.get("outputs", {}).items()}
-                made = []
-                for name, asset in registered.items():
-                    outputs[name]["registered"] = asset
-                    kind = "model" if outputs[name]["type"] in MODEL_TYPES else "data"
-                    made.append(lineage.AssetKey(kind, *asset.rsplit(":", 1)))
-                sub.spec = {**sub.spec, "outputs": outputs}
-                session.add_all(lineage.job_assets(job_id, sub.workspace_id, "output", made))
-            sub.exit_code = ended.exit_code
-            sub.error = error
-            sub.state = "done"
-            sub.ended_at = utcnow()
-            sub.core_seconds = sub.cpus * sub.instance_count * wall
-            rate, unit = self._rate(session, sub)
-            # Per node-hour: one node per instance; per core-hour: the cores the job held.
-            hours = (sub.instance_count * wall if unit == "node" else sub.core_seconds) / 3600.0
-            sub.cost = hours * rate
-            set_status(job, status, sub.ended_at)
-            _revoke(session, job_id)
+        # The slot comes free in the same transaction that fills it: no wait for the loop.
+        with self._schedule_lock:
+            with self.db.write() as session:
+                job = session.get(JobRow, job_id)
+                sub = session.get(JobSubmissionRow, job_id)
+                assert job is not None
+                assert sub is not None
+                if registered:
+                    outputs = {k: dict(v) for k, v in sub.spec.get("outputs", {}).items()}
+                    made = []
+                    for name, asset in registered.items():
+                        outputs[name]["registered"] = asset
+                        kind = "model" if outputs[name]["type"] in MODEL_TYPES else "data"
+                        made.append(lineage.AssetKey(kind, *asset.rsplit(":", 1)))
+                    sub.spec = {**sub.spec, "outputs": outputs}
+                    session.add_all(lineage.job_assets(job_id, sub.workspace_id, "output", made))
+                sub.exit_code = ended.exit_code
+                sub.error = error
+                sub.state = "done"
+                sub.ended_at = utcnow()
+                sub.core_seconds = sub.cpus * sub.instance_count * wall
+                rate, unit = self._rate(session, sub)
+                # Per node-hour: one node per instance; per core-hour: the cores the job held.
+                hours = (sub.instance_count * wall if unit == "node" else sub.core_seconds) / 3600.0
+                sub.cost = hours * rate
+                set_status(job, status, sub.ended_at)
+                _revoke(session, job_id)
+                claimed = self._claim_next(session)
+            self._start_claimed(claimed)
 
     def _rate(self, session: Session, sub: JobSubmissionRow) -> tuple[float, str]:
         """The compute's price as it is now (a later change does not rewrite history)."""
@@ -865,6 +861,32 @@ class JobRunner:
             with self._lock:
                 self._running[sub.job_id] = run
             log.info("re-attached to a running job", extra={"job_id": sub.job_id, "status": status})
+
+
+def _claim(session: Session, job_id: str, host: str, *, devices: list[int] | None = None) -> bool:
+    """Take a queued job in ``session``'s transaction: Preparing, and its state "running"
+    (an update only one runner can win, even with several servers on one database)."""
+    job = session.get(JobRow, job_id)
+    if job is None or job.status != "Queued":  # canceled between the pick and the claim
+        return False
+    # The host marks whose job it is while it prepares (a restarted server takes back only
+    # its own).
+    values: dict[str, Any] = {
+        "state": "running",
+        "heartbeat_at": utcnow(),
+        "handle": {"host": host},
+    }
+    if devices is not None:
+        values["devices"] = devices
+    result = session.execute(
+        update(JobSubmissionRow)
+        .where(JobSubmissionRow.job_id == job_id, JobSubmissionRow.state == "queued")
+        .values(**values)
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return False
+    set_status(job, "Preparing")
+    return True
 
 
 def _outcome(run: _Running, ended: Exit) -> tuple[str, str | None]:

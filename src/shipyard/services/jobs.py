@@ -26,7 +26,7 @@ from shipyard.domain import actions, command_template
 from shipyard.domain.actions import workspace_scope
 from shipyard.domain.asset_uris import datastore_uri
 from shipyard.domain.content import UPLOADS_FOLDER, is_digest
-from shipyard.domain.errors import ConflictError, InvalidInputError, NotFoundError
+from shipyard.domain.errors import ConflictError, InvalidInputError, NotFoundError, ShipyardError
 from shipyard.domain.paging import decode_page_token
 from shipyard.domain.principals import Principal
 from shipyard.schemas.common import Page
@@ -80,6 +80,24 @@ class EnvironmentPinner(Protocol):
 
 
 @dataclass(frozen=True)
+class PreparedJob:
+    """A command job checked and resolved, ready to be inserted."""
+
+    name: str
+    display_name: str
+    spec: dict[str, Any]
+    tags: dict[str, str]
+    compute: str
+    priority: int
+    cpus: float
+    memory_mb: int
+    gpus: int
+    instance_count: int
+    timeout_s: int | None
+    code_digest: str | None
+
+
+@dataclass(frozen=True)
 class LocalCapacity:
     """What the ``local`` compute has: a job asking for more can never start, so it is
     refused at submit."""
@@ -128,35 +146,74 @@ class JobService:
     # -- submit -----------------------------------------------------------------------------
 
     def create(self, principal: Principal, workspace: str, body: CommandJobCreate) -> JobRead:
-        name = body.name or _new_name()
-        command_template.check(body.command, body.inputs, body.outputs)
-        inputs = self.io.inputs(workspace, body.inputs)
-        outputs = self.io.outputs(workspace, name, body.outputs)
-        # Render once now, with placeholders, so a bad command fails at submit, not at launch.
-        command_template.render(
-            body.command,
-            {k: (v.get("value") if v["kind"] == "literal" else "x") for k, v in inputs.items()},
-            dict.fromkeys(outputs, "x"),
-        )
-        environment = self.environments.pin(
-            principal, workspace, body.environment or DEFAULT_ENVIRONMENT
-        )
-        self._check_secrets(principal, workspace, body.environment_variables)
+        prepared = self.prepare(principal, workspace, body, name=body.name or _new_name())
+        try:
+            with self.db.write() as session:
+                ws = _workspace(session, workspace)
+                experiment = get_or_create(session, ws.id, prepared.spec["experiment_name"])
+                submission = self.insert(session, ws, experiment.id, principal, prepared)
+                read = self._read(session, ws, submission)
+        except IntegrityError as exc:
+            raise _name_taken(prepared.name) from exc
+        self.wake()
+        return read
+
+    def prepare(
+        self,
+        principal: Principal,
+        workspace: str,
+        body: CommandJobCreate,
+        *,
+        name: str,
+        environment: dict[str, Any] | None = None,
+        deferred: dict[str, dict[str, Any]] | None = None,
+        field: str = "",
+    ) -> PreparedJob:
+        """Check and resolve everything a command job needs, outside any transaction (it
+        reads storage and the environment registry). A pipeline step passes its component's
+        already pinned ``environment``, and the inputs it will take from upstream steps as
+        ``deferred`` (their URIs are known only once those steps are done); errors then name
+        fields under ``field`` (``jobs.<step>.``)."""
+        later = deferred or {}
+        try:
+            command_template.check(body.command, {**body.inputs, **later}, body.outputs)
+            inputs = self.io.inputs(workspace, body.inputs)
+            outputs = self.io.outputs(workspace, name, body.outputs)
+            # Render once now, with placeholders, so a bad command fails at submit.
+            placeholders = {
+                k: v.get("value") if v["kind"] == "literal" else "x" for k, v in inputs.items()
+            }
+            command_template.render(
+                body.command,
+                {**placeholders, **dict.fromkeys(later, "x")},
+                dict.fromkeys(outputs, "x"),
+            )
+            pinned = environment or self.environments.pin(
+                principal, workspace, body.environment or DEFAULT_ENVIRONMENT
+            )
+            self._check_secrets(principal, workspace, body.environment_variables)
+            with self.db.read() as session:
+                ws = _workspace(session, workspace)
+                compute = _compute_name(body.compute)
+                self._check_compute(session, ws, compute, body)
+                code_digest = self._check_code(session, ws, body.code)
+        except ShipyardError as exc:
+            if field:
+                exc.field = field + (exc.field or "")
+            raise
         cpus, memory_mb, gpus = self._resources(body)
-        compute = _compute_name(body.compute)
-        experiment_name = body.experiment_name or DEFAULT_EXPERIMENT
         spec: dict[str, Any] = {
             "command": body.command,
             "code": body.code,
-            "environment": environment,
+            "environment": pinned,
             "environment_variables": body.environment_variables,
-            "inputs": inputs,
+            "inputs": {**inputs, **later},
             "outputs": outputs,
             "resources": body.resources.model_dump(exclude_none=True),
             "limits": body.limits.model_dump(exclude_none=True),
             "description": body.description,
             "properties": body.properties,
-            "experiment_name": experiment_name,
+            "experiment_name": body.experiment_name or DEFAULT_EXPERIMENT,
             "extra": {
                 k: v
                 for k, v in {
@@ -167,68 +224,87 @@ class JobService:
                 if v is not None
             },
         }
-        try:
-            with self.db.write() as session:
-                ws = _workspace(session, workspace)
-                self._check_compute(session, ws, compute, body)
-                code_digest = self._check_code(session, ws, body.code)
-                experiment = get_or_create(session, ws.id, experiment_name)
-                now = utcnow()
-                job_id = new_id()
-                tracking_store.insert_job(
-                    session,
-                    {
-                        "id": job_id,
-                        "workspace_id": ws.id,
-                        "experiment_id": experiment.id,
-                        "name": body.display_name or name,
-                        "job_type": "command",
-                        "status": "Queued",
-                        "parent_id": None,
-                        "created_by": principal.id,
-                        "lifecycle_stage": "active",
-                        "start_time": now,
-                        "end_time": None,
-                        "status_history": [
-                            ("NotStarted", now.isoformat()),
-                            ("Queued", now.isoformat()),
-                        ],
-                    },
-                )
-                tracking_store.insert_tags(session, job_id, body.tags)
-                submission = JobSubmissionRow(
-                    job_id=job_id,
-                    workspace_id=ws.id,
-                    name=name,
-                    spec=spec,
-                    compute=compute,
-                    state="queued",
-                    priority=PRIORITIES[body.queue_settings.priority],
-                    cpus=cpus,
-                    memory_mb=memory_mb,
-                    gpus=gpus,
-                    instance_count=body.resources.instance_count,
-                    timeout_s=body.limits.timeout,
-                    queued_at=now,
-                    code_digest=code_digest,
-                    created_by=principal.id,
-                )
-                session.add(submission)
-                session.flush()
-                session.add_all(
-                    lineage.job_assets(
-                        job_id, ws.id, "input", _used(inputs, environment, code_digest)
-                    )
-                )
-                read = self._read(session, ws, submission)
-        except IntegrityError as exc:
-            raise ConflictError(
-                f"a job named {name!r} already exists in this workspace",
-                code="job_exists",
-                field="name",
-            ) from exc
-        self.wake()
-        return read
+        return PreparedJob(
+            name=name,
+            display_name=body.display_name or name,
+            spec=spec,
+            tags=dict(body.tags),
+            compute=compute,
+            priority=PRIORITIES[body.queue_settings.priority],
+            cpus=cpus,
+            memory_mb=memory_mb,
+            gpus=gpus,
+            instance_count=body.resources.instance_count,
+            timeout_s=body.limits.timeout,
+            code_digest=code_digest,
+        )
+
+    def insert(
+        self,
+        session: Session,
+        ws: WorkspaceRow,
+        experiment_id: str,
+        principal: Principal,
+        prepared: PreparedJob,
+        *,
+        parent_id: str | None = None,
+        job_type: str = "command",
+        state: str = "queued",
+        step: str | None = None,
+    ) -> JobSubmissionRow:
+        """The job's rows, in the caller's transaction: queued (or, for a pipeline step,
+        ``waiting`` for its upstream steps; for a pipeline, ``pipeline``)."""
+        now = utcnow()
+        job_id = new_id()
+        status = "Queued" if state == "queued" else "NotStarted"
+        history = [("NotStarted", now.isoformat())]
+        if status == "Queued":
+            history.append(("Queued", now.isoformat()))
+        tracking_store.insert_job(
+            session,
+            {
+                "id": job_id,
+                "workspace_id": ws.id,
+                "experiment_id": experiment_id,
+                "name": prepared.display_name,
+                "job_type": job_type,
+                "status": status,
+                "parent_id": parent_id,
+                "created_by": principal.id,
+                "lifecycle_stage": "active",
+                "start_time": now,
+                "end_time": None,
+                "status_history": history,
+            },
+        )
+        tracking_store.insert_tags(session, job_id, prepared.tags)
+        submission = JobSubmissionRow(
+            job_id=job_id,
+            workspace_id=ws.id,
+            name=prepared.name,
+            spec=prepared.spec,
+            compute=prepared.compute,
+            state=state,
+            priority=prepared.priority,
+            cpus=prepared.cpus,
+            memory_mb=prepared.memory_mb,
+            gpus=prepared.gpus,
+            instance_count=prepared.instance_count,
+            timeout_s=prepared.timeout_s,
+            queued_at=now,
+            code_digest=prepared.code_digest,
+            created_by=principal.id,
+            step=step,
+        )
+        session.add(submission)
+        session.flush()
+        used = _used(
+            prepared.spec.get("inputs", {}),
+            prepared.spec.get("environment") or {},
+            prepared.code_digest,
+        )
+        session.add_all(lineage.job_assets(job_id, ws.id, "input", used))
+        return submission
 
     def _resources(self, body: CommandJobCreate) -> tuple[float, int, int]:
         resources = body.resources
@@ -436,7 +512,7 @@ class JobService:
             assert job is not None
             if job.status in TERMINAL or job.status == "CancelRequested":
                 return self._read(session, ws, sub)
-            if sub.state == "queued":
+            if sub.state in ("queued", "waiting"):  # nothing runs yet: canceled at once
                 set_status(job, "Canceled")
                 sub.state = "done"
                 sub.ended_at = utcnow()
@@ -506,7 +582,7 @@ def job_read(
         properties=spec.get("properties") or {},
         command=spec.get("command", ""),
         code=spec.get("code"),
-        environment=str(environment.get("ref") or "inline"),
+        environment=str(environment.get("ref") or ("inline" if environment else "")),
         compute=sub.compute,
         environment_variables=spec.get("environment_variables") or {},
         inputs={name: _input_read(value) for name, value in spec.get("inputs", {}).items()},
@@ -538,6 +614,10 @@ def job_read(
             cost=sub.cost,
         ),
         parent_job_name=parent,
+        steps=spec.get("steps"),
+        step=sub.step,
+        reused_from=sub.reused_from,
+        reuse=spec.get("reuse"),
     )
 
 
@@ -565,6 +645,12 @@ def _input_read(value: dict[str, Any]) -> JobInputRead:
         return JobInputRead(type=value["type"], value=value["value"])
     return JobInputRead(
         type=value["type"], path=value["uri"], mode=value["mode"], asset=value.get("asset")
+    )
+
+
+def _name_taken(name: str) -> ConflictError:
+    return ConflictError(
+        f"a job named {name!r} already exists in this workspace", code="job_exists", field="name"
     )
 
 

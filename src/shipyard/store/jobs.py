@@ -48,7 +48,9 @@ class JobSubmissionRow(Base):
     # references (never their values), the command template before substitution.
     spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
     compute: Mapped[str] = mapped_column(String(100))
-    # queued | running | done: what the scheduler looks at (the run's status says more).
+    # queued | running | done: what the scheduler looks at (the run's status says more);
+    # waiting: a pipeline step whose upstream steps have not completed; pipeline: a pipeline
+    # job itself (its steps run, it never does).
     state: Mapped[str] = mapped_column(String(16), default="queued")
     priority: Mapped[int] = mapped_column(Integer, default=1)  # 0 low, 1 medium, 2 high
     cpus: Mapped[float] = mapped_column(Float, default=1.0)
@@ -76,6 +78,13 @@ class JobSubmissionRow(Base):
     # Bytes of logs written so far (the live log's length, for streaming from an offset).
     log_size: Mapped[int] = mapped_column(BigInteger, default=0)
     created_by: Mapped[str] = mapped_column(ID)
+    # Pipeline steps: the step's name in its pipeline, the steps (job ids) it waits for
+    # (state "waiting" until they complete), the fingerprint reuse looks jobs up by, and the
+    # job whose results a reused step took.
+    step: Mapped[str | None] = mapped_column(String(255))
+    depends_on: Mapped[list[Any]] = mapped_column(default=list)
+    fingerprint: Mapped[str | None] = mapped_column(String(64), index=True)
+    reused_from: Mapped[str | None] = mapped_column(String(256))
 
 
 def get_submission(session: Session, workspace_id: str, name: str) -> JobSubmissionRow | None:

@@ -6,7 +6,11 @@ A job is also a run: its metrics, params, tags and artifacts are under ``/runs/{
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
 
 from shipyard.api.authz import GuardedRoute, require
 from shipyard.api.deps import Services, get_services
@@ -17,7 +21,10 @@ from shipyard.domain.principals import Principal
 from shipyard.schemas.common import Page
 from shipyard.schemas.data import DataFileList
 from shipyard.schemas.jobs import CommandJobCreate, JobRead, LineageGraph
+from shipyard.schemas.pipelines import PipelineJobCreate
 from shipyard.services import asset_files
+
+M = TypeVar("M", bound=BaseModel)
 
 router = APIRouter(
     prefix="/api/v1/workspaces/{workspace}/jobs", route_class=GuardedRoute, tags=["jobs"]
@@ -28,15 +35,45 @@ JOB_STATUS_HEADER = "X-Shipyard-Job-Status"
 LOG_COMPLETE_HEADER = "X-Shipyard-Log-Complete"
 
 
-@router.post("", status_code=201)
+@router.post(
+    "",
+    status_code=201,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "oneOf": [
+                            {"$ref": "#/components/schemas/CommandJobCreate"},
+                            {"$ref": "#/components/schemas/PipelineJobCreate"},
+                        ]
+                    }
+                }
+            },
+        }
+    },
+)
 def create_job(
     workspace: str,
-    body: CommandJobCreate,
+    body: dict[str, Any] = Body(...),
     principal: Principal = require(actions.JOBS_WRITE),
     services: Services = Depends(get_services),
 ) -> JobRead:
-    """Submit a command job (Azure ML's command job YAML, as JSON)."""
-    return services.jobs.create(principal, workspace, body)
+    """Submit a command job or a pipeline job (Azure ML's job YAML as JSON; ``type``
+    chooses, ``command`` when it is absent)."""
+    if body.get("type") == "pipeline":
+        return services.pipelines.create(principal, workspace, _parsed(PipelineJobCreate, body))
+    return services.jobs.create(principal, workspace, _parsed(CommandJobCreate, body))
+
+
+def _parsed(model: type[M], body: dict[str, Any]) -> M:
+    """The body as ``model``; its errors reported as a body's would be (field named)."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        errors = [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
+        raise RequestValidationError(errors) from exc
 
 
 @router.get("", dependencies=[require(actions.JOBS_READ)])

@@ -46,7 +46,7 @@ import httpx
 from shipyard.compute.launchers.local import Exit, Usage
 
 # The local supervisor's masking, so both launchers hide secrets the same way.
-from shipyard.compute.launchers.supervise import _masked
+from shipyard.compute.launchers.supervise import mask
 from shipyard.domain.errors import InvalidInputError, ShipyardError
 
 if TYPE_CHECKING:
@@ -521,9 +521,7 @@ class _Follower:
             _append(self.system_log, self._mask(text))
 
     def _mask(self, text: str) -> bytes:
-        return _masked(
-            text.encode("utf-8", "replace"), [m.encode() for m in self.masked or [] if m]
-        )
+        return mask(text.encode("utf-8", "replace"), [m.encode() for m in self.masked or [] if m])
 
 
 def _positions(env: dict[str, str], masked: list[str]) -> list[list[Any]]:

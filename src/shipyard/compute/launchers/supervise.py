@@ -90,14 +90,15 @@ def _pump(fd: int, log: object, masked: list[bytes]) -> None:
         if not cut and pending and (now - last >= FLUSH_AFTER or len(pending) > 1 << 20):
             cut = len(pending)
         if cut:
-            write(_masked(pending[:cut], masked))
+            write(mask(pending[:cut], masked))
             pending = pending[cut:]
             last = now
     if pending:
-        write(_masked(pending, masked))
+        write(mask(pending, masked))
 
 
-def _masked(data: bytes, masked: list[bytes]) -> bytes:
+def mask(data: bytes, masked: list[bytes]) -> bytes:
+    """``data`` with every one of ``masked`` replaced by ***."""
     for value in masked:
         data = data.replace(value, MASK)
     return data

@@ -1,0 +1,330 @@
+"""Components: versioned command definitions per workspace, and how pipelines resolve them.
+
+A version is immutable apart from description, tags and the archived flag. Creating one
+checks the definition (``domain.components``), checks that its code snapshot was uploaded to
+the workspace, and pins its environment (``Environments.resolve``: a reference becomes a
+name, a version and the spec itself), so a version means the same thing forever. Its
+``definition_hash`` (the command, code, environment spec, run settings and typed ports) is
+what a pipeline step's reuse fingerprint takes from it.
+
+``resolve`` is the pipeline submit path's entry: a reference (``azureml:name:version``,
+``name@latest``...) or an inline definition becomes a ``ResolvedComponent``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from shipyard.domain import actions
+from shipyard.domain.actions import workspace_scope
+from shipyard.domain.components import (
+    ANONYMOUS_NAME,
+    ComponentSpec,
+    check_component_name,
+    parse_component,
+    parse_component_ref,
+)
+from shipyard.domain.content import is_digest
+from shipyard.domain.errors import InvalidInputError, NotFoundError
+from shipyard.domain.principals import Principal
+from shipyard.schemas.common import Page
+from shipyard.schemas.components import (
+    ComponentRead,
+    ComponentVersionCreate,
+    ComponentVersionRead,
+    ComponentVersionUpdate,
+)
+from shipyard.services.asset_versions import LATEST, VersionedAssets, live_workspace
+from shipyard.services.authz import Authorizer
+from shipyard.services.environments import Environments
+from shipyard.store.base import utcnow
+from shipyard.store.components import ComponentRow, ComponentVersionRow
+from shipyard.store.database import Database
+from shipyard.store.tracking import names_of
+from shipyard.store.uploads import get_upload
+from shipyard.store.users import UserRow
+from shipyard.store.workspaces import WorkspaceRow
+
+ASSETS: VersionedAssets[ComponentRow, ComponentVersionRow] = VersionedAssets(
+    "component", ComponentRow, ComponentVersionRow, "component_id"
+)
+# Kept in their own columns: the only parts of a version that may change (or that the row
+# itself names).
+_COLUMNS = ("description", "tags")
+
+
+@dataclass(frozen=True)
+class ResolvedComponent:
+    """A component reference pinned at submit: what a pipeline step runs."""
+
+    name: str
+    version: str
+    spec: dict[str, Any]  # ComponentSpec.to_json(), the environment pinned
+    definition_hash: str
+
+    @property
+    def component(self) -> ComponentSpec:
+        """The spec, for ``domain.components.bind_inputs``."""
+        return ComponentSpec.from_json(self.spec)
+
+    @property
+    def ref(self) -> str:
+        return f"azureml:{self.name}:{self.version}"
+
+
+class Components:
+    def __init__(self, db: Database, environments: Environments, authorizer: Authorizer) -> None:
+        self.db = db
+        self.environments = environments
+        self.authorizer = authorizer
+
+    # -- create -----------------------------------------------------------------------------
+
+    def create(
+        self, principal: Principal, workspace: str, name: str, body: ComponentVersionCreate
+    ) -> ComponentVersionRead:
+        check_component_name(name)
+        data = body.model_dump(exclude_unset=True, by_alias=True)
+        data.pop("$schema", None)
+        if data.get("name") not in (None, name):
+            raise InvalidInputError(
+                f"the body names component {str(data['name'])[:100]!r} but the path {name!r}",
+                code="name_mismatch",
+                field="name",
+            )
+        spec = self._pinned(principal, workspace, {**data, "name": name}, prefix="")
+        with self.db.read() as session:
+            ws_id = live_workspace(session, workspace).id
+
+        def make(component_id: str, version: str, seq: int) -> ComponentVersionRow:
+            now = utcnow()
+            stored = spec.to_json()
+            return ComponentVersionRow(
+                component_id=component_id,
+                version=version,
+                seq=seq,
+                spec={**{k: v for k, v in stored.items() if k not in _COLUMNS}, "version": version},
+                definition_hash=spec.definition_hash(),
+                code_digest=spec.code.removeprefix("sha256:") if spec.code else None,
+                environment=_environment_ref(spec),
+                description=spec.description,
+                tags=spec.tags,
+                created_by=principal.id,
+                created_at=now,
+                updated_at=now,
+            )
+
+        row = ASSETS.insert(self.db, ws_id, principal.id, name, spec.version, make)
+        with self.db.read() as session:
+            return self._reads(session, name, [row])[0]
+
+    def _pinned(
+        self, principal: Principal, workspace: str, data: Mapping[str, Any], *, prefix: str
+    ) -> ComponentSpec:
+        """Checked, its code snapshot found in the workspace and its environment pinned."""
+        if data.get("additional_includes"):
+            raise InvalidInputError(
+                "additional_includes are folded into the code snapshot by the CLI and SDK; "
+                "over REST, upload the code folder with them and give its digest as code",
+                code="additional_includes_not_folded",
+                field=f"{prefix}additional_includes",
+            )
+        spec = parse_component(data, prefix=prefix)
+        if spec.code is not None:
+            with self.db.read() as session:
+                _check_code(session, live_workspace(session, workspace), spec.code, prefix)
+        environment = self.environments.resolve(
+            principal, workspace, spec.environment, field=f"{prefix}environment"
+        )
+        return spec.with_environment(environment.pinned())
+
+    # -- read -------------------------------------------------------------------------------
+
+    def get(self, workspace: str, name: str, version: str) -> ComponentVersionRead:
+        """A version, or with ``latest`` the newest one that is not archived."""
+        with self.db.read() as session:
+            component, row = ASSETS.version(session, workspace, name, version)
+            return self._reads(session, component.name, [row])[0]
+
+    def list_assets(
+        self,
+        workspace: str,
+        *,
+        include_archived: bool = False,
+        page_token: str | None = None,
+        max_results: int = 100,
+    ) -> Page[ComponentRead]:
+        """By name."""
+        with self.db.read() as session:
+            rows, token = ASSETS.page_assets(
+                session,
+                workspace,
+                include_archived=include_archived,
+                page_token=page_token,
+                max_results=max_results,
+            )
+            latest = ASSETS.latest_numbers(session, [row.id for row in rows])
+            users = names_of(session, UserRow, {row.created_by for row in rows})
+            items = [
+                ComponentRead(
+                    name=row.name,
+                    latest_version=latest.get(row.id),
+                    archived=row.archived,
+                    created_by=users.get(row.created_by),
+                    created_at=row.created_at,
+                    updated_at=row.updated_at,
+                )
+                for row in rows
+            ]
+        return Page[ComponentRead](items=items, next_page_token=token)
+
+    def list_versions(
+        self,
+        workspace: str,
+        name: str,
+        *,
+        include_archived: bool = False,
+        page_token: str | None = None,
+        max_results: int = 100,
+    ) -> Page[ComponentVersionRead]:
+        """Newest first."""
+        with self.db.read() as session:
+            component = ASSETS.asset(session, workspace, name)
+            rows, token = ASSETS.page_versions(
+                session,
+                component.id,
+                include_archived=include_archived,
+                page_token=page_token,
+                max_results=max_results,
+            )
+            items = self._reads(session, component.name, rows)
+        return Page[ComponentVersionRead](items=items, next_page_token=token)
+
+    # -- change -----------------------------------------------------------------------------
+
+    def update(
+        self, workspace: str, name: str, version: str, body: ComponentVersionUpdate
+    ) -> ComponentVersionRead:
+        with self.db.write() as session:
+            component, row = ASSETS.version(session, workspace, name, version, labels=False)
+            if "description" in body.model_fields_set:
+                row.description = body.description
+            if body.tags is not None:
+                row.tags = body.tags
+            row.updated_at = utcnow()
+            session.flush()
+            return self._reads(session, component.name, [row])[0]
+
+    def set_archived(self, workspace: str, name: str, version: str | None, archived: bool) -> None:
+        """Archive (hide from lists and from ``latest``) or restore a version, or with no
+        version the whole component. Archived versions are still used by their version."""
+        with self.db.write() as session:
+            ASSETS.set_archived(session, workspace, name, version, archived)
+
+    # -- what pipelines use -----------------------------------------------------------------
+
+    def resolve(
+        self,
+        principal: Principal,
+        workspace: str,
+        ref: str | Mapping[str, Any],
+        *,
+        field: str = "component",
+    ) -> ResolvedComponent:
+        """Pin a pipeline step's component: a reference (``azureml:name:version``,
+        ``azureml:name@latest``, ``shipyard:`` forms, ``name:version``, ``name@latest``) or
+        an inline definition (checked and pinned like a new version, but not registered:
+        its name is Azure's anonymous one unless it has its own, its version its
+        definition's hash). 4xx naming ``field`` (or the field inside it) when it cannot."""
+        if isinstance(ref, Mapping):
+            spec = self._pinned(principal, workspace, ref, prefix=f"{field}.")
+            digest = spec.definition_hash()
+            return ResolvedComponent(
+                spec.name or ANONYMOUS_NAME, digest[:32], spec.to_json(), digest
+            )
+        if not isinstance(ref, str):
+            raise InvalidInputError(
+                "must be a reference (azureml:<name>:<version>) or a mapping",
+                code="invalid_reference",
+                field=field,
+            )
+        parsed = parse_component_ref(ref, field=field)
+        if parsed.registry is not None:
+            raise InvalidInputError(
+                f"{ref[:200]!r}: registries are not available yet; register the component in "
+                "this workspace and use azureml:<name>:<version>",
+                code="registries_unavailable",
+                field=field,
+            )
+        self.authorizer.authorize(principal, actions.COMPONENTS_READ, workspace_scope(workspace))
+        with self.db.read() as session:
+            try:
+                component, row = ASSETS.version(
+                    session, workspace, parsed.name, parsed.version or LATEST
+                )
+            except NotFoundError as exc:
+                raise NotFoundError(exc.detail, code=exc.code, field=field) from exc
+            stored = {**row.spec, "description": row.description, "tags": dict(row.tags)}
+            return ResolvedComponent(component.name, row.version, stored, row.definition_hash)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _reads(
+        self, session: Session, name: str, rows: Sequence[ComponentVersionRow]
+    ) -> list[ComponentVersionRead]:
+        users = names_of(session, UserRow, {row.created_by for row in rows})
+        reads = []
+        for row in rows:
+            spec = ComponentSpec.from_json(row.spec)
+            reads.append(
+                ComponentVersionRead(
+                    name=name,
+                    version=row.version,
+                    display_name=spec.display_name,
+                    description=row.description,
+                    tags=row.tags,
+                    is_deterministic=spec.is_deterministic,
+                    command=spec.command,
+                    code=spec.code,
+                    environment=f"azureml:{row.environment}",
+                    resources=spec.resources,
+                    distribution=spec.distribution,
+                    inputs={k: v.to_json() for k, v in spec.inputs.items()},
+                    outputs={k: v.to_json() for k, v in spec.outputs.items()},
+                    definition_hash=row.definition_hash,
+                    archived=row.archived,
+                    created_by=users.get(row.created_by),
+                    created_at=row.created_at,
+                    updated_at=row.updated_at,
+                )
+            )
+        return reads
+
+
+def _environment_ref(spec: ComponentSpec) -> str:
+    pinned = spec.environment
+    assert isinstance(pinned, dict)
+    return f"{pinned['name']}:{pinned['version']}"
+
+
+def _check_code(session: Session, ws: WorkspaceRow, code: str, prefix: str) -> None:
+    field = f"{prefix}code"
+    digest = code.removeprefix("sha256:")
+    if not code.startswith("sha256:") or not is_digest(digest):
+        raise InvalidInputError(
+            "code must be 'sha256:<digest>' of an uploaded code snapshot; the CLI and SDK upload "
+            "a local folder (with its additional_includes) and fill this in",
+            code="invalid_code",
+            field=field,
+        )
+    upload = get_upload(session, ws.id, "code", digest)
+    if upload is None or upload.committed_at is None:
+        raise NotFoundError(
+            "the code snapshot has not been uploaded to this workspace",
+            code="code_not_found",
+            field=field,
+        )
