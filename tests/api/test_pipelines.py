@@ -124,7 +124,8 @@ def test_a_pipeline_runs_its_steps_in_dependency_order_and_reuses_them_when_resu
     assert first.type == "pipeline"
     steps = steps_of(ws, first)
     assert all(s.status == "Completed" for s in steps.values())
-    assert steps["prep"].end_time is not None and steps["train"].start_time is not None
+    assert steps["prep"].end_time is not None
+    assert steps["train"].start_time is not None
     assert steps["train"].start_time >= steps["prep"].end_time
     assert steps["report"].start_time >= steps["train"].end_time  # type: ignore[operator]
     assert "1\n2\n3\nlr=0.5" in log_of(ws, steps["report"].name)
@@ -134,7 +135,8 @@ def test_a_pipeline_runs_its_steps_in_dependency_order_and_reuses_them_when_resu
     assert (
         steps["train"].outputs["model"].path.endswith(f"/paths/azureml/{steps['train'].name}/model")
     )
-    assert steps["train"].reuse is not None and steps["train"].reuse["reused_from"] is None
+    assert steps["train"].reuse is not None
+    assert steps["train"].reuse["reused_from"] is None
 
     again = wait(ws, submit(server, ws, three_steps()).json()["name"])
     assert again.status == "Completed"
@@ -168,7 +170,8 @@ def test_a_failed_step_stops_its_downstream_steps_only(
     }
     pipeline = wait(ws, submit(server, ws, body).json()["name"])
     assert pipeline.status == "Failed"
-    assert pipeline.error is not None and "broken" in pipeline.error
+    assert pipeline.error is not None
+    assert "broken" in pipeline.error
     steps = steps_of(ws, pipeline)
     assert steps["broken"].status == "Failed"
     assert steps["after"].status == "Canceled"
@@ -277,3 +280,113 @@ def test_bad_pipelines_are_400s_naming_the_field(
         assert problem["code"] == code, problem
     assert ws.jobs.list_jobs() is not None
     assert list(ws.jobs.list_jobs()) == []  # nothing half-submitted
+
+
+PREP_YML = """
+name: prep
+version: "1"
+command: python prep.py ${{inputs.rows}} ${{outputs.table}}
+code: ./prep_src
+environment: azureml:shipyard-minimal@latest
+inputs:
+  rows: {type: integer, min: 1}
+outputs:
+  table: {type: uri_folder}
+"""
+SCORE_YML = """
+name: score
+command: >-
+  wc -l ${{inputs.table}}/table.csv > ${{outputs.result}}/count.txt
+  && cat ${{outputs.result}}/count.txt
+environment: azureml:shipyard-minimal@latest
+inputs:
+  table: {type: uri_folder}
+outputs:
+  result: {type: uri_folder}
+"""
+PREP_PY = (
+    "import sys, pathlib\n"
+    "rows = ''.join(f'{i}\\n' for i in range(int(sys.argv[1])))\n"
+    "pathlib.Path(sys.argv[2], 'table.csv').write_text(rows)\n"
+)
+
+
+def local_components(folder: Any) -> None:
+    (folder / "prep_src").mkdir()
+    (folder / "prep_src" / "prep.py").write_text(PREP_PY)
+    (folder / "prep.yml").write_text(PREP_YML)
+    (folder / "score.yml").write_text(SCORE_YML)
+
+
+def test_the_python_dsl_builds_steps_named_after_variables(
+    ws: WorkspaceHandle, tmp_path: Any
+) -> None:
+    from shipyard.sdk.components import load_component
+    from shipyard.sdk.pipelines import pipeline
+
+    local_components(tmp_path)
+    prep = load_component(tmp_path / "prep.yml")
+    score = load_component(tmp_path / "score.yml")
+
+    @pipeline(experiment_name="dsl")
+    def counting(rows: int = 4) -> dict[str, Any]:
+        table = prep(rows=rows)
+        counted = score(table=table.outputs.table)
+        return {"result": counted.outputs.result}
+
+    built = counting(rows=5)
+    assert set(built.spec["jobs"]) == {"table", "counted"}
+    assert built.spec["jobs"]["counted"]["inputs"]["table"] == (
+        "${{parent.jobs.table.outputs.table}}"
+    )
+    first = wait(ws, ws.jobs.create(built).name)
+    assert first.status == "Completed", first
+    steps = steps_of(ws, first)
+    assert "5 " in log_of(ws, steps["counted"].name)
+    assert steps["table"].code is not None
+    again = wait(ws, ws.jobs.create(counting(rows=5)).name)
+    assert {s.reused_from for s in steps_of(ws, again).values()} == {
+        steps["table"].name,
+        steps["counted"].name,
+    }
+
+
+def test_the_cli_submits_a_pipeline_yaml_with_local_component_files(
+    server: RunningServer, ws: WorkspaceHandle, tmp_path: Any
+) -> None:
+    import subprocess
+    import sys
+
+    from tests.cli.test_cli import WIDE, as_admin
+
+    local_components(tmp_path)
+    (tmp_path / "pipeline.yml").write_text(
+        """
+type: pipeline
+experiment_name: cli-pipes
+inputs:
+  rows: 7
+jobs:
+  make:
+    component: ./prep.yml
+    inputs: {rows: "${{parent.inputs.rows}}"}
+  count:
+    component: ./score.yml
+    inputs: {table: "${{parent.jobs.make.outputs.table}}"}
+"""
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "shipyard", "job", "create", "-f", str(tmp_path / "pipeline.yml"),
+         "-w", ws.name, "--stream", "-o", "json"],
+        env={**__import__("os").environ, **WIDE, **as_admin(server)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    pipelines = [j for j in ws.jobs.list_jobs() if j.type == "pipeline"]
+    assert len(pipelines) == 1
+    assert pipelines[0].status == "Completed"
+    steps = steps_of(ws, pipelines[0])
+    assert "7 " in log_of(ws, steps["count"].name)

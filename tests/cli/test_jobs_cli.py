@@ -195,9 +195,12 @@ def test_file_errors_name_the_file_line_and_field(
     assert f"{no_code}:{line_of(JOB_YAML, 'code:')}: field 'code':" in process.stderr
     assert "[path_not_found]" in process.stderr
 
-    pipeline = project(tmp_path, "type: pipeline\njobs: {}\n")
-    process = run(["job", "create", "-f", str(pipeline), "-w", ws], env)
-    assert f"{pipeline}:1: field 'type':" in process.stderr
+    sweep = project(tmp_path, "type: sweep\ntrial: {}\n")
+    process = run(["job", "create", "-f", str(sweep), "-w", ws], env)
+    assert f"{sweep}:1: field 'type':" in process.stderr
+    empty = project(tmp_path, "type: pipeline\njobs: {}\n")
+    process = run(["job", "create", "-f", str(empty), "-w", ws], env)
+    assert f"{empty}:2: field 'jobs':" in process.stderr
     assert list(admin.workspace(ws).jobs.list_jobs()) == []
 
     process = run(["job", "stream", "-n", "nope", "-w", ws], env)

@@ -79,11 +79,11 @@ def _get(jobs: JobOperations, name: str) -> JobRead | RunRead:
 def _spec(document: YamlDocument) -> dict[str, Any]:
     spec = dict(document.data)
     kind = spec.get("type", "command")
-    if kind != "command":
+    if kind not in ("command", "pipeline"):
         raise document.error(
             InvalidInputError(
-                f"type {kind!r} is not supported: only command jobs run on Shipyard today "
-                "(type: command, or no type)",
+                f"type {kind!r} is not supported: Shipyard runs command and pipeline jobs "
+                "(type: command, type: pipeline, or no type for a command job)",
                 code="unsupported_job_type",
                 field="type",
             )

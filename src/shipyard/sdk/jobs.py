@@ -39,10 +39,12 @@ from shipyard.schemas.data import DataFileList
 from shipyard.schemas.jobs import JobRead
 from shipyard.sdk import code as code_rules
 from shipyard.sdk.artifacts import DEFAULT_WORKERS
+from shipyard.sdk.code import upload_code
 from shipyard.sdk.data import download_files
 from shipyard.sdk.environments import read_local_parts
 from shipyard.sdk.http import HttpSession
 from shipyard.sdk.uploads import ContentUploads, UploadProgress, hash_local
+from shipyard.sdk.yaml import load_yaml_file
 
 TERMINAL = frozenset({"Completed", "Failed", "Canceled"})
 LOG_OFFSET_HEADER = "X-Shipyard-Log-Offset"
@@ -149,9 +151,87 @@ class JobSubmissions:
         base_dir: Path | None = None,
         progress: UploadProgress | None = None,
     ) -> JobRead:
-        spec = job.to_dict() if isinstance(job, CommandJob) else dict(job)
-        spec = self.prepare(spec, base_dir=base_dir, progress=progress)
+        spec = job.to_dict() if hasattr(job, "to_dict") else dict(job)
+        if spec.get("type") == "pipeline":
+            spec = self.prepare_pipeline(spec, base_dir=base_dir, progress=progress)
+        else:
+            spec = self.prepare(spec, base_dir=base_dir, progress=progress)
         return self._http.send_model("POST", self._base, JobRead, spec)
+
+    def prepare_pipeline(
+        self,
+        spec: dict[str, Any],
+        *,
+        base_dir: Path | None = None,
+        progress: UploadProgress | None = None,
+    ) -> dict[str, Any]:
+        """A pipeline's local parts uploaded: components given as local YAML files are
+        inlined with their code uploaded, inline steps' code and every local input path are
+        uploaded; the server gets references only."""
+        spec = dict(spec)
+        spec.setdefault("experiment_name", Path.cwd().name or "Default")
+        inputs = spec.get("inputs")
+        if isinstance(inputs, dict):
+            spec["inputs"] = {
+                name: self._input(name, value, base_dir, progress) for name, value in inputs.items()
+            }
+        jobs = spec.get("jobs")
+        if isinstance(jobs, dict):
+            spec["jobs"] = {
+                name: self._step(name, step, base_dir, progress) if isinstance(step, dict) else step
+                for name, step in jobs.items()
+            }
+        return spec
+
+    def _step(
+        self,
+        name: str,
+        step: dict[str, Any],
+        base_dir: Path | None,
+        progress: UploadProgress | None,
+    ) -> dict[str, Any]:
+        step = dict(step)
+        where = f"jobs.{name}."
+        component = step.get("component")
+        if isinstance(component, str) and _is_local_file(component):
+            path = _local(component, base_dir, f"{where}component")
+            document = load_yaml_file(path)
+            step["component"] = self._inline_component(
+                dict(document.data), path.resolve().parent, progress
+            )
+        elif isinstance(component, dict):
+            step["component"] = self._inline_component(dict(component), base_dir, progress)
+        code = step.get("code")
+        if isinstance(code, str) and not code.startswith("sha256:"):
+            step["code"] = upload_code(self._code, code, base_dir=base_dir, progress=progress).ref
+        if isinstance(step.get("inputs"), dict):
+            step["inputs"] = {
+                k: self._input(f"{name}.inputs.{k}", v, base_dir, progress)
+                for k, v in step["inputs"].items()
+            }
+        return step
+
+    def _inline_component(
+        self, component: dict[str, Any], base_dir: Path | None, progress: UploadProgress | None
+    ) -> dict[str, Any]:
+        code = component.get("code")
+        includes = component.pop("additional_includes", None) or []
+        local = isinstance(code, str) and not code.startswith("sha256:")
+        if local or includes:
+            snapshot = upload_code(
+                self._code,
+                code if local else None,
+                base_dir=base_dir,
+                additional_includes=includes,
+                progress=progress,
+            )
+            component["code"] = snapshot.ref
+        environment = component.get("environment")
+        if isinstance(environment, dict):
+            environment = dict(environment)
+            read_local_parts(environment, base_dir, field="environment.")
+            component["environment"] = environment
+        return component
 
     def prepare(
         self,
@@ -290,6 +370,14 @@ class JobSubmissions:
             if on_status is not None:
                 on_status(piece.status)
         return self.get(name)
+
+
+def _is_local_file(reference: str) -> bool:
+    """A step's ``component:`` that names a YAML file (not ``azureml:``/``shipyard:``)."""
+    lowered = reference.lower()
+    if lowered.startswith(_ASSET_SCHEMES):
+        return False
+    return lowered.endswith((".yml", ".yaml")) or "/" in reference
 
 
 def _local(path: str, base_dir: Path | None, field: str) -> Path:

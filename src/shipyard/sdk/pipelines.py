@@ -1,0 +1,205 @@
+"""The pipeline DSL: a decorated function wires component steps together.
+
+    from shipyard.sdk.components import load_component
+    from shipyard.sdk.jobs import Input
+    from shipyard.sdk.pipelines import pipeline
+
+    prep = load_component("prep.yml")
+    train = load_component("train.yml")
+
+    @pipeline(experiment_name="churn")
+    def churn(raw, lr=0.1):
+        cleaned = prep(raw=raw)
+        model = train(data=cleaned.outputs.table, lr=lr)
+        return {"model": model.outputs.model}
+
+    job = ws.jobs.create(churn(raw=Input(path="azureml:customers@latest"), lr=0.2))
+
+Calling the decorated function runs its body once, with the pipeline's parameters standing
+for ``${{parent.inputs.<name>}}``; each component call made inside becomes a step named
+after the variable it was assigned to (``cleaned``, ``model``). The result is the pipeline
+job YAML as a mapping, which ``ws.jobs.create`` submits like a loaded file.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+from shipyard.domain.errors import InvalidInputError
+from shipyard.sdk.components import ComponentStep, OutputBinding
+from shipyard.sdk.jobs import Input, Output
+
+
+@dataclass(frozen=True)
+class PipelineInput:
+    """A parameter of the pipeline function, as it stands inside its body."""
+
+    name: str
+
+    def __str__(self) -> str:
+        return f"${{{{parent.inputs.{self.name}}}}}"
+
+
+@dataclass
+class PipelineJob:
+    """A pipeline built by the DSL: ``to_dict()`` is its job YAML."""
+
+    spec: dict[str, Any]
+    base_dir: Any = None
+    steps: dict[str, ComponentStep] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.spec)
+
+
+def pipeline(
+    func: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    experiment_name: str | None = None,
+    display_name: str | None = None,
+    description: str | None = None,
+    default_compute: str | None = None,
+    continue_on_step_failure: bool | None = None,
+    force_rerun: bool | None = None,
+) -> Any:
+    """Make ``func`` build a pipeline job when called (see the module's example)."""
+
+    def decorate(body: Callable[..., Any]) -> Callable[..., PipelineJob]:
+        @functools.wraps(body)
+        def build(*args: Any, **kwargs: Any) -> PipelineJob:
+            signature = inspect.signature(body)
+            given = signature.bind(*args, **kwargs)
+            given.apply_defaults()
+            placeholders = {p: PipelineInput(p) for p in signature.parameters}
+            returned, local_names = _run(body, placeholders)
+            steps = _name_steps(local_names, returned)
+            settings: dict[str, Any] = {}
+            if default_compute is not None:
+                settings["default_compute"] = default_compute
+            if continue_on_step_failure is not None:
+                settings["continue_on_step_failure"] = continue_on_step_failure
+            if force_rerun is not None:
+                settings["force_rerun"] = force_rerun
+            spec: dict[str, Any] = {
+                "type": "pipeline",
+                "inputs": {k: _value(v) for k, v in given.arguments.items() if v is not None},
+                "jobs": {},
+            }
+            for key, value in (
+                ("name", name),
+                ("experiment_name", experiment_name or body.__name__),
+                ("display_name", display_name),
+                ("description", description or inspect.getdoc(body)),
+            ):
+                if value is not None:
+                    spec[key] = value
+            if settings:
+                spec["settings"] = settings
+            outputs = _outputs(returned)
+            spec["outputs"] = {k: {"type": b.type} for k, b in outputs.items()}
+            bound_outputs = {(id(b.step), b.output): k for k, b in outputs.items()}
+            for step_name, step in steps.items():
+                spec["jobs"][step_name] = _step(step, bound_outputs)
+            return PipelineJob(spec, steps=steps)
+
+        return build
+
+    return decorate(func) if func is not None else decorate
+
+
+def _run(body: Callable[..., Any], args: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """Call ``body`` and catch its local variables as it returns (how steps get names)."""
+    captured: dict[str, Any] = {}
+    code = body.__code__
+
+    def profile(frame: FrameType, event: str, arg: object) -> None:
+        if event == "return" and frame.f_code is code:
+            captured.update(frame.f_locals)
+
+    previous = sys.getprofile()
+    sys.setprofile(profile)
+    try:
+        returned = body(**args)
+    finally:
+        sys.setprofile(previous)
+    return returned, captured
+
+
+def _name_steps(local_names: Mapping[str, Any], returned: Any) -> dict[str, ComponentStep]:
+    steps: dict[str, ComponentStep] = {}
+    for variable, value in local_names.items():
+        if isinstance(value, ComponentStep) and value.name is None:
+            value.name = variable
+        if isinstance(value, ComponentStep):
+            steps[value.name or variable] = value
+    # Steps only reachable through bindings (never assigned) get their component's name.
+    pending = list(steps.values()) + [b.step for b in _outputs(returned).values()]
+    while pending:
+        step = pending.pop()
+        if step.name is None:
+            base = step.component.spec.name or "step"
+            candidate, n = base, 1
+            while candidate in steps:
+                candidate, n = f"{base}_{n}", n + 1
+            step.name = candidate
+        steps.setdefault(step.name, step)
+        pending.extend(
+            v.step
+            for v in step.inputs.values()
+            if isinstance(v, OutputBinding) and v.step.name is None
+        )
+        for value in step.inputs.values():
+            if isinstance(value, OutputBinding) and value.step.name not in steps:
+                pending.append(value.step)
+    return steps
+
+
+def _outputs(returned: Any) -> dict[str, OutputBinding]:
+    if returned is None:
+        return {}
+    if not isinstance(returned, Mapping) or not all(
+        isinstance(v, OutputBinding) for v in returned.values()
+    ):
+        raise InvalidInputError(
+            "a pipeline function returns a mapping of output names to step outputs "
+            "(step.outputs.<name>), or nothing",
+            code="invalid_pipeline",
+            field="outputs",
+        )
+    return dict(returned)
+
+
+def _step(step: ComponentStep, bound_outputs: Mapping[tuple[int, str], str]) -> dict[str, Any]:
+    component = step.component
+    source: Any = component.source
+    if component.is_local and component.data is not None:
+        source = str(component.source)
+    body: dict[str, Any] = {"component": source, "inputs": {}}
+    for name, value in step.inputs.items():
+        if isinstance(value, OutputBinding):
+            body["inputs"][name] = value.expression()
+        else:
+            body["inputs"][name] = _value(value)
+    outputs = {
+        out: f"${{{{parent.outputs.{pipeline_output}}}}}"
+        for (step_id, out), pipeline_output in bound_outputs.items()
+        if step_id == id(step)
+    }
+    if outputs:
+        body["outputs"] = outputs
+    return body
+
+
+def _value(value: Any) -> Any:
+    if isinstance(value, PipelineInput):
+        return str(value)
+    if isinstance(value, Input | Output):
+        return value.to_dict()
+    return value
