@@ -121,3 +121,18 @@ def test_jobs_benchmark_smoke_runs_and_prints_every_measure() -> None:
         assert row in out, out
     if os.geteuid() == 0:  # Ray's half runs in a network namespace, which needs root
         assert "ratio (Ray / Shipyard)" in out, out
+
+
+def test_pipelines_benchmark_smoke_runs_and_prints_every_measure() -> None:
+    result = run_smoke("pipelines.py")
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    backend = "postgresql" if os.environ.get(PG_ENV) else "sqlite"
+    assert f"pipelines benchmark ({backend}), smoke sizes" in out, out
+    for row in (
+        "1. chain of 3 no-op steps: wall",
+        "orchestration overhead:",
+        "2. resubmitted unchanged: 3/3 steps reused",
+        "3. sweep of 20 one-second trials",
+    ):
+        assert row in out, out

@@ -111,6 +111,10 @@ ROUTE_ACTIONS = frozenset(
         "workspaces/computes/read",
         "workspaces/computes/write",
         "workspaces/computes/delete",
+        # schedules (enabling and disabling are writes)
+        "workspaces/schedules/read",
+        "workspaces/schedules/write",
+        "workspaces/schedules/delete",
     }
 )
 
@@ -124,7 +128,6 @@ FUTURE_ACTIONS = frozenset(
         "workspaces/onlineEndpoints/deployments/write",
         "workspaces/batchEndpoints/write",
         "workspaces/batchEndpoints/deployments/delete",
-        "workspaces/schedules/write",
         "registries/read",
         "registries/write",
         "registries/assets/read",
@@ -173,6 +176,7 @@ _READS = frozenset(
         "workspaces/components/read",
         "workspaces/computes/read",
         "workspaces/datastores/read",
+        "workspaces/schedules/read",
         "workspaces/secrets/metadata/read",
         "registries/read",
         "registries/assets/read",
@@ -189,6 +193,7 @@ _ML_ENGINEERING = frozenset(
         "workspaces/batchEndpoints/write",
         "workspaces/batchEndpoints/deployments/delete",
         "workspaces/schedules/write",
+        "workspaces/schedules/delete",
     }
 )
 
@@ -219,6 +224,7 @@ ALLOWED: dict[str, frozenset[str]] = {
             "workspaces/datastores/read",
             "workspaces/datastores/write",
             "workspaces/datastores/delete",
+            "workspaces/schedules/read",
             "workspaces/secrets/metadata/read",
             "workspaces/secrets/write",
             "workspaces/secrets/delete",
@@ -738,6 +744,22 @@ def _component_call(suffix: str = "", body: Any = None) -> Maker:
         path = f"/api/v1/workspaces/{_ws(workspace)}/components/{name}"
         api.as_admin("POST", f"{path}/versions", json=_COMPONENT)
         return Call(path + suffix, body)
+
+    return make
+
+
+_SCHEDULE = {"trigger": {"type": "cron", "expression": "0 3 * * *"},
+             "create_job": {"command": "true"}}  # fmt: skip
+
+
+def _schedule_call(suffix: str = "") -> Maker:
+    """A route about a schedule the admin made."""
+
+    def make(api: Api, _: Actor, workspace: str | None) -> Call:
+        base = f"/api/v1/workspaces/{_ws(workspace)}/schedules"
+        name = unique("sched")
+        api.as_admin("POST", base, json={**_SCHEDULE, "name": name})
+        return Call(f"{base}/{name}{suffix}")
 
     return make
 
@@ -1430,6 +1452,32 @@ ROUTES: dict[tuple[str, str], Recipe] = {
     ),
     ("GET", ENVIRONMENTS + "/{name}/versions/{version}/build"): Recipe(
         "workspaces/environments/read", make=_environment_call("/versions/1/build")
+    ),
+    # schedules
+    ("POST", "/api/v1/workspaces/{workspace}/schedules"): Recipe(
+        "workspaces/schedules/write",
+        make=lambda api, a, w: Call(
+            f"/api/v1/workspaces/{w}/schedules", {**_SCHEDULE, "name": unique("sched")}
+        ),
+    ),
+    ("GET", "/api/v1/workspaces/{workspace}/schedules"): Recipe(
+        "workspaces/schedules/read",
+        make=lambda api, a, w: Call(f"/api/v1/workspaces/{w}/schedules"),
+    ),
+    ("GET", "/api/v1/workspaces/{workspace}/schedules/{name}"): Recipe(
+        "workspaces/schedules/read", make=_schedule_call()
+    ),
+    ("POST", "/api/v1/workspaces/{workspace}/schedules/{name}/enable"): Recipe(
+        "workspaces/schedules/write", make=_schedule_call("/enable")
+    ),
+    ("POST", "/api/v1/workspaces/{workspace}/schedules/{name}/disable"): Recipe(
+        "workspaces/schedules/write", make=_schedule_call("/disable")
+    ),
+    ("DELETE", "/api/v1/workspaces/{workspace}/schedules/{name}"): Recipe(
+        "workspaces/schedules/delete", make=_schedule_call()
+    ),
+    ("GET", "/api/v1/workspaces/{workspace}/schedules/{name}/fires"): Recipe(
+        "workspaces/schedules/read", make=_schedule_call("/fires")
     ),
     # components
     ("GET", COMPONENTS): Recipe(

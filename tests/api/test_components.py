@@ -290,6 +290,8 @@ BAD: list[tuple[str, dict[str, Any], str, str]] = [
     ("another name in the body", definition(name="other"), "name", "name_mismatch"),
     ("an environment that is not a reference", definition(environment="not a ref!"),
      "environment", "invalid_reference"),
+    ("an input declared as a word", definition(inputs={"lr": "number"}), "inputs.lr",
+     "invalid_field"),
 ]  # fmt: skip
 
 
@@ -300,6 +302,13 @@ def test_bad_definitions_are_400s_naming_the_field(
     refused = problem(create(http, ws, "train", body), 400)
     assert (refused["field"], refused["code"]) == (field, code), refused
     assert http.get(url(ws, "/train/versions")).status_code == 404  # nothing was made
+
+
+def test_empty_inputs_and_outputs_are_none(http: httpx.Client, ws: str) -> None:
+    body = {"command": "echo hi", "environment": "azureml:shipyard-minimal:1"}
+    made = create(http, ws, "hello", {**body, "inputs": None, "outputs": None})
+    assert made.status_code == 201, made.text
+    assert (made.json()["inputs"], made.json()["outputs"]) == ({}, {})
 
 
 def test_references_that_do_not_resolve_are_404s_naming_the_field(

@@ -37,6 +37,7 @@ from shipyard.api.routers import (
     role_assignments,
     roles,
     runs,
+    schedules,
     secrets,
     service_principals,
     sessions,
@@ -82,6 +83,7 @@ from shipyard.services.role_assignments import RoleAssignmentService
 from shipyard.services.roles import RoleService
 from shipyard.services.run_inputs import RunInputService
 from shipyard.services.runs import RunService
+from shipyard.services.schedules import ScheduleService, submitter
 from shipyard.services.secrets import SecretService
 from shipyard.services.service_principals import ServicePrincipalService
 from shipyard.services.sessions import LoginPolicy, SessionService
@@ -97,6 +99,10 @@ from shipyard.storage.s3_options import S3Options
 from shipyard.store.database import Database
 
 log = logging.getLogger(__name__)
+
+# How often every server looks for due schedule fires: a fire is late by at most this much.
+# Cheap (one indexed query); a fire is claimed once whichever server sees it first.
+SCHEDULE_POLL_SECONDS = 1.0
 
 
 def storage_opener(settings: Settings) -> Callable[[str], Storage]:
@@ -284,6 +290,7 @@ def build_services(settings: Settings, db: Database) -> Services:
         environments=environments,
         components=components,
         pipelines=pipelines,
+        schedules=ScheduleService(db, submitter(jobs.create, pipelines.create)),
         jobs=jobs,
         costs=CostService(db),
         lineage=LineageService(db),
@@ -307,6 +314,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         collector = asyncio.create_task(
             _upload_gc_loop(services, settings.upload_gc_interval_seconds)
         )
+        scheduler = asyncio.create_task(_schedule_loop(services, SCHEDULE_POLL_SECONDS))
         if services.job_runner is not None:
             await run_in_threadpool(services.job_runner.start)
         log.info("server ready", extra={"version": __version__})
@@ -321,6 +329,9 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
             collector.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await collector
+            scheduler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await scheduler
             services.db.dispose()
             log.info("server stopped")
 
@@ -370,6 +381,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         data.router,
         environments.router,
         components.router,
+        schedules.router,
         models.router,
         mlflow_surface.router,
     ):
@@ -399,3 +411,15 @@ async def _upload_gc_loop(services: Services, interval: float) -> None:
                 log.info("removed uploads", extra={"uploads": len(sweep.removed)})
         except Exception:  # the loop must outlive a failed pass; the next pass retries
             log.exception("removing unused uploads failed")
+
+
+async def _schedule_loop(services: Services, interval: float) -> None:
+    """Submit the jobs of due schedule fires (``services.schedules``)."""
+    while True:
+        try:
+            fired = await run_in_threadpool(services.schedules.fire_due)
+            if fired:
+                log.info("schedules fired", extra={"fires": fired})
+        except Exception:  # the loop must outlive a failed pass; the next pass retries
+            log.exception("firing schedules failed")
+        await asyncio.sleep(interval)

@@ -29,6 +29,7 @@ from shipyard.services.role_assignments import RoleAssignmentService
 from shipyard.services.roles import RoleService
 from shipyard.services.run_inputs import RunInputService
 from shipyard.services.runs import RunService
+from shipyard.services.schedules import ScheduleService
 from shipyard.services.secrets import SecretService
 from shipyard.services.service_principals import ServicePrincipalService
 from shipyard.services.sessions import SessionService
@@ -73,6 +74,7 @@ class Services:
     components: Components
     jobs: JobService
     pipelines: PipelineService
+    schedules: ScheduleService
     costs: CostService
     lineage: LineageService
     job_runner: JobRunner | None

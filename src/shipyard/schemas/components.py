@@ -77,8 +77,8 @@ class ComponentVersionCreate(RequestBody):
     )
     resources: Any = None
     distribution: Any = None
-    inputs: dict[str, ComponentInputBody | None] = Field(default_factory=dict)
-    outputs: dict[str, ComponentOutputBody | None] = Field(default_factory=dict)
+    inputs: dict[str, ComponentInputBody | None] | None = None
+    outputs: dict[str, ComponentOutputBody | None] | None = None
 
 
 class ComponentVersionUpdate(RequestBody):

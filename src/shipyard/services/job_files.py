@@ -13,6 +13,7 @@ import posixpath
 import shutil
 from pathlib import Path
 
+from shipyard.domain.errors import NotFoundError
 from shipyard.services.datastore_uris import Location
 from shipyard.storage.base import FileInfo, Storage, write_all
 from shipyard.storage.local import LocalStorage
@@ -31,6 +32,8 @@ def fetch(location: Location, dest: Path) -> Path:
     the path the job is given."""
     local = os_path(location)
     if local is not None:
+        if not local.exists():
+            raise NotFoundError(f"{location.uri} does not exist", code="input_not_found")
         if local.is_file():
             dest.mkdir(parents=True, exist_ok=True)
             target = dest / local.name
@@ -40,8 +43,12 @@ def fetch(location: Location, dest: Path) -> Path:
         return dest
     storage, key = location.storage, location.key
     files = storage.list(key, recursive=True)
-    if not files:  # a file, or nothing (stat says which)
-        info = storage.stat(key)
+    if not files:  # a file, an empty folder (object stores keep none), or nothing
+        try:
+            info = storage.stat(key)
+        except NotFoundError:
+            dest.mkdir(parents=True, exist_ok=True)
+            return dest
         dest.mkdir(parents=True, exist_ok=True)
         target = dest / posixpath.basename(info.path)
         _copy_out(storage, key, target)

@@ -686,6 +686,7 @@ class JobRunner:
     def _finalize(self, run: _Running, ended: Exit) -> None:
         try:
             self._finish(run, ended)
+            self._wake.set()  # a pipeline may have a step to start now
         except Exception:
             log.exception("finalizing a job failed", extra={"job_id": run.job_id})
             with self.db.write() as session:
@@ -729,6 +730,8 @@ class JobRunner:
                     job_files.upload_folder(
                         job_dir / "outputs" / name, location.storage, location.key
                     )
+                    # An output left empty is still there: the next step may take it.
+                    location.storage.ensure_folder(location.key)
                     if output.get("name"):
                         registered[name] = self._register(run.workspace, principal, output, job_id)
                 except ShipyardError as exc:
@@ -753,6 +756,7 @@ class JobRunner:
                         made.append(lineage.AssetKey(kind, *asset.rsplit(":", 1)))
                     sub.spec = {**sub.spec, "outputs": outputs}
                     session.add_all(lineage.job_assets(job_id, sub.workspace_id, "output", made))
+                _revoke(session, job_id)  # the job's token ends with it
                 sub.exit_code = ended.exit_code
                 sub.error = error
                 sub.state = "done"
@@ -763,7 +767,6 @@ class JobRunner:
                 hours = (sub.instance_count * wall if unit == "node" else sub.core_seconds) / 3600.0
                 sub.cost = hours * rate
                 set_status(job, status, sub.ended_at)
-                _revoke(session, job_id)
                 claimed = self._claim_next(session)
             self._start_claimed(claimed)
 
