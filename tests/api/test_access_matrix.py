@@ -1387,6 +1387,8 @@ ROUTES: dict[tuple[str, str], Recipe] = {
             f"/api/v1/workspaces/{w}/lineage", params={"asset": "data:none:1"}
         ),
     ),
+    ("POST", JOBS + "/{name}/archive"): Recipe("workspaces/jobs/write", make=_job_call("/archive")),
+    ("POST", JOBS + "/{name}/restore"): Recipe("workspaces/jobs/write", make=_job_call("/restore")),
     ("POST", JOBS + "/{name}/cancel"): Recipe("workspaces/jobs/write", make=_job_call("/cancel")),
     ("GET", JOBS + "/{name}/logs"): Recipe("workspaces/jobs/read", make=_job_call("/logs")),
     ("GET", JOBS + "/{name}/outputs/{output}/files"): Recipe(

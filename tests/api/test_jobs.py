@@ -565,3 +565,17 @@ def test_lineage_answers_which_models_were_trained_on_a_data_version(
     )
     assert bad.status_code == 400
     assert bad.json()["field"] == "asset"
+
+
+def test_archiving_hides_a_job_from_lists_and_restore_brings_it_back(
+    ws: WorkspaceHandle,
+) -> None:
+    name = ws.jobs.create(command(command="true")).name
+    assert name in {j.name for j in ws.jobs.list_jobs()}
+    ws.jobs.archive(name)
+    assert name not in {j.name for j in ws.jobs.list_jobs()}
+    assert ws.jobs._submitted.get(name).name == name  # show still finds it
+    ws.jobs.restore_job(name)
+    assert name in {j.name for j in ws.jobs.list_jobs()}
+    with pytest.raises(NotFoundError):
+        ws.jobs.archive("no-such-job")

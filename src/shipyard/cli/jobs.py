@@ -192,6 +192,26 @@ def cancel(name: str, workspace: str) -> None:
         click.echo(f"job {name} is {found.status}", err=True)
 
 
+@job.command("archive")
+@name_option
+@workspace_option
+def archive(name: str, workspace: str) -> None:
+    """Hide a job from `job list` (it keeps everything; `job show` still finds it)."""
+    with client() as c:
+        _jobs(c, workspace).archive(name)
+    click.echo(f"job {name} archived", err=True)
+
+
+@job.command("restore")
+@name_option
+@workspace_option
+def restore(name: str, workspace: str) -> None:
+    """Bring an archived job back into `job list`."""
+    with client() as c:
+        _jobs(c, workspace).restore_job(name)
+    click.echo(f"job {name} restored", err=True)
+
+
 @job.command("download")
 @name_option
 @click.option(

@@ -324,6 +324,12 @@ class JobSubmissions:
         )
         return [entry.path for entry in listing.items if not entry.is_dir]
 
+    def archive(self, name: str) -> None:
+        self._http.request("POST", self.path(name) + "/archive")
+
+    def restore(self, name: str) -> None:
+        self._http.request("POST", self.path(name) + "/restore")
+
     def cancel(self, name: str) -> JobRead:
         return self._http.send_model("POST", self.path(name) + "/cancel", JobRead)
 

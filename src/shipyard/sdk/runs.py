@@ -376,6 +376,13 @@ class JobOperations:
     def cancel(self, name: str) -> JobRead:
         return self._submitted.cancel(name)
 
+    def archive(self, name: str) -> None:
+        """Hide a submitted job from lists (``get`` still finds it; ``restore`` undoes it)."""
+        self._submitted.archive(name)
+
+    def restore_job(self, name: str) -> None:
+        self._submitted.restore(name)
+
     def download(
         self, name: str, *, output_name: str = "artifacts", download_path: str | Path = "."
     ) -> Path:

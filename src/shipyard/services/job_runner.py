@@ -26,6 +26,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -117,6 +118,9 @@ class EnvironmentProvider(Protocol):
     def prepare(self, pinned: dict[str, Any], log: Callable[[str], None]) -> Path:
         """Build (or find built) the pinned environment; returns its ``bin`` folder."""
 
+    def hold(self, pinned: dict[str, Any]) -> AbstractContextManager[None]:
+        """Keep the built environment from being evicted while a job runs in it."""
+
 
 @dataclass(frozen=True)
 class RunnerSettings:
@@ -165,6 +169,8 @@ class _Running:
     samples: int = 0
     finalizing: bool = False
     info: dict[str, Any] = field(default_factory=dict)
+    # The environment held for the job while it runs (released when it is finalized).
+    held: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
 
 class JobRunner:
@@ -314,9 +320,11 @@ class JobRunner:
 
     def _prepare_and_launch(self, job_id: str) -> None:
         job_dir = self.settings.jobs_dir / job_id
+        held = contextlib.ExitStack()  # the environment, held while the job runs
         try:
-            self._launch(job_id, job_dir)
+            self._launch(job_id, job_dir, held)
         except Exception as exc:
+            held.close()
             infra = not isinstance(exc, ShipyardError)
             if infra:
                 log.exception("preparing a job failed", extra={"job_id": job_id})
@@ -328,7 +336,7 @@ class JobRunner:
             with self._lock:
                 self._preparing.discard(job_id)
 
-    def _launch(self, job_id: str, job_dir: Path) -> None:
+    def _launch(self, job_id: str, job_dir: Path, held: contextlib.ExitStack) -> None:
         with self.db.read() as session:
             sub = session.get(JobSubmissionRow, job_id)
             job = session.get(JobRow, job_id)
@@ -360,6 +368,7 @@ class JobRunner:
             job_files.fetch(location, wd)
             note(f"code snapshot {digest[:12]} ready")
         bin_dir = self.environments.prepare(spec["environment"], note)
+        held.enter_context(self.environments.hold(spec["environment"]))
         note(f"environment {spec['environment'].get('ref') or 'inline'} ready")
         input_values = self._inputs(ws.id, spec.get("inputs", {}), job_dir, note)
         output_paths: dict[str, str] = {}
@@ -419,7 +428,7 @@ class JobRunner:
             timeout_s, memory_mb, cpus = sub.timeout_s, sub.memory_mb, sub.cpus
         with self._lock:
             self._running[job_id] = _Running(
-                job_id, workspace, handle, time.monotonic(), timeout_s, memory_mb, cpus
+                job_id, workspace, handle, time.monotonic(), timeout_s, memory_mb, cpus, held=held
             )
         self._wake.set()
 
@@ -701,6 +710,7 @@ class JobRunner:
         finally:
             with self._lock:
                 self._running.pop(run.job_id, None)
+            run.held.close()  # the environment may be evicted again
             shutil.rmtree(self.settings.jobs_dir / run.job_id, ignore_errors=True)
 
     def _finish(self, run: _Running, ended: Exit) -> None:

@@ -523,6 +523,14 @@ class JobService:
         self.wake()
         return read
 
+    def set_archived(self, workspace: str, name: str, archived: bool) -> None:
+        """Hide a job from lists (it is kept: ``show`` still finds it) or bring it back."""
+        with self.db.write() as session:
+            ws = _workspace(session, workspace)
+            job = session.get(JobRow, _require(session, ws, name).job_id)
+            assert job is not None
+            job.lifecycle_stage = "deleted" if archived else "active"
+
     # -- logs -------------------------------------------------------------------------------
 
     def logs(self, workspace: str, name: str, offset: int, *, wait: float = 0.0) -> LogChunk:

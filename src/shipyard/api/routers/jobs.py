@@ -104,6 +104,19 @@ def cancel_job(workspace: str, name: str, services: Services = Depends(get_servi
     return services.jobs.cancel(workspace, name)
 
 
+@router.post("/{name}/archive", status_code=204, dependencies=[require(actions.JOBS_WRITE)])
+def archive_job(workspace: str, name: str, services: Services = Depends(get_services)) -> Response:
+    """Hide the job from lists; it keeps everything and ``show`` still finds it."""
+    services.jobs.set_archived(workspace, name, True)
+    return Response(status_code=204)
+
+
+@router.post("/{name}/restore", status_code=204, dependencies=[require(actions.JOBS_WRITE)])
+def restore_job(workspace: str, name: str, services: Services = Depends(get_services)) -> Response:
+    services.jobs.set_archived(workspace, name, False)
+    return Response(status_code=204)
+
+
 @router.get(
     "/{name}/logs",
     dependencies=[require(actions.JOBS_READ)],

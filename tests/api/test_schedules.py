@@ -1,0 +1,235 @@
+"""Schedules end to end: REST create/read/enable/disable/delete with bad input as 400s naming
+the field, a fire that submits a job which runs to Completed with its trigger time, exactly
+one fire with two servers on one store, and the missed-fire policy."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select, update
+
+from shipyard.store.database import Database
+from shipyard.store.jobs import JobSubmissionRow
+from shipyard.store.schedules import ScheduleFireRow, ScheduleRow
+from tests.api.test_jobs import SHARED_ENVIRONMENTS
+from tests.conftest import RunningServer, start_server, unique
+
+
+@pytest.fixture(scope="module")
+def server(
+    tmp_path_factory: pytest.TempPathFactory, module_database_url: str
+) -> Iterator[RunningServer]:
+    with start_server(
+        tmp_path_factory.mktemp("data"),
+        module_database_url,
+        environment_cache_dir=SHARED_ENVIRONMENTS,
+        local_compute_cpus=2,
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+def http(server: RunningServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, headers=server.auth, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+def ws(http: httpx.Client) -> str:
+    name = unique()
+    assert http.post("/api/v1/workspaces", json={"name": name}).status_code == 201
+    return name
+
+
+ECHO = {
+    "command": "echo WHEN=${{inputs.when}}",
+    "environment": "azureml:shipyard-minimal:1",
+    "inputs": {"when": "${{creation_context.trigger_time}}"},
+}
+EVERY_MINUTE = {"type": "cron", "expression": "* * * * *"}
+
+
+def create(http: httpx.Client, ws: str, **body: Any) -> httpx.Response:
+    return http.post(f"/api/v1/workspaces/{ws}/schedules", json={"name": unique("s"), **body})
+
+
+def make_due(db: Database, ws_schedule: str, when: datetime) -> None:
+    """The schedule's next fire moved to ``when`` (in the past: due now)."""
+    with db.write() as session:
+        session.execute(
+            update(ScheduleRow).where(ScheduleRow.name == ws_schedule).values(next_fire_at=when)
+        )
+
+
+def wait_for_fires(http: httpx.Client, ws: str, name: str, count: int = 1) -> list[Any]:
+    deadline = time.monotonic() + 20
+    while True:
+        fires = http.get(f"/api/v1/workspaces/{ws}/schedules/{name}/fires").json()["items"]
+        if len(fires) >= count and all(f["job_name"] or f["error"] for f in fires):
+            return list(fires)
+        assert time.monotonic() < deadline, f"schedule {name} fired {fires}"
+        time.sleep(0.1)
+
+
+def minute_floor(value: datetime) -> datetime:
+    return value.replace(second=0, microsecond=0)
+
+
+def test_a_schedule_shows_its_next_five_fires_and_can_be_disabled_enabled_and_deleted(
+    http: httpx.Client, ws: str
+) -> None:
+    trigger = {"type": "recurrence", "frequency": "day", "interval": 1,
+               "schedule": {"hours": [2], "minutes": [30]}, "time_zone": "Europe/Paris"}  # fmt: skip
+    made = create(http, ws, trigger=trigger, create_job=ECHO, tags={"team": "ml"})
+    assert made.status_code == 201, made.text
+    name = made.json()["name"]
+    shown = http.get(f"/api/v1/workspaces/{ws}/schedules/{name}").json()
+    upcoming = [datetime.fromisoformat(t) for t in shown["upcoming_fire_times"]]
+    assert len(upcoming) == 5
+    assert all(b - a == timedelta(days=1) for a, b in zip(upcoming, upcoming[1:], strict=False)
+               if a.utcoffset() == b.utcoffset())  # fmt: skip
+    assert {t.astimezone(UTC).hour for t in upcoming} <= {0, 1}  # 02:30 Paris, CET or CEST
+    assert shown["is_enabled"] and shown["tags"] == {"team": "ml"}
+    assert "name" not in shown["create_job"]
+    listed = http.get(f"/api/v1/workspaces/{ws}/schedules").json()["items"]
+    assert [s["name"] for s in listed] == [name]
+
+    off = http.post(f"/api/v1/workspaces/{ws}/schedules/{name}/disable").json()
+    assert not off["is_enabled"] and off["next_fire_time"] is None
+    on = http.post(f"/api/v1/workspaces/{ws}/schedules/{name}/enable").json()
+    assert on["is_enabled"] and on["next_fire_time"] is not None
+    assert http.delete(f"/api/v1/workspaces/{ws}/schedules/{name}").status_code == 204
+    missing = http.get(f"/api/v1/workspaces/{ws}/schedules/{name}")
+    assert missing.status_code == 404 and missing.json()["code"] == "schedule_not_found"
+
+
+@pytest.mark.parametrize(
+    ("trigger", "create_job", "field"),
+    [
+        ({"type": "cron", "expression": "0 25 * * *"}, ECHO, "trigger.expression"),
+        ({"type": "cron", "expression": "0 2 * *"}, ECHO, "trigger.expression"),
+        ({**EVERY_MINUTE, "time_zone": "Atlantis/Lost"}, ECHO, "trigger.time_zone"),
+        (
+            {"type": "recurrence", "frequency": "day", "time_zone": "Nowhere"},
+            ECHO,
+            "trigger.time_zone",
+        ),  # fmt: skip
+        (EVERY_MINUTE, {**ECHO, "inputs": {"bad name!": 1}}, "create_job.inputs"),
+        (EVERY_MINUTE, {**ECHO, "no_such_key": 1}, "create_job.no_such_key"),
+        (EVERY_MINUTE, "azureml:some-job", "create_job"),
+    ],
+)
+def test_bad_input_is_a_400_naming_the_field(
+    http: httpx.Client, ws: str, trigger: Any, create_job: Any, field: str
+) -> None:
+    response = create(http, ws, trigger=trigger, create_job=create_job)
+    assert response.status_code == 400, response.text
+    assert response.json()["field"].startswith(field), response.json()
+
+
+def test_a_bad_trigger_shape_and_a_taken_name_are_refused(http: httpx.Client, ws: str) -> None:
+    bad = create(http, ws, trigger={"type": "recurrence", "frequency": "fortnight"},
+                 create_job=ECHO)  # fmt: skip
+    assert bad.status_code in (400, 422) and "frequency" in bad.text
+    made = create(http, ws, trigger=EVERY_MINUTE, create_job=ECHO).json()
+    again = http.post(
+        f"/api/v1/workspaces/{ws}/schedules",
+        json={"name": made["name"], "trigger": EVERY_MINUTE, "create_job": ECHO},
+    )
+    assert again.status_code == 409
+
+
+def test_a_fire_submits_a_job_that_completes_with_its_trigger_time(
+    server: RunningServer, http: httpx.Client, ws: str
+) -> None:
+    made = create(http, ws, trigger=EVERY_MINUTE, create_job=ECHO,
+                  overrides={"display_name": "nightly"}).json()  # fmt: skip
+    fire_time = minute_floor(datetime.now(UTC))
+    make_due(server.db, made["name"], fire_time)
+    [fire] = wait_for_fires(http, ws, made["name"])
+    assert fire["error"] is None and fire["skipped"] == 0
+    assert datetime.fromisoformat(fire["fire_time"]) == fire_time
+    stamp = fire_time.isoformat().replace("+00:00", "Z")
+    deadline = time.monotonic() + 120
+    while True:
+        job = http.get(f"/api/v1/workspaces/{ws}/jobs/{fire['job_name']}").json()
+        if job["status"] in ("Completed", "Failed", "Canceled"):
+            break
+        assert time.monotonic() < deadline, job
+        time.sleep(0.2)
+    assert job["status"] == "Completed", job
+    assert job["display_name"] == "nightly"
+    log = http.get(f"/api/v1/workspaces/{ws}/jobs/{fire['job_name']}/logs").text
+    assert f"WHEN={stamp}" in log
+    shown = http.get(f"/api/v1/workspaces/{ws}/schedules/{made['name']}").json()
+    assert datetime.fromisoformat(shown["last_fire_time"]) == fire_time
+    assert datetime.fromisoformat(shown["next_fire_time"]) > fire_time
+
+
+def test_missed_fires_fire_once_for_the_most_recent_and_count_the_others(
+    server: RunningServer, http: httpx.Client, ws: str
+) -> None:
+    made = create(http, ws, trigger=EVERY_MINUTE, create_job={"command": "true"}).json()
+    now = minute_floor(datetime.now(UTC))
+    make_due(server.db, made["name"], now - timedelta(minutes=30))
+    [fire] = wait_for_fires(http, ws, made["name"])
+    latest = datetime.fromisoformat(fire["fire_time"])
+    # The most recent missed minute (the clock may have turned one minute meanwhile).
+    assert latest - now in (timedelta(0), timedelta(minutes=1))
+    assert fire["skipped"] == 30 + (latest - now) // timedelta(minutes=1)
+    assert fire["job_name"] is not None
+
+
+def test_a_job_that_cannot_be_submitted_is_recorded_on_the_fire(
+    server: RunningServer, http: httpx.Client, ws: str
+) -> None:
+    spec = {"command": "true", "compute": "azureml:no-such-compute"}
+    made = create(http, ws, trigger=EVERY_MINUTE, create_job=spec).json()
+    make_due(server.db, made["name"], minute_floor(datetime.now(UTC)))
+    [fire] = wait_for_fires(http, ws, made["name"])
+    assert fire["job_name"] is None and "no-such-compute" in fire["error"]
+
+
+def test_two_servers_on_one_store_fire_each_due_fire_once(
+    tmp_path: Path, database_url: str
+) -> None:
+    first, second = start_server(tmp_path / "a", database_url, jobs_enabled=False), None
+    with first as one:
+        second = start_server(tmp_path / "b", database_url, jobs_enabled=False)
+        with second as two, httpx.Client(base_url=one.url, headers=one.auth) as http:
+            ws = unique()
+            http.post("/api/v1/workspaces", json={"name": ws}).raise_for_status()
+            names = [
+                create(http, ws, trigger=EVERY_MINUTE, create_job={"command": "true"}).json()[
+                    "name"
+                ]
+                for _ in range(8)
+            ]
+            due = minute_floor(datetime.now(UTC))
+            for name in names:
+                make_due(one.db, name, due)
+            # Besides both servers' loops, both services fire at once from several threads.
+            services = [first.app.state.services, second.app.state.services]
+            threads = [
+                threading.Thread(target=s.schedules.fire_due) for s in services for _ in range(3)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            for name in names:
+                wait_for_fires(http, ws, name)
+            time.sleep(1.5)  # a late duplicate from either loop would show by now
+            with one.db.read() as session:
+                fires = session.scalar(select(func.count()).select_from(ScheduleFireRow))
+                jobs = session.scalar(select(func.count()).select_from(JobSubmissionRow))
+            assert fires == len(names)
+            assert jobs == len(names)
+            assert two.url != one.url
