@@ -20,6 +20,7 @@ from sqlalchemy import select, update
 from shipyard.api.app import build_services
 from shipyard.services.upload_gc import UploadCollector, UploadUsers, in_use
 from shipyard.store.base import utcnow
+from shipyard.store.components import ComponentVersionRow
 from shipyard.store.jobs import JobSubmissionRow
 from shipyard.store.logged_models import LoggedModelRow
 from shipyard.store.uploads import ContentUploadRow
@@ -327,6 +328,29 @@ def test_code_snapshots_stay_while_a_job_names_them_and_shared_files_stay_with_t
     removed = [r for r in collector.collect().removed if r.digest == digest]
     assert [(r.purpose, r.files_removed) for r in removed] == [("code", True)]
     assert not folder.exists()
+
+
+def test_code_snapshots_stay_while_a_component_version_names_them(
+    server: RunningServer, collector: UploadCollector, http: httpx.Client, ws: str
+) -> None:
+    files = {"score.py": b"print('score')\n"}
+    digest, _ = begin(http, ws, files, "score.py", area="code")
+    done = http.post(f"/api/v1/workspaces/{ws}/code/artifacts/{digest}/commit")
+    assert done.status_code == 200, done.text
+    body = {"command": "python score.py", "code": f"sha256:{digest}",
+            "environment": "azureml:shipyard-minimal:1"}  # fmt: skip
+    made = http.post(f"/api/v1/workspaces/{ws}/components/score/versions", json=body)
+    assert made.status_code == 201, made.text
+    age(server, ws, digest)
+    backdate_files(own_storage(http, ws) / "LocalUpload" / digest)
+
+    assert [r for r in collector.collect().removed if r.digest == digest] == []
+    assert [r.purpose for r in rows(server, ws, digest)] == ["code"]
+
+    with server.db.write() as session:
+        session.query(ComponentVersionRow).filter_by(code_digest=digest).delete()
+    removed = [r for r in collector.collect().removed if r.digest == digest]
+    assert [(r.purpose, r.files_removed) for r in removed] == [("code", True)]
 
 
 def test_soft_deleted_workspaces_and_read_only_datastores_are_left_alone(

@@ -19,11 +19,13 @@ import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pathspec
 
 from shipyard.domain.content import ManifestEntry, manifest_digest
 from shipyard.domain.errors import InvalidInputError
+from shipyard.sdk.environments import read_local_parts
 from shipyard.sdk.uploads import ContentUploads, LocalContent, UploadProgress, hash_local
 
 IGNORE_FILES = (".shipyardignore", ".amlignore", ".gitignore")
@@ -126,6 +128,47 @@ def upload_code(
     uploads.upload(snapshot, progress=progress)
     folder = snapshot.source if code is not None else None
     return CodeSnapshot(f"sha256:{snapshot.digest}", folder)
+
+
+def localize_component(
+    uploads: ContentUploads,
+    body: dict[str, Any],
+    *,
+    base_dir: Path | None = None,
+    progress: UploadProgress | None = None,
+) -> dict[str, Any]:
+    """A component mapping with its local parts dealt with, in place: a local ``code``
+    folder and ``additional_includes`` uploaded as one snapshot (``code: sha256:...``), an
+    inline environment's local conda or requirements file read. Returns ``body``."""
+    code = body.get("code")
+    includes = body.pop("additional_includes", None) or []
+    if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
+        raise InvalidInputError(
+            "additional_includes must be a list of paths",
+            code="invalid_field",
+            field="additional_includes",
+        )
+    local_code = isinstance(code, str) and not code.startswith("sha256:")
+    if local_code or includes:
+        snapshot = upload_code(
+            uploads,
+            code if local_code else None,
+            base_dir=base_dir,
+            additional_includes=includes,
+            progress=progress,
+        )
+        body["code"] = snapshot.ref
+    environment = body.get("environment")
+    if isinstance(environment, dict):
+        environment = dict(environment)
+        read_local_parts(environment, base_dir, field="environment.")
+        body["environment"] = environment
+    return body
+
+
+def local_path(path: str, base_dir: Path | None, field: str) -> Path:
+    """``path`` on this machine (relative to ``base_dir``); it must exist."""
+    return _local(path, base_dir, field)
 
 
 def _hashed(local: Path, field: str) -> LocalContent:

@@ -43,8 +43,7 @@ from shipyard.domain.components import (
 )
 from shipyard.domain.errors import InvalidInputError, ShipyardError
 from shipyard.schemas.components import ComponentRead, ComponentVersionRead
-from shipyard.sdk.code import upload_code
-from shipyard.sdk.environments import read_local_parts
+from shipyard.sdk.code import localize_component
 from shipyard.sdk.http import HttpSession
 from shipyard.sdk.jobs import Input
 from shipyard.sdk.uploads import ContentUploads, UploadProgress
@@ -311,29 +310,7 @@ class ComponentOperations:
             body.pop("version", None)  # an empty version asks for the next number
         elif isinstance(body["version"], int) and not isinstance(body["version"], bool):
             body["version"] = str(body["version"])
-        code = body.get("code")
-        includes = body.pop("additional_includes", None) or []
-        if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
-            raise InvalidInputError(
-                "additional_includes must be a list of paths",
-                code="invalid_field",
-                field="additional_includes",
-            )
-        local_code = isinstance(code, str) and not code.startswith("sha256:")
-        if local_code or includes:
-            snapshot = upload_code(
-                self._code,
-                code if local_code else None,
-                base_dir=base_dir,
-                additional_includes=includes,
-                progress=progress,
-            )
-            body["code"] = snapshot.ref
-        environment = body.get("environment")
-        if isinstance(environment, dict):
-            environment = dict(environment)
-            read_local_parts(environment, base_dir, field="environment.")
-            body["environment"] = environment
+        localize_component(self._code, body, base_dir=base_dir, progress=progress)
         return self._http.send_model("POST", self._component(name) + "/versions", Component, body)
 
     # -- read -------------------------------------------------------------------------------

@@ -34,12 +34,11 @@ from typing import Any, TextIO
 from urllib.parse import quote
 
 from shipyard.domain.asset_uris import LocalPath, parse_asset_path
-from shipyard.domain.errors import InvalidInputError
 from shipyard.schemas.data import DataFileList
 from shipyard.schemas.jobs import JobRead
 from shipyard.sdk import code as code_rules
 from shipyard.sdk.artifacts import DEFAULT_WORKERS
-from shipyard.sdk.code import upload_code
+from shipyard.sdk.code import local_path, localize_component, upload_code
 from shipyard.sdk.data import download_files
 from shipyard.sdk.environments import read_local_parts
 from shipyard.sdk.http import HttpSession
@@ -194,7 +193,7 @@ class JobSubmissions:
         where = f"jobs.{name}."
         component = step.get("component")
         if isinstance(component, str) and _is_local_file(component):
-            path = _local(component, base_dir, f"{where}component")
+            path = local_path(component, base_dir, f"{where}component")
             document = load_yaml_file(path)
             step["component"] = self._inline_component(
                 dict(document.data), path.resolve().parent, progress
@@ -214,24 +213,7 @@ class JobSubmissions:
     def _inline_component(
         self, component: dict[str, Any], base_dir: Path | None, progress: UploadProgress | None
     ) -> dict[str, Any]:
-        code = component.get("code")
-        includes = component.pop("additional_includes", None) or []
-        local = isinstance(code, str) and not code.startswith("sha256:")
-        if local or includes:
-            snapshot = upload_code(
-                self._code,
-                code if local else None,
-                base_dir=base_dir,
-                additional_includes=includes,
-                progress=progress,
-            )
-            component["code"] = snapshot.ref
-        environment = component.get("environment")
-        if isinstance(environment, dict):
-            environment = dict(environment)
-            read_local_parts(environment, base_dir, field="environment.")
-            component["environment"] = environment
-        return component
+        return localize_component(self._code, component, base_dir=base_dir, progress=progress)
 
     def prepare(
         self,
@@ -280,7 +262,7 @@ class JobSubmissions:
         parsed = parse_asset_path(path, field=f"inputs.{name}.path")
         if not isinstance(parsed, LocalPath):
             return value
-        local = _local(parsed.path, base_dir, f"inputs.{name}.path")
+        local = local_path(parsed.path, base_dir, f"inputs.{name}.path")
         content = hash_local(local, field=f"inputs.{name}.path")
         uploaded = self._data.upload(content, progress=progress)
         uri = uploaded.uri + (f"/{local.name}" if content.is_file else "")
@@ -384,12 +366,3 @@ def _is_local_file(reference: str) -> bool:
     if lowered.startswith(_ASSET_SCHEMES):
         return False
     return lowered.endswith((".yml", ".yaml")) or "/" in reference
-
-
-def _local(path: str, base_dir: Path | None, field: str) -> Path:
-    local = Path(path.removeprefix("file:")).expanduser()
-    if not local.is_absolute() and base_dir is not None:
-        local = base_dir / local
-    if not local.exists():
-        raise InvalidInputError(f"{path!r} does not exist", code="path_not_found", field=field)
-    return local

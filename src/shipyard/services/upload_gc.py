@@ -15,8 +15,8 @@ Never removed:
   datastore counts, since two workspaces' datastores may be the same bucket or folder;
 - an upload in the workspace's own storage that a model version's files are in (or whose
   logged model a version came from);
-- a code snapshot (purpose ``code``) whose digest a submitted job names
-  (``job_submissions.code_digest``);
+- a code snapshot (purpose ``code``) whose digest a submitted job or a component version
+  names (``job_submissions.code_digest``, ``component_versions.code_digest``);
 - an upload of a soft-deleted workspace (recovering it brings everything back), of a purpose
   this module does not know, or in a datastore that is read-only now.
 
@@ -49,6 +49,7 @@ from shipyard.domain.errors import NotFoundError
 from shipyard.services.datastore_uris import DatastoreResolver, Location
 from shipyard.services.model_sources import ARTIFACTS_SCHEME
 from shipyard.store.base import utcnow
+from shipyard.store.components import ComponentRow, ComponentVersionRow
 from shipyard.store.data import DataAssetRow, DataVersionRow
 from shipyard.store.database import Database
 from shipyard.store.jobs import JobSubmissionRow
@@ -244,6 +245,12 @@ class UploadUsers:
             JobSubmissionRow.code_digest.is_not(None)
         )
         users.code = {(ws_id, digest) for ws_id, digest in session.execute(jobs) if digest}
+        components = (
+            select(ComponentRow.workspace_id, ComponentVersionRow.code_digest)
+            .join(ComponentRow, ComponentRow.id == ComponentVersionRow.component_id)
+            .where(ComponentVersionRow.code_digest.is_not(None))
+        )
+        users.code |= {(ws_id, digest) for ws_id, digest in session.execute(components) if digest}
         return users
 
     def use(self, row: ContentUploadRow) -> bool:
@@ -299,7 +306,14 @@ def in_use(session: Session, ws: WorkspaceRow, row: ContentUploadRow) -> bool:
     jobs = select(JobSubmissionRow.job_id).where(
         JobSubmissionRow.workspace_id == ws.id, JobSubmissionRow.code_digest == row.digest
     )
-    return session.execute(jobs.limit(1)).first() is not None
+    if session.execute(jobs.limit(1)).first() is not None:
+        return True
+    components = (
+        select(ComponentVersionRow.id)
+        .join(ComponentRow, ComponentRow.id == ComponentVersionRow.component_id)
+        .where(ComponentRow.workspace_id == ws.id, ComponentVersionRow.code_digest == row.digest)
+    )
+    return session.execute(components.limit(1)).first() is not None
 
 
 def _model_versions_use(session: Session, ws: WorkspaceRow, row: ContentUploadRow) -> bool:
