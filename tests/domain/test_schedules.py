@@ -39,6 +39,29 @@ def test_cron_in_a_time_zone_follows_its_dst_change() -> None:
     assert got == [utc(2026, 3, 7, 14), utc(2026, 3, 8, 13), utc(2026, 3, 9, 13)]
 
 
+@pytest.mark.parametrize(
+    "trigger",
+    [
+        {"type": "cron", "expression": "30 2 * * *"},
+        {"type": "recurrence", "frequency": "day", "schedule": {"hours": 2, "minutes": 30},
+         "start_time": datetime(2026, 3, 1)},
+    ],
+)  # fmt: skip
+def test_a_skipped_wall_clock_time_fires_an_hour_later_and_a_repeated_one_once(
+    trigger: dict[str, Any],
+) -> None:
+    # Paris: 02:00-03:00 does not exist on 29 March 2026 and happens twice on 25 October.
+    parsed = parse_trigger({**trigger, "time_zone": "Europe/Paris"}, now=utc(2026, 3, 1))
+    assert parsed.upcoming(utc(2026, 3, 28, 12), 2) == [
+        utc(2026, 3, 29, 1, 30),  # 03:30 CEST
+        utc(2026, 3, 30, 0, 30),  # 02:30 CEST
+    ]
+    assert parsed.upcoming(utc(2026, 10, 24, 12), 2) == [
+        utc(2026, 10, 25, 0, 30),  # 02:30 CEST, the first of the two
+        utc(2026, 10, 26, 1, 30),  # 02:30 CET
+    ]
+
+
 def test_a_recurrence_every_day_in_a_time_zone_keeps_its_wall_clock_time_across_dst() -> None:
     raw = {
         "type": "recurrence",

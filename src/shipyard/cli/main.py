@@ -19,6 +19,7 @@ from shipyard.cli.jobs import job
 from shipyard.cli.login import login
 from shipyard.cli.models import model
 from shipyard.cli.roles import role
+from shipyard.cli.schedules import schedule
 from shipyard.cli.secrets import secret
 from shipyard.cli.server import admin, db, server
 from shipyard.cli.service_principals import service_principal
@@ -52,6 +53,7 @@ for command in (
     model,
     compute,
     job,
+    schedule,
     cost,
     admin,
 ):

@@ -122,10 +122,17 @@ def replace_trigger_time(value: object, fire: datetime) -> object:
 
 
 def _cron_next(expression: str, after: datetime, zone: ZoneInfo) -> datetime:
-    # croniter steps in wall-clock time when given an aware local datetime.
-    local = after.astimezone(zone)
-    found: datetime = croniter(expression, local).get_next(datetime)
-    return found.astimezone(UTC)
+    # Stepped in naive wall-clock time, each tick then read in the zone as recurrences are
+    # (zoneinfo's first occurrence): a repeated hour's tick fires once, a skipped one an hour
+    # later on the clock. croniter's own aware stepping would fire a repeated tick twice.
+    # A tick that maps to before ``after`` (in a repeated hour's second pass) was fired in
+    # its first pass and is passed over.
+    ticks = croniter(expression, after.astimezone(zone).replace(tzinfo=None))
+    while True:
+        tick: datetime = ticks.get_next(datetime)
+        fire = tick.replace(tzinfo=zone).astimezone(UTC)
+        if fire > after:
+            return fire
 
 
 def _recurrence_after(

@@ -19,6 +19,7 @@ from shipyard.sdk.http import HttpSession
 from shipyard.sdk.models import ModelOperations
 from shipyard.sdk.run_logger import DEFAULT_MAX_QUEUE
 from shipyard.sdk.runs import JobOperations, Run, start_run
+from shipyard.sdk.schedules import ScheduleOperations
 from shipyard.sdk.secrets import SecretOperations
 
 Workspace = WorkspaceRead
@@ -117,6 +118,7 @@ class WorkspaceHandle:
         self.costs = CostOperations(http, name)
         self.environments = EnvironmentOperations(http, name)
         self.components = ComponentOperations(http, name)
+        self.schedules = ScheduleOperations(http, name, self.jobs._submitted)
 
     def get(self) -> Workspace:
         return self._http.get_model(_path(self.name), Workspace)
