@@ -39,37 +39,36 @@ from shipyard.compute.launchers.local import Exit, LocalLauncher, Usage
 from shipyard.compute.launchers.ray import RayExit, RayJob, RayLauncher
 from shipyard.compute.scheduler import Candidate, Capacity, pick
 from shipyard.domain import command_template
-from shipyard.domain.asset_uris import DatastorePath, parse_asset_path
 from shipyard.domain.content import UPLOADS_FOLDER
 from shipyard.domain.errors import ShipyardError
 from shipyard.domain.principals import Principal
-from shipyard.schemas.data import DataVersionCreate
-from shipyard.schemas.models import ModelAssetCreate
 from shipyard.services import job_files, lineage
 from shipyard.services.artifacts import ArtifactService
 from shipyard.services.data import DataService
-from shipyard.services.datastore_uris import DatastoreResolver, Location
+from shipyard.services.datastore_uris import DatastoreResolver
+from shipyard.services.job_environment import (
+    JobContext,
+    job_environment,
+    mint_job_token,
+    revoke_job_tokens,
+)
 from shipyard.services.job_inputs import MODEL_TYPES
-from shipyard.services.jobs import SECRET_REFERENCE, LocalCapacity, set_status
+from shipyard.services.job_outputs import SYSTEM_LOG, USER_LOG, JobOutputs
+from shipyard.services.jobs import LocalCapacity, set_status
 from shipyard.services.model_assets import ModelAssetService
 from shipyard.services.pipeline_runner import PipelineRunner
 from shipyard.services.runs import RunService
 from shipyard.services.secrets import SecretService
-from shipyard.services.tokens import hash_token, new_token
-from shipyard.storage.base import write_all
 from shipyard.store.base import utcnow
 from shipyard.store.computes import get_compute
 from shipyard.store.database import Database
 from shipyard.store.jobs import JobSubmissionRow
-from shipyard.store.tokens import TokenRow
 from shipyard.store.tracking import ExperimentRow, JobRow
 from shipyard.store.users import UserRow
 from shipyard.store.workspaces import WorkspaceRow
 
 log = logging.getLogger(__name__)
 
-USER_LOG = "user_logs/std_log.txt"
-SYSTEM_LOG = "system_logs/prepare.txt"
 MiB = 1024 * 1024
 
 
@@ -161,19 +160,6 @@ class RunnerSettings:
     host: str = field(default_factory=socket.gethostname)
 
 
-@dataclass(frozen=True)
-class _JobContext:
-    """Who and where a job is, as its environment tells it."""
-
-    job_id: str
-    name: str
-    workspace: str
-    workspace_id: str
-    created_by: str
-    experiment_id: str
-    experiment: str
-
-
 @dataclass
 class _Running:
     job_id: str
@@ -219,11 +205,9 @@ class JobRunner:
         self.pipelines = pipelines
         self.environments = environments
         self.resolver = resolver
-        self.artifacts = artifacts
+        self.outputs = JobOutputs(db, resolver, artifacts, data, models, settings.jobs_dir)
         self.secrets = secrets
         self.runs = runs
-        self.data = data
-        self.models = models
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -401,7 +385,7 @@ class JobRunner:
         (wd / "outputs").mkdir(exist_ok=True)
         (wd / "logs").mkdir(exist_ok=True)
         command = command_template.render(spec["command"], input_values, output_paths)
-        context = _JobContext(
+        context = JobContext(
             job_id, name, workspace, ws.id, job.created_by, experiment.id, experiment.name
         )
         env, masked = self._environment(spec, context, bin_dir, job_dir)
@@ -494,7 +478,7 @@ class JobRunner:
             if value["mode"] == "direct" or not uri.startswith("azureml://"):
                 values[name] = uri
                 continue
-            location = self._location(workspace_id, uri, f"inputs.{name}")
+            location = self.outputs.location(workspace_id, uri, f"inputs.{name}")
             dest = job_dir / "inputs" / name
             if value["mode"] == "ro_mount":
                 path = job_files.link(location, dest)
@@ -504,79 +488,21 @@ class JobRunner:
             note(f"input {name}: {uri} ({value['mode']}) -> {path}")
         return values
 
-    def _location(self, workspace_id: str, uri: str, field: str) -> Location:
-        parsed = parse_asset_path(uri, field=field)
-        assert isinstance(parsed, DatastorePath)
-        with self.db.read() as session:
-            return self.resolver.resolve(
-                session, _ws(session, workspace_id), parsed.datastore, parsed.path, field=field
-            )
-
     def _environment(
-        self, spec: dict[str, Any], job: _JobContext, bin_dir: Path, job_dir: Path
+        self, spec: dict[str, Any], job: JobContext, bin_dir: Path, job_dir: Path
     ) -> tuple[dict[str, str], list[str]]:
-        """The job's whole environment: nothing of the server's own (it may hold keys)."""
-        masked: list[str] = []
-        env = {
-            "PATH": f"{bin_dir}{os.pathsep}/usr/local/bin:/usr/bin:/bin",
-            "HOME": str(job_dir / "wd"),
-            "TMPDIR": str(job_dir / "tmp"),
-            "LANG": "C.UTF-8",
-            "PYTHONUNBUFFERED": "1",
-            "VIRTUAL_ENV": str(bin_dir.parent),
-        }
-        for key, value in spec.get("environment_variables", {}).items():
-
-            def reveal(found: Any) -> str:
-                secret = self.secrets.reveal(job.workspace, found.group(1)).value
-                masked.append(secret)
-                return secret
-
-            env[key] = SECRET_REFERENCE.sub(reveal, value)
-        token = self._mint_token(job.workspace_id, job.job_id, job.created_by, spec)
-        # The workspace's MLflow tracking URI (as `workspace show` prints it).
-        tracking = f"{self.settings.server_url}/mlflow/workspaces/{job.workspace}"
-        env.update(
-            {
-                "SHIPYARD_URL": self.settings.server_url,
-                "SHIPYARD_WORKSPACE": job.workspace,
-                "SHIPYARD_JOB_NAME": job.name,
-                "SHIPYARD_JOB_ID": job.job_id,
-                "SHIPYARD_TOKEN": token,
-                "MLFLOW_TRACKING_URI": tracking,
-                "MLFLOW_TRACKING_TOKEN": token,
-                "MLFLOW_RUN_ID": job.job_id,
-                "MLFLOW_EXPERIMENT_ID": job.experiment_id,
-                "MLFLOW_EXPERIMENT_NAME": job.experiment,
-                "AZUREML_RUN_ID": job.job_id,
-                "AZUREML_ARM_WORKSPACE_NAME": job.workspace,
-                "AZUREML_ARM_PROJECT_NAME": job.experiment,
-                "AZUREML_EXPERIMENT_ID": job.experiment_id,
-            }
+        token = mint_job_token(
+            self.db, job, timeout_s=int(spec.get("limits", {}).get("timeout") or 0)
         )
-        masked.append(token)
-        return env, masked
-
-    def _mint_token(
-        self, workspace_id: str, job_id: str, user_id: str, spec: dict[str, Any]
-    ) -> str:
-        """A token for the job: its submitter's rights, in this workspace only, revoked when
-        the job ends (and expiring on its own a day after the job's time limit)."""
-        raw = new_token()
-        timeout = int(spec.get("limits", {}).get("timeout") or 0)
-        with self.db.write() as session:
-            session.add(
-                TokenRow(
-                    user_id=user_id,
-                    name=f"job:{job_id}",
-                    token_hash=hash_token(raw),
-                    prefix=raw[:8],
-                    expires_at=utcnow() + timedelta(seconds=timeout) + timedelta(days=1),
-                    workspace_id=workspace_id,
-                    job_id=job_id,
-                )
-            )
-        return raw
+        return job_environment(
+            spec,
+            job,
+            bin_dir=bin_dir,
+            job_dir=job_dir,
+            server_url=self.settings.server_url,
+            token=token,
+            reveal=lambda name: self.secrets.reveal(job.workspace, name).value,
+        )
 
     def _end_unlaunched(self, job_id: str, reason: str, *, retry: bool) -> None:
         with self.db.write() as session:
@@ -597,8 +523,8 @@ class JobRunner:
                 sub.error = reason
             sub.state = "done"
             sub.ended_at = utcnow()
-            _revoke(session, job_id)
-        self._upload_logs(job_id)
+            revoke_job_tokens(session, job_id)
+        self.outputs.store_logs(job_id)
 
     # -- watching ---------------------------------------------------------------------------
 
@@ -727,7 +653,7 @@ class JobRunner:
                     set_status(job, "Failed")
                     sub.state, sub.ended_at = "done", utcnow()
                     sub.error = "finalizing the job failed; see the server log"
-                    _revoke(session, run.job_id)
+                    revoke_job_tokens(session, run.job_id)
             self._wake.set()  # the loop fills the slot the failed finish left
         finally:
             with self._lock:
@@ -737,7 +663,6 @@ class JobRunner:
 
     def _finish(self, run: _Running, ended: Exit) -> None:
         job_id = run.job_id
-        job_dir = self.settings.jobs_dir / job_id
         with self.db.write() as session:
             job = session.get(JobRow, job_id)
             sub = session.get(JobSubmissionRow, job_id)
@@ -747,30 +672,17 @@ class JobRunner:
             spec = dict(sub.spec)
             principal = _principal(session, sub.created_by)
         status, error = _outcome(run, ended)
-        problems: list[str] = []
-        try:
-            root = self.artifacts.run_root(run.workspace, job_id, writing=True)
-            job_files.upload_folder(job_dir / "wd" / "outputs", root.storage, root.path("outputs"))
-            job_files.upload_folder(job_dir / "wd" / "logs", root.storage, root.path("logs"))
-        except ShipyardError as exc:
-            problems.append(f"artifacts: {exc.detail}")
-        registered: dict[str, str] = {}
-        if status == "Completed":
-            for name, output in spec.get("outputs", {}).items():
-                try:
-                    location = self._location(sub.workspace_id, output["uri"], f"outputs.{name}")
-                    job_files.upload_folder(
-                        job_dir / "outputs" / name, location.storage, location.key
-                    )
-                    # An output left empty is still there: the next step may take it.
-                    location.storage.ensure_folder(location.key)
-                    if output.get("name"):
-                        registered[name] = self._register(run.workspace, principal, output, job_id)
-                except ShipyardError as exc:
-                    problems.append(f"output {name}: {exc.detail}")
+        registered, problems = self.outputs.store(
+            run.workspace,
+            sub.workspace_id,
+            job_id,
+            spec,
+            principal,
+            completed=status == "Completed",
+        )
         if problems and status == "Completed":
             status, error = "Failed", "; ".join(problems)
-        self._upload_logs(job_id)
+        self.outputs.store_logs(job_id)
         wall = time.monotonic() - run.started
         # The slot comes free in the same transaction that fills it: no wait for the loop.
         with self._schedule_lock:
@@ -788,7 +700,7 @@ class JobRunner:
                         made.append(lineage.AssetKey(kind, *asset.rsplit(":", 1)))
                     sub.spec = {**sub.spec, "outputs": outputs}
                     session.add_all(lineage.job_assets(job_id, sub.workspace_id, "output", made))
-                _revoke(session, job_id)  # the job's token ends with it
+                revoke_job_tokens(session, job_id)  # the job's token ends with it
                 sub.exit_code = ended.exit_code
                 sub.error = error
                 sub.state = "done"
@@ -808,60 +720,6 @@ class JobRunner:
             return self.settings.capacity.cost_per_core_hour, "core"
         compute = get_compute(session, sub.workspace_id, sub.compute)
         return (compute.cost_rate, compute.cost_unit) if compute else (0.0, "core")
-
-    def _register(
-        self, workspace: str, principal: Principal, output: dict[str, Any], job_id: str
-    ) -> str:
-        description = output.get("description")
-        if output["type"] in ("custom_model", "mlflow_model"):
-            model = self.models.create(
-                principal,
-                workspace,
-                output["name"],
-                ModelAssetCreate(
-                    version=output.get("version"),
-                    path=output["uri"],
-                    type=output["type"],
-                    description=description,
-                    properties={"shipyard.job_id": job_id},
-                ),
-            )
-            return f"{model.name}:{model.version}"
-        data = self.data.create(
-            principal,
-            workspace,
-            output["name"],
-            DataVersionCreate(
-                version=output.get("version"),
-                type=output["type"],
-                path=output["uri"],
-                description=description,
-                properties={"shipyard.job_id": job_id},
-            ),
-        )
-        return f"{data.name}:{data.version}"
-
-    def _upload_logs(self, job_id: str) -> None:
-        job_dir = self.settings.jobs_dir / job_id
-        with self.db.read() as session:
-            row = session.get(JobSubmissionRow, job_id)
-            ws = session.get(WorkspaceRow, row.workspace_id) if row else None
-            workspace = ws.name if ws else None
-        if workspace is None:
-            return
-        try:
-            root = self.artifacts.run_root(workspace, job_id, writing=True)
-            for relative in (USER_LOG, SYSTEM_LOG):
-                path = job_dir / relative
-                if path.is_file():
-                    with open(path, "rb") as handle:
-                        write_all(
-                            root.storage,
-                            root.path(relative),
-                            iter(lambda: handle.read(1 << 20), b""),
-                        )
-        except ShipyardError:
-            log.warning("could not store a job's logs", extra={"job_id": job_id})
 
     # -- restart ----------------------------------------------------------------------------
 
@@ -940,14 +798,6 @@ def _outcome(run: _Running, ended: Exit) -> tuple[str, str | None]:
         hint = " (the system may have run out of memory)" if ended.signal == signal.SIGKILL else ""
         return "Failed", f"the job was killed by signal {ended.signal}{hint}"
     return "Failed", f"the command exited with code {ended.exit_code}"
-
-
-def _revoke(session: Session, job_id: str) -> None:
-    session.execute(
-        update(TokenRow)
-        .where(TokenRow.job_id == job_id, TokenRow.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
-    )
 
 
 def _ws(session: Session, workspace_id: str) -> WorkspaceRow:

@@ -32,18 +32,16 @@ from shipyard.domain.principals import Principal
 from shipyard.schemas.common import Page
 from shipyard.schemas.jobs import (
     CommandJobCreate,
-    JobCost,
-    JobInputRead,
-    JobOutputRead,
     JobRead,
-    StatusChange,
 )
 from shipyard.schemas.tracking import TERMINAL
 from shipyard.services import lineage
 from shipyard.services.authz import Authorizer
 from shipyard.services.datastore_uris import Location
 from shipyard.services.experiments import get_or_create
+from shipyard.services.job_environment import SECRET_REFERENCE
 from shipyard.services.job_inputs import MODEL_TYPES, IoResolver
+from shipyard.services.job_reads import PRIORITIES, job_read
 from shipyard.services.paging import split_page
 from shipyard.services.secrets import SecretService
 from shipyard.services.workspaces import DEFAULT_DATASTORE
@@ -63,9 +61,6 @@ LOCAL_COMPUTE = "local"
 ARTIFACTS_OUTPUT = "artifacts"
 DEFAULT_EXPERIMENT = "Default"
 DEFAULT_ENVIRONMENT = "azureml:shipyard-minimal@latest"
-PRIORITIES = {"low": 0, "medium": 1, "high": 2}
-PRIORITY_NAMES = {v: k for k, v in PRIORITIES.items()}
-SECRET_REFERENCE = re.compile(r"\$\{\{\s*secrets\.([A-Za-z0-9][A-Za-z0-9_.-]{0,126})\s*\}\}")
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 _NAME_ALPHABET = string.ascii_lowercase + string.digits
 
@@ -154,7 +149,7 @@ class JobService:
                 submission = self.insert(session, ws, experiment.id, principal, prepared)
                 read = self._read(session, ws, submission)
         except IntegrityError as exc:
-            raise _name_taken(prepared.name) from exc
+            raise name_taken(prepared.name) from exc
         self.wake()
         return read
 
@@ -563,72 +558,6 @@ def set_status(job: JobRow, status: str, when: datetime | None = None) -> None:
         job.end_time = now
 
 
-def job_read(
-    job: JobRow,
-    sub: JobSubmissionRow,
-    *,
-    experiment: str,
-    created_by: str,
-    tags: dict[str, str],
-    rate: tuple[float, str],
-    parent: str | None = None,
-) -> JobRead:
-    spec = sub.spec
-    environment = spec.get("environment") or {}
-    return JobRead(
-        name=sub.name,
-        id=job.id,
-        type=job.job_type,
-        display_name=job.name,
-        experiment_name=experiment,
-        status=job.status,
-        status_history=[
-            StatusChange(status=s, time=datetime.fromisoformat(t)) for s, t in job.status_history
-        ],
-        description=spec.get("description"),
-        tags=tags,
-        properties=spec.get("properties") or {},
-        command=spec.get("command", ""),
-        code=spec.get("code"),
-        environment=str(environment.get("ref") or ("inline" if environment else "")),
-        compute=sub.compute,
-        environment_variables=spec.get("environment_variables") or {},
-        inputs={name: _input_read(value) for name, value in spec.get("inputs", {}).items()},
-        outputs={
-            name: JobOutputRead(
-                type=o["type"],
-                mode=o["mode"],
-                path=o["uri"],
-                name=o.get("name"),
-                version=o.get("version"),
-                registered=o.get("registered"),
-            )
-            for name, o in spec.get("outputs", {}).items()
-        },
-        resources=spec.get("resources") or {},
-        limits=spec.get("limits") or {},
-        priority=PRIORITY_NAMES.get(sub.priority, "medium"),
-        created_by=created_by,
-        creation_time=sub.queued_at,
-        start_time=sub.started_at,
-        end_time=sub.ended_at,
-        exit_code=sub.exit_code,
-        error=sub.error,
-        attempt=sub.attempt,
-        cost=JobCost(
-            core_seconds=sub.core_seconds,
-            rate=rate[0],
-            unit=rate[1],
-            cost=sub.cost,
-        ),
-        parent_job_name=parent,
-        steps=spec.get("steps"),
-        step=sub.step,
-        reused_from=sub.reused_from,
-        reuse=spec.get("reuse"),
-    )
-
-
 def _used(
     inputs: dict[str, dict[str, Any]], environment: dict[str, Any], code_digest: str | None
 ) -> list[lineage.AssetKey]:
@@ -648,15 +577,7 @@ def _used(
     return used
 
 
-def _input_read(value: dict[str, Any]) -> JobInputRead:
-    if value["kind"] == "literal":
-        return JobInputRead(type=value["type"], value=value["value"])
-    return JobInputRead(
-        type=value["type"], path=value["uri"], mode=value["mode"], asset=value.get("asset")
-    )
-
-
-def _name_taken(name: str) -> ConflictError:
+def name_taken(name: str) -> ConflictError:
     return ConflictError(
         f"a job named {name!r} already exists in this workspace", code="job_exists", field="name"
     )

@@ -31,7 +31,7 @@ from shipyard.schemas.jobs import CommandJobCreate, DataInput, JobOutput, JobRea
 from shipyard.schemas.pipelines import PipelineJobCreate, PipelineStep
 from shipyard.services.components import Components, ResolvedComponent
 from shipyard.services.experiments import get_or_create
-from shipyard.services.jobs import DEFAULT_EXPERIMENT, JobService, PreparedJob, _name_taken
+from shipyard.services.jobs import DEFAULT_EXPERIMENT, JobService, PreparedJob, name_taken
 from shipyard.store.database import Database
 from shipyard.store.workspaces import WorkspaceRow, get_workspace
 
@@ -123,7 +123,7 @@ class PipelineService:
                     ids[step_name] = row.job_id
                 session.flush()
         except IntegrityError as exc:
-            raise _name_taken(name) from exc
+            raise name_taken(name) from exc
         self.wake()
         return self.jobs.get(workspace, name)
 
