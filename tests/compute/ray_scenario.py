@@ -42,6 +42,8 @@ LOG_MLFLOW = (
     "import mlflow; mlflow.log_metric('loss', 0.5); mlflow.log_param('alpha', '0.1'); "
     "print('logged')"
 )
+HOG = "x = bytearray(300 * 1024 * 1024); import time; time.sleep(60)"
+BUSY = "import time; end = time.time() + 2; exec('while time.time() < end: pass')"
 TERMINAL = ("Completed", "Failed", "Canceled")
 
 
@@ -58,6 +60,7 @@ def main(out: Path, folder: Path) -> int:
             f"sqlite:///{folder / 'shipyard.db'}",
             environment_cache_dir=SHARED_ENVIRONMENTS,
             job_kill_grace_seconds=3,
+            job_metrics_interval_seconds=0.5,
         )
         run(settings, address, folder, results)
     except Exception:
@@ -108,6 +111,10 @@ def run(settings: Any, address: str, folder: Path, results: dict[str, Any]) -> N
                 resources={"cpu": 0.2, "instance_count": 2},
             ),
             "per_node": submit(ws, "echo billed", compute="ray-nodes", resources={"cpu": 0.1}),
+            "hog": submit(
+                ws, f'python -c "{HOG}"', compute="ray", resources={"cpu": 0.1, "memory": "100m"}
+            ),
+            "busy": submit(ws, f'python -c "{BUSY}"', **small),
         }
         results["submitted"] = {k: ws.jobs._submitted.get(v).status for k, v in names.items()}
         # Cancel the sleeper once it runs and has said so.
@@ -126,6 +133,8 @@ def run(settings: Any, address: str, folder: Path, results: dict[str, Any]) -> N
         run_read = ws.jobs.get_run(results["mlflow"]["id"])
         results["mlflow"]["metrics"] = {k: m.value for k, m in run_read.metrics.items()}
         results["mlflow"]["params"] = run_read.params
+        busy = ws.jobs.get_run(results["busy"]["id"]).metrics
+        results["busy"]["metrics"] = sorted(busy)
         results["cost_report"] = ws.costs.report(by="compute").model_dump(mode="json")
         # A job that runs across a restart of the server.
         restart = submit(

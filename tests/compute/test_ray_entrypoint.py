@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from shipyard.compute.launchers.ray import DRIVER, RayJob, RayLauncher
+from shipyard.compute.launchers.ray import DRIVER, MONITOR, RayJob, RayLauncher
 from shipyard.domain import command_template
 
 VALUES = ["; rm -rf / #", "$(id)", "`id`", "line1\nline2", "a 'b' \"c\" \\d $HOME", "*", " # x"]
@@ -77,6 +77,10 @@ def test_several_instances_run_the_driver_with_the_command_as_one_argument(
         "0",
         "--memory-mb",
         "0",
+        "--interval",
+        "15.0",
+        "--monitor",
+        str(MONITOR),
         "--cwd",
         str(tmp_path),
         "--",

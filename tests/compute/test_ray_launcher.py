@@ -217,10 +217,23 @@ def test_one_failing_instance_fails_the_job(results: dict[str, Any]) -> None:
     assert job["cost"]["core_seconds"] < 2 * 0.2 * 50
 
 
+def test_a_job_over_its_memory_limit_fails_with_that_reason(results: dict[str, Any]) -> None:
+    job = results["hog"]
+    assert job["status"] == "Failed"
+    assert job["error"].startswith("exceeded its memory limit of 100 MB (used ")
+
+
+def test_cpu_and_memory_are_sampled_into_the_job(results: dict[str, Any]) -> None:
+    assert results["busy"]["status"] == "Completed"
+    assert "system/cpu_utilization_percentage" in results["busy"]["metrics"]
+    assert "system/memory_usage_megabytes" in results["busy"]["metrics"]
+
+
 def test_mlflow_logging_inside_the_job_reaches_the_job(results: dict[str, Any]) -> None:
     job = results["mlflow"]
     assert job["status"] == "Completed", job
-    assert job["metrics"] == {"loss": 0.5}
+    logged = {k: v for k, v in job["metrics"].items() if not k.startswith("system/")}
+    assert logged == {"loss": 0.5}
     assert job["params"] == {"alpha": "0.1"}
 
 
@@ -237,7 +250,7 @@ def test_cost_is_the_compute_time_at_the_compute_rate(results: dict[str, Any]) -
     assert per_node["cost"]["cost"] == pytest.approx(wall / 3600 * 2.0, rel=0.01)
     by_compute = {line["key"]: line for line in results["cost_report"]["lines"]}
     assert by_compute["ray-nodes"]["cost"] == pytest.approx(per_node["cost"]["cost"], abs=1e-5)
-    assert by_compute["ray"]["jobs"] == 7
+    assert by_compute["ray"]["jobs"] == 9
 
 
 def test_a_ray_job_is_reattached_after_a_server_restart(results: dict[str, Any]) -> None:

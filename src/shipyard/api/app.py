@@ -171,7 +171,8 @@ def build_jobs(
                 metrics_interval_seconds=settings.job_metrics_interval_seconds,
             ),
             launcher=LocalLauncher(),
-            ray=RayLauncher(),  # loads Ray only when a job runs on a Ray compute
+            # Loads Ray only when a job runs on a Ray compute.
+            ray=RayLauncher(metrics_interval=settings.job_metrics_interval_seconds),
             environments=environments,
             resolver=resolver,
             artifacts=artifacts,

@@ -642,6 +642,15 @@ class JobRunner:
 
     def _finalize(self, run: _Running, ended: Exit) -> None:
         try:
+            if ended.lost and run.final_status is None:
+                # Nothing the job did ended it (the host or the cluster lost it): an
+                # infrastructure failure, retried like one while attempts remain.
+                _, reason = _outcome(run, ended)
+                job_dir = self.settings.jobs_dir / run.job_id
+                _append(job_dir / SYSTEM_LOG, f"error: {reason}\n")
+                self._end_unlaunched(run.job_id, reason or "the job was lost", retry=True)
+                self._wake.set()
+                return
             self._finish(run, ended)
             self._wake.set()  # a pipeline may have a step to start now
         except Exception:

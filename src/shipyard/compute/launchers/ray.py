@@ -9,9 +9,12 @@ job's own folder when that folder is visible on the Ray node (a local cluster, o
 filesystem shared with the server), so ``./outputs`` and mounted inputs work as on local
 compute; elsewhere it runs in Ray's unpacked copy of the code and says so in the log.
 
-``instance_count`` > 1 runs ``ray_driver.py`` (with the server's own Python, which has Ray)
-as the entrypoint instead: it places one process per instance across the cluster and fails
-the job if any fails (see there).
+The command runs under ``ray_monitor.py`` (with the server's own Python, where the node has
+it): the server cannot see a Ray node's processes, so the monitor samples the job's CPU and
+memory into its run and enforces ``resources.memory`` there (see there); a node without that
+Python runs the command bare. ``instance_count`` > 1 runs ``ray_driver.py`` as the entrypoint
+instead: it places one monitored process per instance across the cluster and fails the job
+if any fails (see there).
 
 A thread per job follows the job's log (``tail_job_logs``) into the job's
 ``user_logs/std_log.txt`` with the secret values masked, and learns how the job ended; so
@@ -44,6 +47,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from shipyard.compute.launchers.local import Exit, Usage
+from shipyard.compute.launchers.ray_monitor import MEMORY_LINE
 
 # The local supervisor's masking, so both launchers hide secrets the same way.
 from shipyard.compute.launchers.supervise import mask
@@ -55,6 +59,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DRIVER = Path(__file__).with_name("ray_driver.py")
+MONITOR = Path(__file__).with_name("ray_monitor.py")
 # Ray writes "Running entrypoint for job <id>: <entrypoint>" into the job's log as it starts
 # the entrypoint (flushed a moment after the entrypoint may have written its first lines).
 # The entrypoint ends with a comment naming the submission, so the whole line can be found
@@ -164,8 +169,15 @@ class RayJob:
 
 
 class RayLauncher:
-    def __init__(self, python: str = sys.executable, *, lost_after: float = 900.0) -> None:
+    def __init__(
+        self,
+        python: str = sys.executable,
+        *,
+        lost_after: float = 900.0,
+        metrics_interval: float = 15.0,
+    ) -> None:
         self.python = python
+        self.metrics_interval = metrics_interval
         # How long the cluster may not answer about a job before the job is given up.
         self.lost_after = lost_after
         self._clients: dict[str, JobSubmissionClient] = {}
@@ -266,8 +278,10 @@ class RayLauncher:
     def entrypoint(self, job: RayJob, command: str, cwd: Path) -> str:
         """The shell line Ray runs (it runs entrypoints with ``sh -c``): every piece quoted,
         the user's command one argument to ``bash -c``."""
+        bare = shlex.join(["bash", "-c", command])
+        watch = ["--memory-mb", str(job.memory_mb), "--interval", repr(self.metrics_interval)]
         if job.instance_count == 1:
-            run = shlex.join(["bash", "-c", command])
+            run = shlex.join([self.python, "-I", str(MONITOR), *watch, "--", "bash", "-c", command])
         else:
             run = shlex.join(
                 [
@@ -280,8 +294,9 @@ class RayLauncher:
                     repr(float(job.cpus)),
                     "--gpus",
                     str(job.gpus),
-                    "--memory-mb",
-                    str(job.memory_mb),
+                    *watch,
+                    "--monitor",
+                    str(MONITOR),
                     "--cwd",
                     str(cwd),
                     "--",
@@ -293,8 +308,14 @@ class RayLauncher:
             "code; files written under ./outputs and ./logs will not be collected"
         )
         where = shlex.quote(str(cwd))
+        python = shlex.quote(self.python)
         end = HEADER_END.format(job.submission_id).rstrip("\n")
-        return f"if ! cd {where} 2>/dev/null; then echo {elsewhere} >&2; fi; exec {run}{end}"
+        if job.instance_count > 1:  # the driver needs the server's Python: no way around it
+            return f"if ! cd {where} 2>/dev/null; then echo {elsewhere} >&2; fi; exec {run}{end}"
+        return (
+            f"if ! cd {where} 2>/dev/null; then echo {elsewhere} >&2; fi; "
+            f"if [ -x {python} ]; then exec {run}; fi; exec {bare}{end}"
+        )
 
     def _client(self, address: str) -> JobSubmissionClient:
         with self._lock:
@@ -361,6 +382,7 @@ class _Follower:
         self.system_log = system_log
         self.on_exit = on_exit
         self.exit: Exit | None = None
+        self.memory_reason: str | None = None  # the monitor stopped the job for its memory
         self._pending = ""
         self._in_prefix = True  # Ray's header line not found yet
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -426,6 +448,8 @@ class _Follower:
                         self._write(everything[received:])
                     self._write("", final=True)
                     self.exit = _exit_of(str(info.status), info.driver_exit_code, info.message)
+                    if self.memory_reason and self.exit.exit_code != 0:
+                        self.exit = RayExit(None, None, message=self.memory_reason)
                     return
                 failing_since = None
             except asyncio.CancelledError:
@@ -493,6 +517,9 @@ class _Follower:
         if not cut:
             return
         ready, self._pending = self._pending[:cut], self._pending[cut:]
+        if self.memory_reason is None and MEMORY_LINE in ready:
+            line = ready[ready.index(MEMORY_LINE) :].splitlines()[0]
+            self.memory_reason = line.removeprefix("shipyard: the job ").strip()
         _append(self.log_file, self._mask(ready))
 
     def _split_header(self, final: bool) -> bool:

@@ -4,7 +4,8 @@
 Run by path with the server's own Python, which has Ray; it imports nothing from Shipyard,
 and the job's environment need not have Ray at all.
 
-usage: ray_driver.py --instances N --cpus C [--gpus G] [--memory-mb M] --cwd DIR -- COMMAND
+usage: ray_driver.py --instances N --cpus C [--gpus G] [--memory-mb M] [--interval S]
+                     [--monitor PATH] --cwd DIR -- COMMAND
 
 A placement group of N bundles (``SPREAD``: on different nodes where the cluster has them)
 holds the resources, so either every instance starts or none does. One task per bundle
@@ -13,7 +14,9 @@ with the variables ``torch.distributed`` and most launchers read: ``RANK``, ``WO
 ``LOCAL_RANK``, ``LOCAL_WORLD_SIZE``, ``NODE_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``
 (a free port on rank 0's node). The first instance to fail fails the job: the others are
 stopped and the driver exits with that instance's code. Each instance's output reaches the
-job's log through Ray, its lines prefixed with the task's name and pid.
+job's log through Ray, its lines prefixed with the task's name and pid. With ``--monitor``
+(``ray_monitor.py``), each instance runs under it with this Python: its CPU and memory go to
+the job's run as ``system/instance_<rank>/...`` and ``--memory-mb`` holds per instance.
 """
 
 from __future__ import annotations
@@ -59,11 +62,13 @@ def _where() -> tuple[str, int]:
 
 
 @ray.remote
-def _run(command: str, cwd: str, extra: dict[str, str]) -> int:
+def _run(command: str, cwd: str, extra: dict[str, str], monitor: list[str]) -> int:
     env = {**os.environ, **extra}
     workdir = cwd if os.path.isdir(cwd) else os.getcwd()
+    # The monitor where this node has it (the server's Python at the same path).
+    watch = monitor if monitor and os.path.exists(monitor[0]) else []
     process = subprocess.Popen(  # noqa: S603 - the job's command, one argument to bash
-        ["bash", "-c", command],  # noqa: S607 - bash from the job's PATH, as on local compute
+        [*watch, "bash", "-c", command],  # bash from the job's PATH, as on local compute
         cwd=workdir,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -79,6 +84,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--cpus", type=float, required=True)
     parser.add_argument("--gpus", type=int, default=0)
     parser.add_argument("--memory-mb", type=int, default=0)
+    parser.add_argument("--interval", type=float, default=15.0)
+    parser.add_argument("--monitor", default="")
     parser.add_argument("--cwd", required=True)
     parser.add_argument("command", nargs=1)
     args = parser.parse_args(argv)
@@ -106,6 +113,15 @@ def main(argv: list[str]) -> int:
     nodes = list(dict.fromkeys(ip for ip, _ in places))
     master_addr, master_port = places[0]
     running: dict[ray.ObjectRef[int], int] = {}
+
+    def monitored(rank: int) -> list[str]:
+        if not args.monitor:
+            return []
+        return [
+            *(sys.executable, "-I", args.monitor, "--memory-mb", str(args.memory_mb)),
+            *("--interval", repr(args.interval), "--prefix", f"system/instance_{rank}/", "--"),
+        ]
+
     for rank, (ip, _) in enumerate(places):
         same_node = [i for i, (other, _) in enumerate(places) if other == ip]
         extra = {
@@ -122,7 +138,7 @@ def main(argv: list[str]) -> int:
             num_gpus=args.gpus,
             memory=args.memory_mb * 1024 * 1024 or None,
             scheduling_strategy=at(rank),
-        ).remote(command, args.cwd, extra)
+        ).remote(command, args.cwd, extra, monitored(rank))
         running[task] = rank
     code = _first_failure(running)
     time.sleep(LOG_GRACE)
