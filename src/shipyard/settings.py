@@ -168,6 +168,14 @@ class Settings(BaseSettings):
     local_compute_cost_per_core_hour: float = Field(
         default=0.0, ge=0, description="Price of a core-hour on local compute (cost reports)."
     )
+    local_compute_uids: str | None = Field(
+        default=None,
+        pattern=r"^\s*\d+\s*(-\s*\d+\s*)?$",
+        description="Run each local job as its own user id from this range (e.g. "
+        "61000-61099; no accounts needed): a job then cannot read the data folder, other "
+        "jobs' files or processes. Needs a server running as root; off, jobs run as the "
+        "server's user.",
+    )
     job_kill_grace_seconds: float = Field(
         default=10, ge=0, description="Time between SIGTERM and SIGKILL when a job is stopped."
     )

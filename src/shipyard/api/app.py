@@ -8,7 +8,9 @@ import functools
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
 import psutil
 from fastapi import FastAPI
@@ -46,7 +48,8 @@ from shipyard.api.routers import (
     users,
     workspaces,
 )
-from shipyard.compute.environments import EnvironmentBuilder
+from shipyard.compute import job_users
+from shipyard.compute.environments import EnvironmentBuilder, default_platform
 from shipyard.compute.launchers.local import LocalLauncher
 from shipyard.compute.launchers.ray import RayLauncher
 from shipyard.services.artifacts import ArtifactService
@@ -142,6 +145,10 @@ def local_capacity(settings: Settings) -> LocalCapacity:
     )
 
 
+def environments_dir(settings: Settings) -> Path:
+    return settings.environment_cache_dir or settings.data_dir / "environments"
+
+
 def build_jobs(
     settings: Settings,
     db: Database,
@@ -161,6 +168,16 @@ def build_jobs(
     jobs_dir = settings.data_dir / "jobs"
     runner = None
     if settings.jobs_enabled:
+        users = None
+        if settings.local_compute_uids:
+            users = job_users.set_up(
+                settings.local_compute_uids,
+                settings.data_dir,
+                jobs_dir,
+                environments_dir(settings),
+                # Local artifact storage (no scheme): made now, so it is made private.
+                private=[Path(a) for a in [settings.artifact_root_uri] if "://" not in a],
+            )
         runner = JobRunner(
             db,
             RunnerSettings(
@@ -181,6 +198,7 @@ def build_jobs(
             data=data,
             models=model_assets,
             pipelines=PipelineRunner(db),
+            users=users,
         )
     service = JobService(
         db,
@@ -214,9 +232,11 @@ def build_services(settings: Settings, db: Database) -> Services:
         db,
         EnvironmentBuilder(
             db,
-            settings.environment_cache_dir or settings.data_dir / "environments",
+            environments_dir(settings),
             max_bytes=settings.environment_cache_max_bytes,
             allow_pip_options=settings.environment_allow_pip_options,
+            # Jobs that run as their own users need an interpreter they may run.
+            platform=replace(default_platform(), for_all_users=bool(settings.local_compute_uids)),
         ),
         authorizer,
         allow_pip_options=settings.environment_allow_pip_options,

@@ -39,6 +39,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
+from shipyard.compute.job_users import reachable_by_all
 from shipyard.domain.environments import EnvironmentSpec, Platform, check_pip_policy
 from shipyard.domain.errors import EnvironmentBuildError, InvalidInputError
 from shipyard.store import environments as store
@@ -337,14 +338,27 @@ class EnvironmentBuilder:
         known = self._interpreters.get(version)
         if known is not None and os.access(known, os.X_OK):
             return known
-        found = self._capture(["python", "find", "--python-preference", "only-system", version])
-        if found.returncode == 0 and found.stdout.strip():
-            path = found.stdout.strip().splitlines()[-1]
-            self._interpreters[version] = path
-            return path
+        if not self.platform.for_all_users:
+            found = self._capture(["python", "find", "--python-preference", "only-system", version])
+            if found.returncode == 0 and found.stdout.strip():
+                path = found.stdout.strip().splitlines()[-1]
+                self._interpreters[version] = path
+                return path
         listed = self._capture(
             ["python", "list", "--only-installed", "--python-preference", "only-system"]
         )
+        if self.platform.for_all_users:
+            for line in listed.stdout.splitlines():
+                words = line.split()
+                # "cpython-3.11.2-linux-x86_64-gnu    /usr/bin/python3.11 [-> target]"
+                if len(words) < 2 or "-" not in words[0]:
+                    continue
+                release = words[0].split("-")[1]
+                if (release == version or release.startswith(version + ".")) and (
+                    reachable_by_all(Path(words[1]))
+                ):
+                    self._interpreters[version] = words[1]
+                    return words[1]
         present = sorted(
             {line.split()[0].split("-")[1] for line in listed.stdout.splitlines() if "-" in line}
         )
@@ -352,6 +366,11 @@ class EnvironmentBuilder:
             f"Python {version} is not on this machine (builds use only the machine's own "
             f"Pythons, never downloads); present: {', '.join(present) or 'none found'}"
         )
+        if self.platform.for_all_users:
+            detail += (
+                " (jobs run as their own users here, so only an interpreter every user may "
+                "run counts: none under a private folder such as /root)"
+            )
         output.add(detail)
         raise EnvironmentBuildError(detail, code="python_unavailable", log_tail=output.tail())
 

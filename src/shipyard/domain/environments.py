@@ -58,10 +58,14 @@ class Platform:
     system: str  # sys.platform
     machine: str  # platform.machine()
     python: str  # the builder's default Python, "3.11"
+    # Built on an interpreter every user may run (jobs run as their own users): a venv on
+    # a private interpreter (one under /root, say) would not start for them.
+    for_all_users: bool = False
 
     @property
     def tag(self) -> str:
-        return f"{self.system}-{self.machine}-py{self.python}"
+        tag = f"{self.system}-{self.machine}-py{self.python}"
+        return f"{tag}-all-users" if self.for_all_users else tag
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,36 @@ def link(location: Location, dest: Path) -> Path:
     return dest
 
 
+def hard_link(location: Location, dest: Path) -> Path:
+    """``ro_mount`` for a job that runs as its own user: the files as hard links (copies
+    across filesystems) in folders of the server's, so the job reads them where they are
+    and can change nothing; storage that is not a local folder is downloaded."""
+    local = os_path(location)
+    if local is None or not local.exists():
+        return fetch(location, dest)
+    if local.is_file():
+        dest.mkdir(parents=True, exist_ok=True)
+        _link_or_copy(local, dest / local.name)
+        return dest / local.name
+    for top, dirs, files in os.walk(local):
+        here = dest / Path(top).relative_to(local)
+        here.mkdir(parents=True, exist_ok=True)
+        dirs[:] = [d for d in dirs if not (Path(top) / d).is_symlink()]
+        for name in files:
+            source = Path(top) / name
+            if not source.is_symlink() and source.is_file():
+                _link_or_copy(source, here / name)
+    return dest
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # another filesystem, or links not allowed there
+        shutil.copyfile(source, target)
+    target.chmod(0o644)  # readable by the job's user; the folder is not theirs to change
+
+
 def _copy_out(storage: Storage, key: str, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target, "wb") as out:

@@ -35,6 +35,8 @@ from typing import Any, Protocol
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from shipyard.compute import job_users
+from shipyard.compute.job_users import JobUsers
 from shipyard.compute.launchers.local import Exit, LocalLauncher, Usage
 from shipyard.compute.launchers.ray import RayExit, RayJob, RayLauncher
 from shipyard.compute.scheduler import Candidate, Capacity, pick
@@ -190,6 +192,7 @@ class JobRunner:
         launcher: LocalLauncher,
         ray: RayLauncher | None = None,
         pipelines: PipelineRunner | None = None,
+        users: JobUsers | None = None,
         environments: EnvironmentProvider,
         resolver: DatastoreResolver,
         artifacts: ArtifactService,
@@ -203,6 +206,7 @@ class JobRunner:
         self.launcher = launcher
         self.ray = ray
         self.pipelines = pipelines
+        self.users = users  # local jobs as their own user ids (compute/job_users.py)
         self.environments = environments
         self.resolver = resolver
         self.outputs = JobOutputs(db, resolver, artifacts, data, models, settings.jobs_dir)
@@ -376,7 +380,10 @@ class JobRunner:
         bin_dir = self.environments.prepare(spec["environment"], note)
         held.enter_context(self.environments.hold(spec["environment"]))
         note(f"environment {spec['environment'].get('ref') or 'inline'} ready")
-        input_values = self._inputs(ws.id, spec.get("inputs", {}), job_dir, note)
+        # A job that runs as its own user cannot follow a link into storage: it gets its
+        # inputs as read-only hard links (or copies) instead.
+        isolated = self.users is not None and ray_job is None
+        input_values = self._inputs(ws.id, spec.get("inputs", {}), job_dir, note, isolated)
         output_paths: dict[str, str] = {}
         for out_name in spec.get("outputs", {}):
             folder = job_dir / "outputs" / out_name
@@ -392,6 +399,15 @@ class JobRunner:
         if self.settings.capacity.gpus and ray_job is None:
             # Only the devices this job holds; none at all for a job that asked for none.
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(d) for d in devices)
+        uid: int | None = None
+        if isolated:
+            assert self.users is not None
+            uid = self.users.take(job_id)
+            held.callback(self.users.release, uid)  # its leftovers killed, then freed
+            job_dir.chmod(0o711)  # the job may enter, not list
+            for own in (wd, job_dir / "tmp", *(job_dir / "outputs" / o for o in output_paths)):
+                job_users.give(own, uid)
+            note(f"running as user id {uid}")
         with self._lock:
             if self._stop.is_set():
                 raise RuntimeError("the server is stopping")
@@ -418,6 +434,7 @@ class JobRunner:
                 log_file=job_dir / USER_LOG,
                 masked=masked,
                 on_exit=self._wake.set,
+                uid=uid,
             )
         note("started")
         with self.db.write() as session:
@@ -468,6 +485,7 @@ class JobRunner:
         inputs: dict[str, dict[str, Any]],
         job_dir: Path,
         note: Callable[[str], None],
+        isolated: bool = False,
     ) -> dict[str, str | None]:
         values: dict[str, str | None] = {}
         for name, value in inputs.items():
@@ -481,7 +499,11 @@ class JobRunner:
             location = self.outputs.location(workspace_id, uri, f"inputs.{name}")
             dest = job_dir / "inputs" / name
             if value["mode"] == "ro_mount":
-                path = job_files.link(location, dest)
+                path = (
+                    job_files.hard_link(location, dest)
+                    if isolated
+                    else job_files.link(location, dest)
+                )
             else:
                 path = job_files.fetch(location, dest)
             values[name] = str(path)
@@ -760,6 +782,9 @@ class JobRunner:
                 sub.memory_mb,
                 sub.cpus,
             )
+            if self.users is not None and "uid" in sub.handle:
+                self.users.adopt(int(sub.handle["uid"]), sub.job_id)
+                run.held.callback(self.users.release, int(sub.handle["uid"]))
             with self._lock:
                 self._running[sub.job_id] = run
             log.info("re-attached to a running job", extra={"job_id": sub.job_id, "status": status})

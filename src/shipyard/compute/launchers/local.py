@@ -56,12 +56,18 @@ class LocalLauncher:
         log_file: Path,
         masked: list[str],
         on_exit: Callable[[], None] | None = None,
+        uid: int | None = None,
     ) -> dict[str, Any]:
-        """Start ``command``; returns the handle to store with the job. ``on_exit`` is called
-        (from another thread) as soon as the job's process has ended."""
+        """Start ``command`` (as user ``uid`` when given); returns the handle to store with
+        the job. ``on_exit`` is called (from another thread) as soon as the job's process
+        has ended."""
         exit_file = job_dir / EXIT_FILE
         exit_file.unlink(missing_ok=True)
-        argv = [self.python, "-I", str(SUPERVISOR), str(exit_file), str(log_file), "--", *command]
+        as_user = ["--uid", str(uid)] if uid is not None else []
+        argv = [
+            *(self.python, "-I", str(SUPERVISOR), *as_user),
+            *(str(exit_file), str(log_file), "--", *command),
+        ]
         with open(job_dir / "supervisor.log", "ab") as errors:
             # The argv is ours; the user's command is one argument to bash inside it.
             process = subprocess.Popen(  # noqa: S603
@@ -82,11 +88,14 @@ class LocalLauncher:
             threading.Thread(
                 target=_wait_then, args=(process, on_exit), name=f"wait-{process.pid}", daemon=True
             ).start()
-        return {
+        handle: dict[str, Any] = {
             "pid": process.pid,
             "started": _start_time(process.pid),
             "job_dir": str(job_dir),
         }
+        if uid is not None:
+            handle["uid"] = uid
+        return handle
 
     def poll(self, handle: dict[str, Any]) -> Exit | None:
         """None while the job runs; how it ended once it has."""
