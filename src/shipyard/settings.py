@@ -176,6 +176,13 @@ class Settings(BaseSettings):
         "jobs' files or processes. Needs a server running as root; off, jobs run as the "
         "server's user.",
     )
+    container_engine: str = Field(
+        default="auto",
+        min_length=1,
+        description="The Docker-compatible command that runs image environments: auto "
+        "(docker, else podman, whichever is installed), none, or a command line such as "
+        "'podman --runtime runc'.",
+    )
     job_kill_grace_seconds: float = Field(
         default=10, ge=0, description="Time between SIGTERM and SIGKILL when a job is stopped."
     )

@@ -107,6 +107,11 @@ class Api:
         self.as_admin("POST", "/api/v1/workspaces", json={"name": name})
         return name
 
+    def registry(self) -> str:
+        name = unique("reg")
+        self.as_admin("POST", "/api/v1/registries", json={"name": name})
+        return name
+
     def group(self, *members: str, owners: tuple[str, ...] = ()) -> str:
         name = unique("grp")
         self.as_admin("POST", "/api/v1/groups", json={"name": name})
@@ -131,8 +136,10 @@ class Api:
         user: str | None = None,
         group: str | None = None,
         service_principal: str | None = None,
+        registry: str | None = None,
     ) -> str:
-        """Assign ``role`` at ``workspace`` (global when None); returns the assignment id."""
+        """Assign ``role`` at ``workspace`` or ``registry`` (global when neither); returns the
+        assignment id."""
         body: dict[str, str] = {"role": role}
         for kind, value in (
             ("user", user),
@@ -141,12 +148,14 @@ class Api:
         ):
             if value is not None:
                 body[kind] = value
-        path = assignments_path(workspace)
+        path = assignments_path(workspace, registry)
         return str(self.as_admin("POST", path, json=body).json()["id"])
 
-    def user_with(self, role: str, *, workspace: str | None = None) -> Actor:
+    def user_with(
+        self, role: str, *, workspace: str | None = None, registry: str | None = None
+    ) -> Actor:
         actor = self.user(role.lower().replace(" ", "-"))
-        self.assign(role, workspace=workspace, user=actor.name)
+        self.assign(role, workspace=workspace, registry=registry, user=actor.name)
         return actor
 
     # audit ------------------------------------------------------------------------------
@@ -180,7 +189,9 @@ class Api:
         assert self.events(marker, outcome="denied"), "the marker request left no audit event"
 
 
-def assignments_path(workspace: str | None) -> str:
+def assignments_path(workspace: str | None, registry: str | None = None) -> str:
+    if registry is not None:
+        return f"/api/v1/registries/{registry}/role-assignments"
     if workspace is None:
         return "/api/v1/role-assignments"
     return f"/api/v1/workspaces/{workspace}/role-assignments"

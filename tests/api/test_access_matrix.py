@@ -1,11 +1,12 @@
 """The access matrix: every route the app serves by every built-in role, over real HTTP.
 
 For each case a fresh principal holds only the role under test: at a fresh workspace for a
-workspace route (``{workspace}`` in the path), at global scope otherwise (a group route's
-scope is the group, which only global assignments reach). The roles that can only be held
-at global scope (Registry User, Workspace Creator) are tested with their global assignment
-everywhere. Every path parameter names a real object the admin made for the case, so a
-destructive route acts on a throwaway object and the matrix goes on.
+workspace route (``{workspace}`` in the path), at a fresh registry for a registry route
+(``{registry}``), at global scope otherwise (a group route's scope is the group, which only
+global assignments reach). A role that cannot be held at the route's kind of scope (Registry
+User and Workspace Creator at a workspace, Workspace Creator at a registry) is tested with
+its global assignment. Every path parameter names a real object the admin made for the
+case, so a destructive route acts on a throwaway object and the matrix goes on.
 
 The expectations are written by hand from the issue's role definitions below; they do not
 use the server's own matching (``permits``), so this test checks it. A route whose method
@@ -14,10 +15,11 @@ later must be classified here.
 
 A response counts as *denied* when it is 403 with code ``forbidden`` or ``escalation``, or,
 on a workspace route, 404 with code ``workspace_not_found`` (the workspace exists, so that
-404 hides it). Denials on a workspace route must be 404 exactly when the role cannot read the
-workspace, else 403. A response counts as *allowed* otherwise; the test asks more of it: with
-real objects and sensible bodies an allowed call must succeed (2xx), which shows that the
-recipe really exercised the route.
+404 hides it; ``registry_not_found`` on a registry route). Denials on a workspace route must
+be 404 exactly when the role cannot read the workspace, else 403; the same on a registry
+route with the registry. A response counts as *allowed* otherwise; the test asks more of it:
+with real objects and sensible bodies an allowed call must succeed (2xx), which shows that
+the recipe really exercised the route.
 
 Each case also reads the audit log: a change or a denial leaves exactly one event (outcome
 ``denied`` for a denial), a successful read leaves none.
@@ -115,6 +117,13 @@ ROUTE_ACTIONS = frozenset(
         "workspaces/schedules/read",
         "workspaces/schedules/write",
         "workspaces/schedules/delete",
+        # registries and the role assignments made at one
+        "registries/read",
+        "registries/write",
+        "registries/delete",
+        "registries/roleAssignments/read",
+        "registries/roleAssignments/write",
+        "registries/roleAssignments/delete",
     }
 )
 
@@ -128,8 +137,6 @@ FUTURE_ACTIONS = frozenset(
         "workspaces/onlineEndpoints/deployments/write",
         "workspaces/batchEndpoints/write",
         "workspaces/batchEndpoints/deployments/delete",
-        "registries/read",
-        "registries/write",
         "registries/assets/read",
         "registries/assets/write",
     }
@@ -143,6 +150,8 @@ _ROLE_ASSIGNMENT_CHANGES = frozenset(
         "roleAssignments/delete",
         "workspaces/roleAssignments/write",
         "workspaces/roleAssignments/delete",
+        "registries/roleAssignments/write",
+        "registries/roleAssignments/delete",
     }
 )
 # Contributor: "everything except role assignments". Role definitions (roles/write|delete)
@@ -179,6 +188,7 @@ _READS = frozenset(
         "workspaces/schedules/read",
         "workspaces/secrets/metadata/read",
         "registries/read",
+        "registries/roleAssignments/read",
         "registries/assets/read",
     }
 )
@@ -242,7 +252,8 @@ ALLOWED: dict[str, frozenset[str]] = {
             "workspaces/computes/delete",
         }
     ),
-    # Registry assets (and seeing registries), not creating or deleting registries.
+    # Registry assets (and seeing registries), not creating, changing or deleting registries,
+    # nor seeing or making their role assignments.
     "Registry User": frozenset(
         {"registries/read", "registries/assets/read", "registries/assets/write"}
     ),
@@ -250,8 +261,10 @@ ALLOWED: dict[str, frozenset[str]] = {
     "Workspace Creator": frozenset({"workspaces/create"}),
 }
 
-# Roles that cannot be held at a workspace: tested with their global assignment everywhere.
-AT_GLOBAL_ONLY = frozenset({"Registry User", "Workspace Creator"})
+# Roles that cannot be held at a workspace, or at a registry: tested with their global
+# assignment on those routes.
+NOT_AT_WORKSPACE = frozenset({"Registry User", "Workspace Creator"})
+NOT_AT_REGISTRY = frozenset({"Workspace Creator"})
 
 ROLE_NAMES = tuple(role.name for role in BUILTIN_ROLES)
 
@@ -306,7 +319,8 @@ class Call:
     headers: dict[str, str] | None = None  # sent besides the principal's own
 
 
-# (api, the principal under test, the case's workspace or None) -> the request to send
+# (api, the principal under test, the case's workspace, or its registry on a registry route,
+# or None) -> the request to send
 Maker = Callable[[Api, Actor, str | None], Call]
 
 
@@ -354,6 +368,12 @@ def _remove_member(api: Api, _: Actor, __: str | None) -> Call:
 def _delete_workspace_assignment(api: Api, _: Actor, workspace: str | None) -> Call:
     assignment = api.assign("Reader", workspace=_ws(workspace), user=_user_name(api))
     return Call(f"/api/v1/workspaces/{workspace}/role-assignments/{assignment}")
+
+
+def _delete_registry_assignment(api: Api, _: Actor, registry: str | None) -> Call:
+    assert registry is not None
+    assignment = api.assign("Reader", registry=registry, user=_user_name(api))
+    return Call(f"/api/v1/registries/{registry}/role-assignments/{assignment}")
 
 
 def _delete_global_assignment(api: Api, _: Actor, __: str | None) -> Call:
@@ -929,6 +949,37 @@ ROUTES: dict[tuple[str, str], Recipe] = {
     ),
     ("DELETE", "/api/v1/workspaces/{workspace}/role-assignments/{assignment_id}"): Recipe(
         "workspaces/roleAssignments/delete", make=_delete_workspace_assignment
+    ),
+    # registries (creating one is checked at global scope) and their role assignments
+    ("POST", "/api/v1/registries"): Recipe(
+        "registries/write",
+        make=lambda api, a, w: Call("/api/v1/registries", {"name": unique("reg")}),
+    ),
+    ("GET", "/api/v1/registries"): Recipe(
+        "registries/read", listing=True, make=lambda api, a, w: Call("/api/v1/registries")
+    ),
+    ("GET", "/api/v1/registries/{registry}"): Recipe(
+        "registries/read", make=lambda api, a, r: Call(f"/api/v1/registries/{r}")
+    ),
+    ("PATCH", "/api/v1/registries/{registry}"): Recipe(
+        "registries/write",
+        make=lambda api, a, r: Call(f"/api/v1/registries/{r}", {"description": "changed"}),
+    ),
+    ("DELETE", "/api/v1/registries/{registry}"): Recipe(
+        "registries/delete", make=lambda api, a, r: Call(f"/api/v1/registries/{r}")
+    ),
+    ("POST", "/api/v1/registries/{registry}/role-assignments"): Recipe(
+        "registries/roleAssignments/write",
+        make=lambda api, a, r: Call(
+            f"/api/v1/registries/{r}/role-assignments", {"role": "Reader", "user": _user_name(api)}
+        ),
+    ),
+    ("GET", "/api/v1/registries/{registry}/role-assignments"): Recipe(
+        "registries/roleAssignments/read",
+        make=lambda api, a, r: Call(f"/api/v1/registries/{r}/role-assignments"),
+    ),
+    ("DELETE", "/api/v1/registries/{registry}/role-assignments/{assignment_id}"): Recipe(
+        "registries/roleAssignments/delete", make=_delete_registry_assignment
     ),
     # tracking: experiments and runs go by the jobs actions
     ("POST", "/api/v1/workspaces/{workspace}/experiments"): Recipe(
@@ -1645,6 +1696,7 @@ class Principals:
         self.api = api
         self._at_global: dict[str, Actor] = {}
         self._for_workspaces: dict[str, Actor] = {}
+        self._for_registries: dict[str, Actor] = {}
 
     def at_global(self, role: str) -> Actor:
         if role not in self._at_global:
@@ -1654,12 +1706,23 @@ class Principals:
     def at_workspace(self, role: str, workspace: str) -> Actor:
         """The role's workspace principal, given the role at ``workspace`` (and only the
         same role at the earlier cases' workspaces)."""
-        if role in AT_GLOBAL_ONLY:
+        if role in NOT_AT_WORKSPACE:
             return self.at_global(role)
         if role not in self._for_workspaces:
             self._for_workspaces[role] = self.api.user(role.lower().replace(" ", "-"))
         actor = self._for_workspaces[role]
         self.api.assign(role, workspace=workspace, user=actor.name)
+        return actor
+
+    def at_registry(self, role: str, registry: str) -> Actor:
+        """The role's registry principal, given the role at ``registry`` (and only the same
+        role at the earlier cases' registries)."""
+        if role in NOT_AT_REGISTRY:
+            return self.at_global(role)
+        if role not in self._for_registries:
+            self._for_registries[role] = self.api.user(role.lower().replace(" ", "-"))
+        actor = self._for_registries[role]
+        self.api.assign(role, registry=registry, user=actor.name)
         return actor
 
 
@@ -1741,9 +1804,14 @@ def test_role_on_route(api: Api, principals: Principals, role: str, method: str,
     allowed = recipe.everyone or expected_allowed(role, recipe.action)
 
     workspace_route = "{workspace}" in path
+    registry_route = "{registry}" in path
+    # The case's workspace, or its registry: the scope of the route.
     if workspace_route:
         workspace: str | None = api.workspace()
         actor = principals.at_workspace(role, workspace)
+    elif registry_route:
+        workspace = api.registry()
+        actor = principals.at_registry(role, workspace)
     else:
         workspace = None
         actor = principals.at_global(role)
@@ -1762,22 +1830,28 @@ def test_role_on_route(api: Api, principals: Principals, role: str, method: str,
     what = f"{role} on {method} {call.path} ({recipe.action})"
     assert response.status_code != 401, f"{what}: the principal was not authenticated: {got}"
     assert response.status_code < 500, f"{what}: {got}"
+    hiding_code = "workspace_not_found" if workspace_route else "registry_not_found"
+    scoped = workspace_route or registry_route
     denied = (response.status_code == 403 and code in ("forbidden", "escalation")) or (
-        workspace_route and response.status_code == 404 and code == "workspace_not_found"
+        scoped and response.status_code == 404 and code == hiding_code
     )
     if allowed:
         assert not denied, f"{what}: expected allowed, was denied: {got}"
         assert response.status_code < 300, f"{what}: allowed but did not succeed: {got}"
     else:
         assert denied, f"{what}: expected denied, got {got}"
-    if not allowed and workspace_route:
-        # Who can read the workspace learns they lack the action; who cannot, learns nothing.
-        hidden = not expected_allowed(role, "workspaces/read")
+    if not allowed and scoped:
+        # Who can read the workspace (registry) learns they lack the action; who cannot,
+        # learns nothing.
+        kind = "workspace" if workspace_route else "registry"
+        hidden = not expected_allowed(
+            role, "workspaces/read" if workspace_route else "registries/read"
+        )
         assert response.status_code == (404 if hidden else 403), f"{what}: {got}"
         if hidden:
             body = response.json()
             detail = body.get("detail", body.get("message"))
-            assert detail == f"workspace {workspace!r} does not exist", f"{what}: {got}"
+            assert detail == f"{kind} {workspace!r} does not exist", f"{what}: {got}"
     reads = recipe.action.endswith("/read") or response.request.method == "GET" or recipe.telemetry
     # A read of a secret value is recorded like a change (services/audit.py SENSITIVE_SUFFIXES).
     reads = reads and not recipe.action.endswith(SENSITIVE_SUFFIXES)

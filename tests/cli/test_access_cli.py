@@ -301,8 +301,11 @@ def test_role_assignment_create_for_groups_and_service_principals_globally(
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["--role", "Reader", "--user", "x"], "--workspace NAME, or --global"),
-        (["--role", "Reader", "--user", "x", "-w", "w", "--global"], "not both"),
+        (["--role", "Reader", "--user", "x"], "--workspace NAME, --registry NAME, or --global"),
+        (
+            ["--role", "Reader", "--user", "x", "-w", "w", "--global"],
+            "not --workspace and --global",
+        ),
         (["--role", "Reader", "--global"], "exactly one of --user"),
         (["--role", "Reader", "--user", "x", "--group", "g", "--global"], "exactly one of"),
     ],

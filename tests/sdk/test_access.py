@@ -21,6 +21,7 @@ from shipyard.domain.errors import (
 )
 from shipyard.schemas.audit import AuditEventRead
 from shipyard.schemas.groups import GroupRead, ServicePrincipalRead
+from shipyard.schemas.registries import RegistryRead
 from shipyard.schemas.roles import RoleAssignmentRead, RoleRead
 from tests.conftest import RunningServer, unique
 
@@ -328,19 +329,82 @@ def test_a_scope_path_works_like_workspace(admin: Client) -> None:
     assert caught.value.code == "invalid_scope"
 
 
-def test_registry_scope_is_refused_clearly_before_any_request(admin: Client) -> None:
-    for call in (
-        lambda: admin.role_assignments.create(role="Registry User", user="admin", registry="r"),
-        lambda: admin.role_assignments.list(registry="r"),
-        lambda: admin.role_assignments.delete("x", registry="r"),
-        lambda: admin.role_assignments.create(
-            role="Registry User", user="admin", scope="/registries/r"
+def test_registries_and_assignments_at_registry_scope(
+    server: RunningServer, admin: Client, new_person: Callable[[], Person]
+) -> None:
+    alice = new_person()
+    name = unique("reg")
+    made = admin.registries.create(name, description="Shared models", tags={"team": "ml"})
+    assert isinstance(made, RegistryRead)
+    assert (made.name, made.description, made.tags, made.created_by) == (
+        name,
+        "Shared models",
+        {"team": "ml"},
+        "admin",
+    )
+    assert admin.registries.get(name) == made == admin.registry(name).get()
+    assert name in [r.name for r in admin.registries.list(page_size=1)]
+    with pytest.raises(NotFoundError) as caught:
+        alice.client.registries.get(name)
+    assert (caught.value.code, caught.value.field) == ("registry_not_found", "registry")
+    assert name not in [r.name for r in alice.client.registries.list()]
+
+    granted = admin.role_assignments.create(role="Registry User", user=alice.name, registry=name)
+    assert (granted.scope, granted.registry, granted.workspace) == (
+        f"/registries/{name}",
+        name,
+        None,
+    )
+    assert alice.client.registries.get(name).name == name
+    assert [r.name for r in alice.client.registries.list()] == [name]
+    assert granted in admin.role_assignments.list(registry=name)
+    assert granted not in admin.role_assignments.list()
+    with pytest.raises(ForbiddenError):
+        alice.client.registries.update(name, description="mine now")
+    with pytest.raises(ForbiddenError):
+        alice.client.registries.delete(name)
+
+    updated = admin.registries.update(name, tags={"team": "platform"})
+    assert (updated.description, updated.tags) == ("Shared models", {"team": "platform"})
+    assert admin.registries.update(name, description=None).description is None
+
+    admin.role_assignments.delete(granted.id, registry=name)
+    with pytest.raises(NotFoundError):
+        alice.client.registries.get(name)
+    by_path = admin.role_assignments.create(
+        role="Reader", user=alice.name, scope=f"/registries/{name}"
+    )
+    assert by_path.registry == name
+    admin.registries.delete(name)
+    assert name not in [r.name for r in admin.registries.list()]
+    with pytest.raises(NotFoundError) as caught:
+        admin.role_assignments.list(registry=name)
+    assert caught.value.code == "registry_not_found"
+
+
+def test_one_scope_at_a_time_is_checked_before_any_request(admin: Client) -> None:
+    for call, field in (
+        (
+            lambda: admin.role_assignments.create(
+                role="Reader", user="admin", workspace="w", registry="r"
+            ),
+            "registry",
+        ),
+        (lambda: admin.role_assignments.list("w", registry="r"), "registry"),
+        (lambda: admin.role_assignments.delete("x", workspace="w", registry="r"), "registry"),
+        (
+            lambda: admin.role_assignments.create(
+                role="Reader", user="admin", registry="r", scope="/workspaces/w"
+            ),
+            "scope",
         ),
     ):
         with pytest.raises(InvalidInputError) as caught:
             call()
-        assert (caught.value.code, caught.value.field) == ("registry_scope_unsupported", "registry")
-        assert "not served yet" in caught.value.detail
+        assert (caught.value.code, caught.value.field) == ("conflicting_scope", field)
+    with pytest.raises(InvalidInputError) as caught:
+        admin.role_assignments.create(role="Reader", user="admin", scope="/registries/")
+    assert caught.value.code == "invalid_scope"
 
 
 def test_granting_a_role_that_allows_more_than_you_hold_is_an_escalation(

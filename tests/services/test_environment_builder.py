@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from shipyard.compute.containers import ContainerEngine
 from shipyard.compute.environments import (
     BuiltEnvironment,
     EnvironmentBuilder,
-    docker_engine_available,
     folder_size,
 )
 from shipyard.domain.environments import EnvironmentSpec, parse_spec
@@ -156,7 +156,7 @@ def test_a_python_the_machine_lacks_fails_the_build_listing_what_it_has(
 def test_image_environments_are_refused_naming_the_field_without_an_engine(
     db: Database, tmp_path: Path
 ) -> None:
-    no_engine = builder(db, tmp_path, engine_available=lambda: False)
+    no_engine = builder(db, tmp_path, engine=None)
     image = parse_spec(image="python:3.11-slim")
     with pytest.raises(InvalidInputError) as caught:
         no_engine.ensure(image)
@@ -165,21 +165,23 @@ def test_image_environments_are_refused_naming_the_field_without_an_engine(
     with pytest.raises(InvalidInputError) as caught:
         no_engine.check_buildable(parse_spec(build={"path": "ctx"}), "environment")
     assert caught.value.field == "environment.build"
-    with pytest.raises(InvalidInputError) as caught:
-        builder(db, tmp_path, engine_available=lambda: True).check_buildable(image, "environment")
-    assert (caught.value.code, caught.value.field) == ("image_unsupported", "environment.image")
     assert not (tmp_path / ".tmp").exists()  # nothing was attempted
 
 
-def test_without_a_docker_command_there_is_no_engine(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.setenv("PATH", str(tmp_path))
-    assert docker_engine_available() is False
+def test_an_engine_command_that_does_not_answer_is_no_engine(db: Database, tmp_path: Path) -> None:
     fake = tmp_path / "docker"  # a docker command whose engine does not answer
     fake.write_text("#!/bin/sh\necho 'Cannot connect to the Docker daemon' >&2\nexit 1\n")
     fake.chmod(0o755)
-    assert docker_engine_available() is False
+    assert ContainerEngine.find("auto", {"PATH": str(tmp_path / "empty")}) is None
+    assert ContainerEngine.find("none", {"PATH": str(tmp_path)}) is None
+    found = ContainerEngine.find("auto", {"PATH": str(tmp_path)})
+    assert found is not None
+    assert not found.answers()
+    with pytest.raises(InvalidInputError) as caught:
+        builder(db, tmp_path, engine=found).check_buildable(
+            parse_spec(image="python:3.11-slim"), "environment"
+        )
+    assert (caught.value.code, caught.value.field) == ("docker_unavailable", "environment.image")
 
 
 def test_pip_options_are_refused_at_build_when_the_policy_forbids_them(

@@ -36,6 +36,7 @@ from shipyard.api.routers import (
     health,
     jobs,
     models,
+    registries,
     role_assignments,
     roles,
     runs,
@@ -49,6 +50,7 @@ from shipyard.api.routers import (
     workspaces,
 )
 from shipyard.compute import job_users
+from shipyard.compute.containers import ContainerEngine, host_environment
 from shipyard.compute.environments import EnvironmentBuilder, default_platform
 from shipyard.compute.launchers.local import LocalLauncher
 from shipyard.compute.launchers.ray import RayLauncher
@@ -82,6 +84,7 @@ from shipyard.services.passwords import Passwords
 from shipyard.services.pipeline_runner import PipelineRunner
 from shipyard.services.pipelines import PipelineService
 from shipyard.services.rate_limit import SlidingWindowLimiter
+from shipyard.services.registries import RegistryService
 from shipyard.services.role_assignments import RoleAssignmentService
 from shipyard.services.roles import RoleService
 from shipyard.services.run_inputs import RunInputService
@@ -199,6 +202,7 @@ def build_jobs(
             models=model_assets,
             pipelines=PipelineRunner(db),
             users=users,
+            containers=environments.builder.engine,
         )
     service = JobService(
         db,
@@ -237,6 +241,7 @@ def build_services(settings: Settings, db: Database) -> Services:
             allow_pip_options=settings.environment_allow_pip_options,
             # Jobs that run as their own users need an interpreter they may run.
             platform=replace(default_platform(), for_all_users=bool(settings.local_compute_uids)),
+            engine=ContainerEngine.find(settings.container_engine, host_environment()),
         ),
         authorizer,
         allow_pip_options=settings.environment_allow_pip_options,
@@ -316,6 +321,7 @@ def build_services(settings: Settings, db: Database) -> Services:
         costs=CostService(db),
         lineage=LineageService(db),
         job_runner=runner,
+        registries=RegistryService(db),
     )
 
 
@@ -385,6 +391,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         service_principals.router,
         roles.router,
         role_assignments.router,
+        registries.router,
         audit.router,
         sessions.router,
         experiments.router,

@@ -2,7 +2,7 @@
 
 A route declares its action with ``require(action)``. The dependency authenticates the bearer
 token and asks the authorizer whether the caller may perform the action at the route's scope:
-the ``{workspace}`` or ``{group}`` in its path, else the server. A listing route
+the ``{workspace}``, ``{registry}`` or ``{group}`` in its path, else the server. A listing route
 (``require(action, listing=True)``) only authenticates: its service filters the list to what
 the caller may read. A route that declares no action is refused by ``GuardedRoute`` before it
 runs, so forgetting one fails closed. The dependency also starts the request's audit entry.
@@ -40,9 +40,12 @@ ANONYMOUS = Principal(id="", name="anonymous", is_admin=False)
 
 
 def route_scope(path_params: dict[str, Any]) -> Scope:
-    """The scope a route acts on, from its path: a workspace, a group, or the server."""
+    """The scope a route acts on, from its path: a workspace, a registry, a group, or the
+    server."""
     if "workspace" in path_params:
         return Scope("workspace", str(path_params["workspace"]))
+    if "registry" in path_params:
+        return Scope("registry", str(path_params["registry"]))
     if "group" in path_params:
         return Scope("group", str(path_params["group"]))
     return actions.GLOBAL

@@ -25,6 +25,7 @@ from shipyard.services.model_assets import ModelAssetService
 from shipyard.services.model_versions import ModelVersionService
 from shipyard.services.models import ModelService
 from shipyard.services.pipelines import PipelineService
+from shipyard.services.registries import RegistryService
 from shipyard.services.role_assignments import RoleAssignmentService
 from shipyard.services.roles import RoleService
 from shipyard.services.run_inputs import RunInputService
@@ -78,6 +79,7 @@ class Services:
     costs: CostService
     lineage: LineageService
     job_runner: JobRunner | None
+    registries: RegistryService
 
 
 async def get_services(request: Request) -> Services:

@@ -18,6 +18,7 @@ from shipyard.cli.groups import group
 from shipyard.cli.jobs import job
 from shipyard.cli.login import login
 from shipyard.cli.models import model
+from shipyard.cli.registries import registry
 from shipyard.cli.roles import role
 from shipyard.cli.schedules import schedule
 from shipyard.cli.secrets import secret
@@ -39,6 +40,7 @@ for command in (
     db,
     login,
     workspace,
+    registry,
     user,
     token,
     group,

@@ -10,16 +10,25 @@ from shipyard.cli.output import output_option, print_many, print_one
 LIST_COLUMNS = ("id", "role", "principal_type", "principal_name", "scope", "created_at")
 
 workspace_option = click.option("-w", "--workspace", help="At this workspace.")
+registry_option = click.option("--registry", help="At this registry.")
 global_option = click.option("--global", "at_global", is_flag=True, help="At global scope.")
 
 
-def _workspace(workspace: str | None, at_global: bool, *, required: bool) -> str | None:
-    """The workspace the command is about; None for global scope."""
-    if workspace and at_global:
-        raise click.UsageError("give --workspace or --global, not both")
-    if required and not (workspace or at_global):
-        raise click.UsageError("say where: --workspace NAME, or --global for the whole server")
-    return workspace
+def _scope(
+    workspace: str | None, registry: str | None, at_global: bool, *, required: bool
+) -> tuple[str | None, str | None]:
+    """(workspace, registry) the command is about; both None for global scope."""
+    flags = (("--workspace", workspace), ("--registry", registry), ("--global", at_global))
+    given = [flag for flag, value in flags if value]
+    if len(given) > 1:
+        raise click.UsageError(
+            f"give one of --workspace, --registry or --global, not {' and '.join(given)}"
+        )
+    if required and not given:
+        raise click.UsageError(
+            "say where: --workspace NAME, --registry NAME, or --global for the whole server"
+        )
+    return workspace, registry
 
 
 @click.group("assignment")
@@ -33,6 +42,7 @@ def assignment() -> None:
 @click.option("--group", help="Give it to this group (its members hold it).")
 @click.option("--service-principal", help="Give it to this service principal.")
 @workspace_option
+@registry_option
 @global_option
 @output_option
 def create(
@@ -41,41 +51,49 @@ def create(
     group: str | None,
     service_principal: str | None,
     workspace: str | None,
+    registry: str | None,
     at_global: bool,
     output: str,
 ) -> None:
-    """Give a role to a user, group or service principal, in a workspace or globally."""
+    """Give a role to a user, group or service principal, in a workspace, in a registry or
+    globally."""
     principals = [p for p in (user, group, service_principal) if p]
     if len(principals) != 1:
         raise click.UsageError("give exactly one of --user, --group or --service-principal")
-    where = _workspace(workspace, at_global, required=True)
+    workspace, registry = _scope(workspace, registry, at_global, required=True)
     with client() as c:
         created = c.role_assignments.create(
             role=role,
             user=user,
             group=group,
             service_principal=service_principal,
-            workspace=where,
+            workspace=workspace,
+            registry=registry,
         )
     print_one(created, output)
 
 
 @assignment.command("list")
 @workspace_option
+@registry_option
 @global_option
 @output_option
-def list_(workspace: str | None, at_global: bool, output: str) -> None:
-    """List the assignments made in a workspace, or (default) at global scope."""
-    where = _workspace(workspace, at_global, required=False)
+def list_(workspace: str | None, registry: str | None, at_global: bool, output: str) -> None:
+    """List the assignments made in a workspace, in a registry, or (default) at global
+    scope."""
+    workspace, registry = _scope(workspace, registry, at_global, required=False)
     with client() as c:
-        print_many(c.role_assignments.list(where), output, LIST_COLUMNS)
+        print_many(c.role_assignments.list(workspace, registry=registry), output, LIST_COLUMNS)
 
 
 @assignment.command("delete")
 @click.option("--id", "assignment_id", required=True, help="The assignment's id.")
 @workspace_option
-def delete(assignment_id: str, workspace: str | None) -> None:
-    """Remove an assignment (from the workspace it was made in, or global scope)."""
+@registry_option
+def delete(assignment_id: str, workspace: str | None, registry: str | None) -> None:
+    """Remove an assignment (from the workspace or registry it was made in, or global
+    scope)."""
+    workspace, registry = _scope(workspace, registry, False, required=False)
     with client() as c:
-        c.role_assignments.delete(assignment_id, workspace=workspace)
+        c.role_assignments.delete(assignment_id, workspace=workspace, registry=registry)
     click.echo(f"role assignment {assignment_id} deleted", err=True)

@@ -39,6 +39,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
+from shipyard.compute.containers import ContainerEngine
 from shipyard.compute.job_users import reachable_by_all
 from shipyard.domain.environments import EnvironmentSpec, Platform, check_pip_policy
 from shipyard.domain.errors import EnvironmentBuildError, InvalidInputError
@@ -63,6 +64,7 @@ class BuiltEnvironment:
     python: Path  # <prefix>/bin/python
     bin_dir: Path  # <prefix>/bin (prepended to PATH in the job)
     cached: bool  # True when it was already built
+    image: str | None = None  # an image environment: the job runs in this image instead
 
 
 @dataclass(frozen=True)
@@ -85,20 +87,6 @@ def default_platform() -> Platform:
     return Platform(
         sys.platform, platform_module.machine(), f"{sys.version_info[0]}.{sys.version_info[1]}"
     )
-
-
-def docker_engine_available(timeout: float = 10.0) -> bool:
-    """A ``docker`` command whose engine answers (``docker info`` exits 0)."""
-    docker = shutil.which("docker")
-    if docker is None:
-        return False
-    try:
-        result = subprocess.run(  # noqa: S603 - a fixed argument list
-            [docker, "info"], capture_output=True, timeout=timeout, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return result.returncode == 0
 
 
 def find_uv() -> str:
@@ -153,7 +141,7 @@ class EnvironmentBuilder:
         uv: str | None = None,
         platform: Platform | None = None,
         timeout: float = 3600.0,
-        engine_available: Callable[[], bool] = docker_engine_available,
+        engine: ContainerEngine | None = None,
         extra_env: Mapping[str, str] | None = None,
     ) -> None:
         self.db = db
@@ -163,7 +151,7 @@ class EnvironmentBuilder:
         self.platform = platform or default_platform()
         self.timeout = timeout
         self._uv = uv
-        self._engine_available = engine_available
+        self.engine = engine  # runs image environments; None: they are refused
         self._engine: tuple[float, bool] | None = None
         # Python version -> interpreter: finding one runs every python on PATH (pyenv shims
         # take a fraction of a second each), so it is done once per version.
@@ -189,12 +177,22 @@ class EnvironmentBuilder:
                     code="docker_unavailable",
                     field=f"{prefix}{which}",
                 )
-            raise InvalidInputError(
-                f"Docker {which} environments are not supported by this server's builder yet; "
-                "give python and pip_requirements (or a conda file) instead",
-                code="image_unsupported",
-                field=f"{prefix}{which}",
-            )
+            if spec.build is not None:
+                raise InvalidInputError(
+                    "Docker build contexts are not built by this server yet; build the image "
+                    "and give it as image, or give python and pip_requirements instead",
+                    code="image_unsupported",
+                    field=f"{prefix}build",
+                )
+            if spec.pip or spec.python:
+                field_name = "pip_requirements" if spec.pip else "python"
+                raise InvalidInputError(
+                    "an image environment runs the image as it is: put the packages in the "
+                    "image (Shipyard does not install into images yet)",
+                    code="image_unsupported",
+                    field=f"{prefix}{field_name}",
+                )
+            return
         check_pip_policy(
             spec, allow_pip_options=self.allow_pip_options, field=f"{prefix}pip_requirements"
         )
@@ -203,7 +201,7 @@ class EnvironmentBuilder:
         """Whether a Docker engine answers (checked at most once a minute)."""
         now = time.monotonic()
         if self._engine is None or now - self._engine[0] > ENGINE_CHECK_SECONDS:
-            self._engine = (now, self._engine_available())
+            self._engine = (now, self.engine is not None and self.engine.answers())
         return self._engine[1]
 
     def ensure(self, spec: EnvironmentSpec, log: Log | None = None) -> BuiltEnvironment:
@@ -212,6 +210,8 @@ class EnvironmentBuilder:
         log when the build fails; a later call tries again."""
         self.check_buildable(spec)
         digest = self.spec_hash(spec)
+        if spec.image is not None:
+            return self._ensure_image(spec, digest, _BuildLog(log))
         self._folders()
         with self._lock(digest, exclusive=False):  # waits out a build or an eviction
             if (self.root / digest).is_dir():
@@ -324,6 +324,34 @@ class EnvironmentBuilder:
             row.log = output.text()
             row.built_at = row.last_used_at = utcnow()
             row.build_seconds = seconds
+
+    def _ensure_image(
+        self, spec: EnvironmentSpec, digest: str, output: _BuildLog
+    ) -> BuiltEnvironment:
+        """An image environment is its image, present on this host (pulled if need be);
+        the registry records it like a build (no folder, size 0)."""
+        assert self.engine is not None  # check_buildable saw to both
+        assert spec.image is not None
+        with self.db.read() as session:
+            row = store.get_build(session, digest)
+            cached = row is not None and row.status == "ready"
+        if not cached:
+            with self.db.write() as session:
+                store.start_build(session, digest, spec.to_json(), "image")
+        try:
+            self.engine.ensure_image(spec.image, output.add)
+        except EnvironmentBuildError as exc:
+            self._record_failure(digest, exc.detail, output)
+            raise
+        if not cached:
+            with self.db.write() as session:
+                found = store.get_build(session, digest)
+                assert found is not None
+                found.status, found.size, found.log = "ready", 0, output.text()
+                found.built_at = found.last_used_at = utcnow()
+        return BuiltEnvironment(
+            digest, Path("/"), Path("python"), Path("/"), cached=cached, image=spec.image
+        )
 
     def _record_failure(self, digest: str, error: str, output: _BuildLog) -> None:
         with self.db.write() as session:

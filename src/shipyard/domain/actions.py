@@ -70,6 +70,14 @@ ROLE_ASSIGNMENTS_READ = "roleAssignments/read"
 ROLE_ASSIGNMENTS_WRITE = "roleAssignments/write"
 ROLE_ASSIGNMENTS_DELETE = "roleAssignments/delete"
 AUDIT_READ = "audit/read"
+# Registries: creating one is registries/write at global scope (the registry does not exist
+# yet); reading, changing and deleting it are checked at the registry's own scope.
+REGISTRIES_READ = "registries/read"
+REGISTRIES_WRITE = "registries/write"
+REGISTRIES_DELETE = "registries/delete"
+REGISTRY_ROLE_ASSIGNMENTS_READ = "registries/roleAssignments/read"
+REGISTRY_ROLE_ASSIGNMENTS_WRITE = "registries/roleAssignments/write"
+REGISTRY_ROLE_ASSIGNMENTS_DELETE = "registries/roleAssignments/delete"
 
 _CRUD = ("read", "write", "delete")
 _WORKSPACE_RESOURCES = (
@@ -120,9 +128,9 @@ CATALOG: tuple[str, ...] = (
     ROLE_ASSIGNMENTS_WRITE,
     ROLE_ASSIGNMENTS_DELETE,
     AUDIT_READ,
-    "registries/read",
-    "registries/write",
-    "registries/delete",
+    REGISTRIES_READ,
+    REGISTRIES_WRITE,
+    REGISTRIES_DELETE,
     *(f"registries/assets/{verb}" for verb in _CRUD),
     *(f"registries/roleAssignments/{verb}" for verb in _CRUD),
 )
@@ -139,7 +147,10 @@ class Scope:
 
     @property
     def path(self) -> str:
-        return "/" if self.kind == "global" else f"/{self.kind}s/{self.name}"
+        return "/" if self.kind == "global" else f"/{_PLURALS[self.kind]}/{self.name}"
+
+
+_PLURALS = {"workspace": "workspaces", "registry": "registries", "group": "groups"}
 
 
 GLOBAL = Scope()
@@ -147,3 +158,7 @@ GLOBAL = Scope()
 
 def workspace_scope(name: str) -> Scope:
     return Scope("workspace", name)
+
+
+def registry_scope(name: str) -> Scope:
+    return Scope("registry", name)

@@ -67,4 +67,5 @@ class RoleAssignmentRead(ResponseBody):
     principal_name: str
     scope: str
     workspace: str | None = None
+    registry: str | None = None
     created_at: datetime

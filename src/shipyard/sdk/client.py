@@ -11,6 +11,7 @@ from shipyard.sdk.audit import AuditOperations
 from shipyard.sdk.groups import GroupOperations
 from shipyard.sdk.http import HttpSession
 from shipyard.sdk.profile import load_profile
+from shipyard.sdk.registries import RegistryHandle, RegistryOperations
 from shipyard.sdk.role_assignments import RoleAssignmentOperations
 from shipyard.sdk.roles import RoleOperations
 from shipyard.sdk.service_principals import ServicePrincipalOperations
@@ -72,9 +73,13 @@ class Client:
         self.roles = RoleOperations(self._http)
         self.role_assignments = RoleAssignmentOperations(self._http)
         self.audit = AuditOperations(self._http)
+        self.registries = RegistryOperations(self._http)
 
     def workspace(self, name: str) -> WorkspaceHandle:
         return WorkspaceHandle(self._http, name)
+
+    def registry(self, name: str) -> RegistryHandle:
+        return RegistryHandle(self._http, name)
 
     def close(self) -> None:
         self._http.close()

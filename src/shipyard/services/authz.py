@@ -3,9 +3,9 @@
 Every route declares one action; the dependency authenticates the caller and asks the
 authorizer whether the caller may perform it at the route's scope. A principal's permissions
 at a scope are the union, over its own assignments and its groups' assignments at that scope
-or above (global ⊃ workspace), of each role's actions minus that role's not_actions. Admins
-are Owners at global scope. A caller who can see nothing of a workspace gets 404 for it, never
-403, so existence does not leak.
+or above (global ⊃ workspace, global ⊃ registry), of each role's actions minus that role's
+not_actions. Admins are Owners at global scope. A caller who can see nothing of a workspace or
+a registry gets 404 for it, never 403, so existence does not leak.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from shipyard.domain.errors import ForbiddenError, NotFoundError
 from shipyard.domain.principals import Principal
 from shipyard.domain.roles import Permissions, first_not_held, permits
 from shipyard.store import authz_state
+from shipyard.store import registries as registry_store
 from shipyard.store import roles as role_store
 from shipyard.store import workspaces as workspace_store
 from shipyard.store.database import Database
@@ -43,8 +44,12 @@ class Authorizer(Protocol):
     def readable_workspace_ids(self, principal: Principal) -> set[str] | None:
         """Ids of the workspaces the principal may read; None means every workspace."""
 
+    def readable_registry_ids(self, principal: Principal) -> set[str] | None:
+        """Ids of the registries the principal may read; None means every registry."""
+
     def permissions_at(self, principal: Principal, scope_type: str, scope_id: str) -> Permissions:
-        """Like ``permissions``, for a scope as stored in an assignment (workspace by id)."""
+        """Like ``permissions``, for a scope as stored in an assignment (a workspace or a
+        registry by id)."""
 
     def dominates(self, actor: Principal, target_id: str) -> bool:
         """Whether ``actor`` holds everything ``target`` holds, everywhere: the condition for
@@ -64,6 +69,10 @@ class _Snapshot:
 
     version: int
     workspace_ids: dict[str, str | None] = field(default_factory=dict)
+    # Safe to cache like workspace ids: creating a registry also assigns its creator Owner,
+    # which moves the counter; a registry deleted without moving it is refused by its
+    # service all the same (its id leads nowhere).
+    registry_ids: dict[str, str | None] = field(default_factory=dict)
     grants: dict[tuple[str, str, str], Permissions] = field(default_factory=dict)
 
 
@@ -99,6 +108,8 @@ class RoleBasedAuthorizer:
             return
         if scope.kind == "workspace" and not granted.allows(actions.WORKSPACES_READ):
             raise _workspace_not_found(scope.name or "", concealed=True)
+        if scope.kind == "registry" and not granted.allows(actions.REGISTRIES_READ):
+            raise registry_not_found(scope.name or "", concealed=True)
         raise ForbiddenError(
             f"{principal.name} may not perform {action} at {scope.path}", code="forbidden"
         )
@@ -140,18 +151,25 @@ class RoleBasedAuthorizer:
     def readable_workspace_ids(self, principal: Principal) -> set[str] | None:
         if principal.workspace_id is not None:
             return {principal.workspace_id}
+        return self._readable_ids(principal, "workspace", actions.WORKSPACES_READ)
+
+    def readable_registry_ids(self, principal: Principal) -> set[str] | None:
+        if principal.workspace_id is not None:
+            return set()  # a job's token acts in its workspace only
+        return self._readable_ids(principal, "registry", actions.REGISTRIES_READ)
+
+    def _readable_ids(self, principal: Principal, scope_type: str, read: str) -> set[str] | None:
+        """Ids of the scopes of ``scope_type`` where the principal may ``read``; None: all."""
         if principal.is_admin:
             return None
         with self.db.read() as session:
             ids = [principal.id, *group_ids(session, principal.id)]
-            if self._permissions_for(session, ids, [("global", "")]).allows(
-                actions.WORKSPACES_READ
-            ):
+            if self._permissions_for(session, ids, [("global", "")]).allows(read):
                 return None
             return {
-                workspace_id
-                for acts, nots, workspace_id in role_store.grants_by_workspace(session, ids)
-                if permits(tuple(acts), tuple(nots), actions.WORKSPACES_READ)
+                scope_id
+                for acts, nots, scope_id in role_store.grants_by_scope(session, ids, scope_type)
+                if permits(tuple(acts), tuple(nots), read)
             }
 
     def _current(self, principal: Principal) -> _Snapshot:
@@ -170,7 +188,7 @@ class RoleBasedAuthorizer:
     def _scope_key(self, snapshot: _Snapshot, scope: Scope) -> tuple[str, str]:
         """The scope as assignments store it. A group's scope inherits only global grants."""
         if scope.kind == "registry":
-            return "registry", scope.name or ""
+            return "registry", self._registry_id(snapshot, scope.name or "")
         if scope.kind != "workspace":
             return "global", ""
         name = scope.name or ""
@@ -181,6 +199,15 @@ class RoleBasedAuthorizer:
         if workspace_id is None:
             raise _workspace_not_found(name)
         return "workspace", workspace_id
+
+    def _registry_id(self, snapshot: _Snapshot, name: str) -> str:
+        if name not in snapshot.registry_ids:
+            with self.db.read() as session:
+                snapshot.registry_ids[name] = registry_store.get_registry_id(session, name)
+        registry_id = snapshot.registry_ids[name]
+        if registry_id is None:
+            raise registry_not_found(name)
+        return registry_id
 
     def _grants(
         self, snapshot: _Snapshot, principal: Principal, scope_type: str, scope_id: str
@@ -221,6 +248,8 @@ def _check_confined(principal: Principal, scope: Scope, scope_type: str, scope_i
         return
     if scope_type == "workspace":
         raise _workspace_not_found(scope.name or "", concealed=True)
+    if scope_type == "registry":
+        raise registry_not_found(scope.name or "", concealed=True)
     raise ForbiddenError(
         f"a job's token acts in its job's workspace only, not at {scope.path}",
         code="forbidden",
@@ -235,4 +264,12 @@ def _workspace_not_found(name: str, *, concealed: bool = False) -> NotFoundError
     error_class = ConcealedError if concealed else NotFoundError
     return error_class(
         f"workspace {name!r} does not exist", code="workspace_not_found", field="workspace"
+    )
+
+
+def registry_not_found(name: str, *, concealed: bool = False) -> NotFoundError:
+    """The answer for a registry that does not exist, or that the caller may not read."""
+    error_class = ConcealedError if concealed else NotFoundError
+    return error_class(
+        f"registry {name!r} does not exist", code="registry_not_found", field="registry"
     )

@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import select
@@ -436,10 +435,10 @@ class Environments:
         """``resolve`` as the JSON a job's stored spec keeps (the job service's pinner)."""
         return self.resolve(principal, workspace, ref).pinned()
 
-    def prepare(self, pinned: dict[str, Any], log: Callable[[str], None]) -> Path:
-        """Build what ``pin`` returned; the environment's ``bin`` folder (the launcher's
-        provider). Raises EnvironmentBuildError with the log's end on failure."""
-        return self.builder.ensure(EnvironmentSpec.from_json(pinned["spec"]), log).bin_dir
+    def prepare(self, pinned: dict[str, Any], log: Callable[[str], None]) -> BuiltEnvironment:
+        """Build what ``pin`` returned (the launcher's provider). Raises
+        EnvironmentBuildError with the log's end on failure."""
+        return self.builder.ensure(EnvironmentSpec.from_json(pinned["spec"]), log)
 
     def hold(self, pinned: dict[str, Any]) -> AbstractContextManager[None]:
         """Keep a pinned environment's build from being evicted while a job runs in it."""

@@ -45,7 +45,7 @@ def job_environment(
     spec: dict[str, Any],
     job: JobContext,
     *,
-    bin_dir: Path,
+    bin_dir: Path | None,
     job_dir: Path,
     server_url: str,
     token: str,
@@ -54,13 +54,14 @@ def job_environment(
     """The job's whole environment, and the values its log must mask."""
     masked: list[str] = []
     env = {
-        "PATH": f"{bin_dir}{os.pathsep}/usr/local/bin:/usr/bin:/bin",
         "HOME": str(job_dir / "wd"),
         "TMPDIR": str(job_dir / "tmp"),
         "LANG": "C.UTF-8",
         "PYTHONUNBUFFERED": "1",
-        "VIRTUAL_ENV": str(bin_dir.parent),
     }
+    if bin_dir is not None:  # None: an image, whose own PATH holds
+        env["PATH"] = f"{bin_dir}{os.pathsep}/usr/local/bin:/usr/bin:/bin"
+        env["VIRTUAL_ENV"] = str(bin_dir.parent)
 
     def secret(found: re.Match[str]) -> str:
         value = reveal(found.group(1))

@@ -36,6 +36,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from shipyard.compute import job_users
+from shipyard.compute.containers import ContainerEngine
+from shipyard.compute.environments import BuiltEnvironment
 from shipyard.compute.job_users import JobUsers
 from shipyard.compute.launchers.local import Exit, LocalLauncher, Usage
 from shipyard.compute.launchers.ray import RayExit, RayJob, RayLauncher
@@ -138,8 +140,8 @@ class Launcher(Protocol):
 
 
 class EnvironmentProvider(Protocol):
-    def prepare(self, pinned: dict[str, Any], log: Callable[[str], None]) -> Path:
-        """Build (or find built) the pinned environment; returns its ``bin`` folder."""
+    def prepare(self, pinned: dict[str, Any], log: Callable[[str], None]) -> BuiltEnvironment:
+        """Build (or find built, or for an image, find or pull) the pinned environment."""
 
     def hold(self, pinned: dict[str, Any]) -> AbstractContextManager[None]:
         """Keep the built environment from being evicted while a job runs in it."""
@@ -193,6 +195,7 @@ class JobRunner:
         ray: RayLauncher | None = None,
         pipelines: PipelineRunner | None = None,
         users: JobUsers | None = None,
+        containers: ContainerEngine | None = None,
         environments: EnvironmentProvider,
         resolver: DatastoreResolver,
         artifacts: ArtifactService,
@@ -207,6 +210,7 @@ class JobRunner:
         self.ray = ray
         self.pipelines = pipelines
         self.users = users  # local jobs as their own user ids (compute/job_users.py)
+        self.containers = containers  # runs jobs whose environment is an image
         self.environments = environments
         self.resolver = resolver
         self.outputs = JobOutputs(db, resolver, artifacts, data, models, settings.jobs_dir)
@@ -359,6 +363,7 @@ class JobRunner:
             spec = dict(sub.spec)
             workspace = ws.name
             name, attempt, devices = sub.name, sub.attempt, list(sub.devices)
+            cpus, memory_mb = sub.cpus, sub.memory_mb
             ray_job = self._ray_job(session, sub)
         if job_dir.exists():
             shutil.rmtree(job_dir, ignore_errors=True)
@@ -377,12 +382,19 @@ class JobRunner:
                 location = self.resolver.default(_ws(session, ws.id), f"{UPLOADS_FOLDER}/{digest}")
             job_files.fetch(location, wd)
             note(f"code snapshot {digest[:12]} ready")
-        bin_dir = self.environments.prepare(spec["environment"], note)
+        built = self.environments.prepare(spec["environment"], note)
         held.enter_context(self.environments.hold(spec["environment"]))
+        image = built.image if ray_job is None else None
+        if built.image is not None and ray_job is not None:
+            raise ShipyardError(
+                "image environments run on the local compute only (a Ray cluster runs its "
+                "own Python)",
+                code="image_unsupported",
+            )
         note(f"environment {spec['environment'].get('ref') or 'inline'} ready")
         # A job that runs as its own user cannot follow a link into storage: it gets its
         # inputs as read-only hard links (or copies) instead.
-        isolated = self.users is not None and ray_job is None
+        isolated = (self.users is not None and ray_job is None) or image is not None
         input_values = self._inputs(ws.id, spec.get("inputs", {}), job_dir, note, isolated)
         output_paths: dict[str, str] = {}
         for out_name in spec.get("outputs", {}):
@@ -395,13 +407,12 @@ class JobRunner:
         context = JobContext(
             job_id, name, workspace, ws.id, job.created_by, experiment.id, experiment.name
         )
-        env, masked = self._environment(spec, context, bin_dir, job_dir)
+        env, masked = self._environment(spec, context, None if image else built.bin_dir, job_dir)
         if self.settings.capacity.gpus and ray_job is None:
             # Only the devices this job holds; none at all for a job that asked for none.
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(d) for d in devices)
         uid: int | None = None
-        if isolated:
-            assert self.users is not None
+        if self.users is not None and ray_job is None:
             uid = self.users.take(job_id)
             held.callback(self.users.release, uid)  # its leftovers killed, then freed
             job_dir.chmod(0o711)  # the job may enter, not list
@@ -425,6 +436,32 @@ class JobRunner:
                 on_exit=self._wake.set,
             )
             note(f"submitted to the Ray cluster at {ray_job.address} as {ray_job.submission_id}")
+        elif image is not None:
+            assert self.containers is not None  # the builder had an engine for the image
+            argv = self.containers.run_argv(
+                job_id,
+                image,
+                command,
+                job_dir=job_dir,
+                workdir=wd,
+                env=env,
+                cpus=cpus,
+                memory_mb=memory_mb,
+                devices=devices if self.settings.capacity.gpus else [],
+                uid=uid,
+            )
+            self.containers.remove(job_id)  # one left by an earlier attempt
+            handle = self.launcher.start(
+                job_dir,
+                argv,
+                cwd=wd,
+                env=self.containers.process_env(env),
+                log_file=job_dir / USER_LOG,
+                masked=masked,
+                on_exit=self._wake.set,
+            )
+            handle["container"] = True
+            note(f"running in image {image}")
         else:
             handle = self.launcher.start(
                 job_dir,
@@ -511,7 +548,7 @@ class JobRunner:
         return values
 
     def _environment(
-        self, spec: dict[str, Any], job: JobContext, bin_dir: Path, job_dir: Path
+        self, spec: dict[str, Any], job: JobContext, bin_dir: Path | None, job_dir: Path
     ) -> tuple[dict[str, str], list[str]]:
         token = mint_job_token(
             self.db, job, timeout_s=int(spec.get("limits", {}).get("timeout") or 0)
@@ -687,6 +724,8 @@ class JobRunner:
                     revoke_job_tokens(session, run.job_id)
             self._wake.set()  # the loop fills the slot the failed finish left
         finally:
+            if run.handle.get("container") and self.containers is not None:
+                self.containers.remove(run.job_id)  # lost or failed: nothing left running
             with self._lock:
                 self._running.pop(run.job_id, None)
             run.held.close()  # the environment may be evicted again
@@ -702,6 +741,22 @@ class JobRunner:
             set_status(job, "Finalizing")
             spec = dict(sub.spec)
             principal = _principal(session, sub.created_by)
+        if run.handle.get("container") and self.containers is not None:
+            # The kernel enforces an image job's memory: the engine says whether it did.
+            if run.final_status is None and self.containers.oom_killed(job_id):
+                run.final_status = "Failed"
+                run.reason = (
+                    f"exceeded its memory limit of {run.memory_mb} MB (killed by the kernel)"
+                )
+            elif run.final_status is None and run.memory_mb and ended.exit_code == 137:
+                # Not every engine flags a process the kernel killed that is not the
+                # container's first one: say what is known.
+                run.final_status = "Failed"
+                run.reason = (
+                    f"killed (exit code 137) while limited to {run.memory_mb} MB of memory: "
+                    "most likely the kernel stopped it for exceeding that limit"
+                )
+            self.containers.remove(job_id)
         status, error = _outcome(run, ended)
         registered, problems = self.outputs.store(
             run.workspace,

@@ -10,9 +10,10 @@ from shipyard.domain.errors import ConflictError, ForbiddenError, InvalidInputEr
 from shipyard.domain.principals import Principal
 from shipyard.domain.roles import first_not_held
 from shipyard.schemas.roles import RoleAssignmentCreate, RoleAssignmentRead
-from shipyard.services.authz import Authorizer
+from shipyard.services.authz import Authorizer, registry_not_found
 from shipyard.services.roles import require_role
 from shipyard.store import groups as group_store
+from shipyard.store import registries as registry_store
 from shipyard.store import roles as store
 from shipyard.store import users as user_store
 from shipyard.store import workspaces as workspace_store
@@ -92,13 +93,20 @@ class RoleAssignmentService:
 
 
 def assign(
-    session: Session, *, role: str, principal_id: str, scope_type: str, scope_id: str
+    session: Session,
+    *,
+    role: str,
+    principal_id: str,
+    scope_type: str,
+    scope_id: str,
+    principal_type: str = "user",
 ) -> None:
-    """Record an assignment made by the system (a workspace's creator becomes its Owner)."""
+    """Record an assignment made by the system (a workspace's or a registry's creator becomes
+    its Owner)."""
     session.add(
         RoleAssignmentRow(
             principal_id=principal_id,
-            principal_type="user",
+            principal_type=principal_type,
             role_id=require_role(session, role).id,
             scope_type=scope_type,
             scope_id=scope_id,
@@ -117,6 +125,11 @@ def scope_key(session: Session, scope: Scope) -> tuple[str, str]:
                 field="workspace",
             )
         return "workspace", row.id
+    if scope.kind == "registry":
+        registry_id = registry_store.get_registry_id(session, scope.name or "")
+        if registry_id is None:
+            raise registry_not_found(scope.name or "")
+        return "registry", registry_id
     return scope.kind, scope.name or ""
 
 
@@ -128,6 +141,7 @@ def assignment_read(session: Session, row: RoleAssignmentRow, scope: Scope) -> R
         principal_name=_principal_name(session, row),
         scope=scope.path,
         workspace=scope.name if scope.kind == "workspace" else None,
+        registry=scope.name if scope.kind == "registry" else None,
         created_at=row.created_at,
     )
 

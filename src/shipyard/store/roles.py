@@ -27,8 +27,9 @@ class RoleRow(Base):
 class RoleAssignmentRow(Base):
     """A principal (user, service principal or group) holds a role at a scope.
 
-    ``scope_id`` is the workspace's id (not its name: a name freed by a purge and reused must
-    not inherit the old workspace's assignments), the registry's name, or "" for global.
+    ``scope_id`` is the workspace's or the registry's id (not its name: a name freed by a
+    purge or a delete and reused must not inherit the old one's assignments), or "" for
+    global.
     """
 
     __tablename__ = "role_assignments"
@@ -78,16 +79,17 @@ def grants_for(
     return [(a, n, t, s) for a, n, t, s in session.execute(query)]
 
 
-def grants_by_workspace(
-    session: Session, principal_ids: list[str]
+def grants_by_scope(
+    session: Session, principal_ids: list[str], scope_type: str
 ) -> list[tuple[list[str], list[str], str]]:
-    """(actions, not_actions, workspace id) of every workspace-scoped assignment."""
+    """(actions, not_actions, scope id) of every assignment of these principals at a scope
+    of ``scope_type`` (a workspace or a registry, by id)."""
     query = (
         select(RoleRow.actions, RoleRow.not_actions, RoleAssignmentRow.scope_id)
         .join(RoleRow, RoleRow.id == RoleAssignmentRow.role_id)
         .where(
             RoleAssignmentRow.principal_id.in_(principal_ids),
-            RoleAssignmentRow.scope_type == "workspace",
+            RoleAssignmentRow.scope_type == scope_type,
         )
     )
     return [(a, n, s) for a, n, s in session.execute(query)]
