@@ -121,6 +121,9 @@ class AllowAll:
     def readable_workspace_ids(self, principal: Principal) -> set[str] | None:
         return None
 
+    def readable_registry_ids(self, principal: Principal) -> set[str] | None:
+        return None
+
     def permissions_at(self, principal: Principal, scope_type: str, scope_id: str) -> Permissions:
         return self.EVERYTHING
 
