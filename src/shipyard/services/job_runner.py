@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 from shipyard.compute import job_users
 from shipyard.compute.containers import ContainerEngine
 from shipyard.compute.environments import BuiltEnvironment
+from shipyard.compute.gpus import GpuSampler
 from shipyard.compute.job_users import JobUsers
 from shipyard.compute.launchers.local import Exit, LocalLauncher, Usage
 from shipyard.compute.launchers.ray import RayExit, RayJob, RayLauncher
@@ -211,6 +212,8 @@ class JobRunner:
         self.pipelines = pipelines
         self.users = users  # local jobs as their own user ids (compute/job_users.py)
         self.containers = containers  # runs jobs whose environment is an image
+        # GPU use is read from the driver's tool, where there are GPUs to hand out.
+        self.gpus = GpuSampler.find() if settings.capacity.gpus else None
         self.environments = environments
         self.resolver = resolver
         self.outputs = JobOutputs(db, resolver, artifacts, data, models, settings.jobs_dir)
@@ -490,6 +493,7 @@ class JobRunner:
             self._running[job_id] = _Running(
                 job_id, workspace, handle, time.monotonic(), timeout_s, memory_mb, cpus, held=held
             )
+            self._running[job_id].info["devices"] = devices if ray_job is None else []
         self._wake.set()
 
     def _ray_job(self, session: Session, sub: JobSubmissionRow) -> RayJob | None:
@@ -650,20 +654,24 @@ class JobRunner:
             step = run.samples
             run.samples += 1
             run.info["logged"] = now
+            metrics: list[tuple[str, float, int, None]] = [
+                ("system/cpu_utilization_percentage", round(cpu_percent, 2), step, None),
+                ("system/memory_usage_megabytes", round(usage.rss_bytes / MiB, 2), step, None),
+            ]
+            devices = run.info.get("devices")
+            gpu = self.gpus.sample(devices) if self.gpus is not None and devices else None
+            if gpu is not None:
+                metrics += [
+                    (
+                        "system/gpu_utilization_percentage",
+                        round(gpu.utilization_percent, 2),
+                        step,
+                        None,
+                    ),
+                    ("system/gpu_memory_used_megabytes", round(gpu.memory_used_mb, 2), step, None),
+                ]
             with contextlib.suppress(ShipyardError):  # the run was deleted under the job
-                self.runs.log(
-                    run.workspace,
-                    run.job_id,
-                    metrics=[
-                        ("system/cpu_utilization_percentage", round(cpu_percent, 2), step, None),
-                        (
-                            "system/memory_usage_megabytes",
-                            round(usage.rss_bytes / MiB, 2),
-                            step,
-                            None,
-                        ),
-                    ],
-                )
+                self.runs.log(run.workspace, run.job_id, metrics=metrics)
         run.last_sample, run.last_cpu = now, usage.cpu_seconds
 
     def _heartbeat(self) -> None:
@@ -837,6 +845,7 @@ class JobRunner:
                 sub.memory_mb,
                 sub.cpus,
             )
+            run.info["devices"] = list(sub.devices) if "pid" in sub.handle else []
             if self.users is not None and "uid" in sub.handle:
                 self.users.adopt(int(sub.handle["uid"]), sub.job_id)
                 run.held.callback(self.users.release, int(sub.handle["uid"]))
