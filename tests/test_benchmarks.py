@@ -133,6 +133,6 @@ def test_pipelines_benchmark_smoke_runs_and_prints_every_measure() -> None:
         "1. chain of 3 no-op steps: wall",
         "orchestration overhead:",
         "2. resubmitted unchanged: 3/3 steps reused",
-        "3. sweep of 20 one-second trials",
+        "3. random sweep of 4 trials of 0.5 s, 2 at once: 4/4 completed",
     ):
         assert row in out, out

@@ -195,9 +195,9 @@ def test_file_errors_name_the_file_line_and_field(
     assert f"{no_code}:{line_of(JOB_YAML, 'code:')}: field 'code':" in process.stderr
     assert "[path_not_found]" in process.stderr
 
-    sweep = project(tmp_path, "type: sweep\ntrial: {}\n")
-    process = run(["job", "create", "-f", str(sweep), "-w", ws], env)
-    assert f"{sweep}:1: field 'type':" in process.stderr
+    automl = project(tmp_path, "type: automl\ntask: classification\n")
+    process = run(["job", "create", "-f", str(automl), "-w", ws], env)
+    assert f"{automl}:1: field 'type':" in process.stderr
     empty = project(tmp_path, "type: pipeline\njobs: {}\n")
     process = run(["job", "create", "-f", str(empty), "-w", ws], env)
     assert f"{empty}:2: field 'jobs':" in process.stderr

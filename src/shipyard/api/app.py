@@ -93,6 +93,8 @@ from shipyard.services.schedules import ScheduleService, submitter
 from shipyard.services.secrets import SecretService
 from shipyard.services.service_principals import ServicePrincipalService
 from shipyard.services.sessions import LoginPolicy, SessionService
+from shipyard.services.sweep_runner import SweepRunner
+from shipyard.services.sweeps import SweepService
 from shipyard.services.tokens import TokenService
 from shipyard.services.upload_gc import UploadCollector
 from shipyard.services.uploads import UploadService
@@ -203,6 +205,9 @@ def build_jobs(
             pipelines=PipelineRunner(db),
             users=users,
             containers=environments.builder.engine,
+            # Trials are inserted as the job service inserts any job; that service is made
+            # below (it wakes this runner), hence the late-bound call.
+            sweeps=SweepRunner(db, lambda *args, **kwargs: service.insert(*args, **kwargs)),
         )
     service = JobService(
         db,
@@ -316,6 +321,7 @@ def build_services(settings: Settings, db: Database) -> Services:
         environments=environments,
         components=components,
         pipelines=pipelines,
+        sweeps=SweepService(db, jobs, wake=jobs.wake),
         schedules=ScheduleService(db, submitter(jobs.create, pipelines.create)),
         jobs=jobs,
         costs=CostService(db),

@@ -34,6 +34,7 @@ from shipyard.services.schedules import ScheduleService
 from shipyard.services.secrets import SecretService
 from shipyard.services.service_principals import ServicePrincipalService
 from shipyard.services.sessions import SessionService
+from shipyard.services.sweeps import SweepService
 from shipyard.services.tokens import TokenService
 from shipyard.services.upload_gc import UploadCollector
 from shipyard.services.uploads import UploadService
@@ -79,6 +80,7 @@ class Services:
     costs: CostService
     lineage: LineageService
     job_runner: JobRunner | None
+    sweeps: SweepService
     registries: RegistryService
 
 

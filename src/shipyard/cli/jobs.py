@@ -79,11 +79,12 @@ def _get(jobs: JobOperations, name: str) -> JobRead | RunRead:
 def _spec(document: YamlDocument) -> dict[str, Any]:
     spec = dict(document.data)
     kind = spec.get("type", "command")
-    if kind not in ("command", "pipeline"):
+    if kind not in ("command", "pipeline", "sweep"):
         raise document.error(
             InvalidInputError(
-                f"type {kind!r} is not supported: Shipyard runs command and pipeline jobs "
-                "(type: command, type: pipeline, or no type for a command job)",
+                f"type {kind!r} is not supported: Shipyard runs command, pipeline and sweep "
+                "jobs (type: command, type: pipeline, type: sweep, or no type for a command "
+                "job)",
                 code="unsupported_job_type",
                 field="type",
             )
@@ -98,7 +99,7 @@ def _spec(document: YamlDocument) -> dict[str, Any]:
     "file",
     required=True,
     type=click.Path(dir_okay=False),
-    help="The job's YAML file (Azure ML's command job).",
+    help="The job's YAML file (Azure ML's command, pipeline or sweep job).",
 )
 @click.option("-n", "--name", help="The job's name (overrides the file's; made up if unset).")
 @click.option("--experiment-name", help="The experiment (overrides the file's).")
@@ -115,8 +116,9 @@ def create(
     workspace: str,
     output: str,
 ) -> None:
-    """Submit a command job from a YAML file. The local code folder and local inputs are
-    uploaded first (paths relative to the file's folder; unchanged code uploads nothing)."""
+    """Submit a command, pipeline or sweep job from a YAML file. The local code folder and
+    local inputs are uploaded first (paths relative to the file's folder; unchanged code
+    uploads nothing)."""
     document = load_yaml_file(file, overrides)
     spec = _spec(document)
     flags = {"name": name, "experiment_name": experiment_name}

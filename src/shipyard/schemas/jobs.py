@@ -215,6 +215,10 @@ class JobRead(ResponseBody):
     lineage: JobLineage | None = Field(
         default=None, description="What the job used and produced (shown by `job show`)."
     )
+    sweep: SweepRead | None = Field(
+        default=None, description="A sweep: its settings, its trials so far and the best one."
+    )
+    trial: TrialRead | None = Field(default=None, description="A sweep's trial: its values.")
 
 
 class JobLogChunk(ResponseBody):
@@ -253,3 +257,31 @@ class JobLineage(ResponseBody):
 
     inputs: list[str] = Field(default_factory=list)
     outputs: list[str] = Field(default_factory=list)
+
+
+class SweepRead(ResponseBody):
+    """A sweep job's settings and progress: the best trial is the completed one with the
+    best last value of the primary metric."""
+
+    search_space: dict[str, dict[str, Any]]
+    sampling_algorithm: dict[str, Any]
+    objective: dict[str, str]
+    early_termination: dict[str, Any] | None = None
+    trials: int = 0
+    active: int = 0
+    completed: int = 0
+    failed: int = 0
+    canceled: int = 0
+    early_terminated: int = 0
+    best_trial: str | None = None
+    best_parameters: dict[str, Any] | None = None
+    best_value: float | None = None
+    ended_because: str | None = None
+
+
+class TrialRead(ResponseBody):
+    number: int
+    parameters: dict[str, Any]
+    early_terminated: str | None = Field(
+        default=None, description="Why the early termination policy stopped it, if it did."
+    )

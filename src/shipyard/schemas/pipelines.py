@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from shipyard.schemas.common import RequestBody
 from shipyard.schemas.jobs import (
@@ -22,6 +22,7 @@ from shipyard.schemas.jobs import (
     Limits,
     Resources,
 )
+from shipyard.schemas.sweeps import EarlyTermination, Objective, SamplingAlgorithm, SweepLimits
 
 STEP_NAME = JOB_NAME  # steps become child jobs: the same names are safe
 
@@ -38,11 +39,12 @@ class PipelineSettings(RequestBody):
 
 
 class PipelineStep(RequestBody):
-    """One step: a component reference (with inputs and run settings) or an inline command."""
+    """One step: a component reference (with inputs and run settings) or an inline command;
+    or a sweep (``type: sweep``) of a ``trial`` component or inline command."""
 
     model_config = ConfigDict(extra="allow")  # services, identity... accepted, unused
 
-    type: Literal["command"] = "command"
+    type: Literal["command", "sweep"] = "command"
     component: str | dict[str, Any] | None = None
     # inline command job fields (when there is no component)
     command: str | None = None
@@ -55,9 +57,25 @@ class PipelineStep(RequestBody):
     outputs: dict[str, Any] = Field(default_factory=dict)
     compute: str | None = None
     resources: Resources | None = None
-    limits: Limits | None = None
+    # A sweep step's limits are a sweep's (max_total_trials...); a command step's, a job's.
+    limits: Limits | SweepLimits | None = None
     environment_variables: dict[str, str] = Field(default_factory=dict)
     is_deterministic: bool | None = None
+    # sweep steps: the trial (a component reference, an inline component, or an inline
+    # command: command, code, environment...) and the sweep's settings
+    trial: str | dict[str, Any] | None = None
+    search_space: dict[str, dict[str, Any]] | None = None
+    sampling_algorithm: str | SamplingAlgorithm | None = None
+    objective: Objective | None = None
+    early_termination: EarlyTermination | None = None
+
+    @model_validator(mode="after")
+    def _limits_of_its_kind(self) -> PipelineStep:
+        if self.type == "sweep" and isinstance(self.limits, Limits):
+            self.limits = SweepLimits(timeout=self.limits.timeout)
+        elif self.type == "command" and isinstance(self.limits, SweepLimits):
+            raise ValueError("limits: max_total_trials and the like are a sweep step's")
+        return self
 
 
 class PipelineJobCreate(RequestBody):

@@ -153,6 +153,8 @@ class JobSubmissions:
         spec = job.to_dict() if hasattr(job, "to_dict") else dict(job)
         if spec.get("type") == "pipeline":
             spec = self.prepare_pipeline(spec, base_dir=base_dir, progress=progress)
+        elif spec.get("type") == "sweep":
+            spec = self.prepare_sweep(spec, base_dir=base_dir, progress=progress)
         else:
             spec = self.prepare(spec, base_dir=base_dir, progress=progress)
         return self._http.send_model("POST", self._base, JobRead, spec)
@@ -182,6 +184,38 @@ class JobSubmissions:
             }
         return spec
 
+    def prepare_sweep(
+        self,
+        spec: dict[str, Any],
+        *,
+        base_dir: Path | None = None,
+        progress: UploadProgress | None = None,
+    ) -> dict[str, Any]:
+        """A sweep's local parts uploaded: the trial's code folder (and local environment
+        files) and every local input path."""
+        spec = dict(spec)
+        spec.setdefault("experiment_name", Path.cwd().name or "Default")
+        trial = spec.get("trial")
+        if isinstance(trial, dict):
+            trial = dict(trial)
+            code = trial.get("code")
+            if isinstance(code, str) and not code.startswith("sha256:"):
+                trial["code"] = upload_code(
+                    self._code, code, base_dir=base_dir, progress=progress
+                ).ref
+            environment = trial.get("environment")
+            if isinstance(environment, dict):
+                environment = dict(environment)
+                read_local_parts(environment, base_dir, field="trial.environment.")
+                trial["environment"] = environment
+            spec["trial"] = trial
+        inputs = spec.get("inputs")
+        if isinstance(inputs, dict):
+            spec["inputs"] = {
+                name: self._input(name, value, base_dir, progress) for name, value in inputs.items()
+            }
+        return spec
+
     def _step(
         self,
         name: str,
@@ -200,6 +234,23 @@ class JobSubmissions:
             )
         elif isinstance(component, dict):
             step["component"] = self._inline_component(dict(component), base_dir, progress)
+        trial = step.get("trial")  # a sweep step's: a component, or an inline command
+        if isinstance(trial, str) and _is_local_file(trial):
+            path = local_path(trial, base_dir, f"{where}trial")
+            document = load_yaml_file(path)
+            step["trial"] = self._inline_component(
+                dict(document.data), path.resolve().parent, progress
+            )
+        elif isinstance(trial, dict) and ("inputs" in trial or "outputs" in trial):
+            step["trial"] = self._inline_component(dict(trial), base_dir, progress)
+        elif isinstance(trial, dict) and isinstance(trial.get("code"), str):
+            trial = dict(trial)
+            if not trial["code"].startswith("sha256:"):
+                uploaded = upload_code(
+                    self._code, trial["code"], base_dir=base_dir, progress=progress
+                )
+                trial["code"] = uploaded.ref
+            step["trial"] = trial
         code = step.get("code")
         if isinstance(code, str) and not code.startswith("sha256:"):
             step["code"] = upload_code(self._code, code, base_dir=base_dir, progress=progress).ref

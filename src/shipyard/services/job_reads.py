@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from shipyard.schemas.jobs import JobCost, JobInputRead, JobOutputRead, JobRead, StatusChange
+from shipyard.schemas.jobs import (
+    JobCost,
+    JobInputRead,
+    JobOutputRead,
+    JobRead,
+    StatusChange,
+    SweepRead,
+    TrialRead,
+)
 from shipyard.store.jobs import JobSubmissionRow
 from shipyard.store.tracking import JobRow
 
@@ -76,6 +84,8 @@ def job_read(
         step=sub.step,
         reused_from=sub.reused_from,
         reuse=spec.get("reuse"),
+        sweep=_sweep_read(spec),
+        trial=_trial_read(spec),
     )
 
 
@@ -84,4 +94,28 @@ def _input_read(value: dict[str, Any]) -> JobInputRead:
         return JobInputRead(type=value["type"], value=value["value"])
     return JobInputRead(
         type=value["type"], path=value["uri"], mode=value["mode"], asset=value.get("asset")
+    )
+
+
+def _sweep_read(spec: dict[str, Any]) -> SweepRead | None:
+    settings = spec.get("sweep")
+    if spec.get("type") != "sweep" or not settings:
+        return None
+    return SweepRead(
+        search_space=settings["search_space"],
+        sampling_algorithm=settings["algorithm"],
+        objective=settings["objective"],
+        early_termination=settings.get("early_termination"),
+        **{k: v for k, v in (spec.get("summary") or {}).items() if k in SweepRead.model_fields},
+    )
+
+
+def _trial_read(spec: dict[str, Any]) -> TrialRead | None:
+    info = spec.get("sweep_trial")
+    if not info:
+        return None
+    return TrialRead(
+        number=info["number"],
+        parameters=info.get("parameters") or {},
+        early_terminated=info.get("early_terminated"),
     )

@@ -64,6 +64,7 @@ from shipyard.services.model_assets import ModelAssetService
 from shipyard.services.pipeline_runner import PipelineRunner
 from shipyard.services.runs import RunService
 from shipyard.services.secrets import SecretService
+from shipyard.services.sweep_runner import SweepRunner
 from shipyard.store.base import utcnow
 from shipyard.store.computes import get_compute
 from shipyard.store.database import Database
@@ -197,6 +198,7 @@ class JobRunner:
         pipelines: PipelineRunner | None = None,
         users: JobUsers | None = None,
         containers: ContainerEngine | None = None,
+        sweeps: SweepRunner | None = None,
         environments: EnvironmentProvider,
         resolver: DatastoreResolver,
         artifacts: ArtifactService,
@@ -214,6 +216,7 @@ class JobRunner:
         self.containers = containers  # runs jobs whose environment is an image
         # GPU use is read from the driver's tool, where there are GPUs to hand out.
         self.gpus = GpuSampler.find() if settings.capacity.gpus else None
+        self.sweeps = sweeps
         self.environments = environments
         self.resolver = resolver
         self.outputs = JobOutputs(db, resolver, artifacts, data, models, settings.jobs_dir)
@@ -271,6 +274,8 @@ class JobRunner:
         self._watch(now)
         if self.pipelines is not None:
             self.pipelines.advance()
+        if self.sweeps is not None:
+            self.sweeps.advance()
         self._schedule()
         if now - self._last_heartbeat >= self.settings.heartbeat_seconds:
             self._heartbeat()

@@ -126,7 +126,14 @@ class PipelineRunner:
                     moved = True
                 elif all(u[1].status == "Completed" for u in upstream):
                     _fill_inputs(sub, {u[0].step: u[0] for u in upstream})
-                    if self._reuse(session, sub, job):
+                    if sub.spec.get("type") == "sweep":
+                        # The sweep runner takes it from here. Sampling is random: a sweep
+                        # step is never reused.
+                        sub.state = "sweep"
+                        why = {"reused_from": None, "reason": "a sweep step is not reused"}
+                        sub.spec = {**sub.spec, "reuse": why}
+                        moved = True
+                    elif self._reuse(session, sub, job):
                         moved = True
                     else:
                         sub.state = "queued"
@@ -237,15 +244,25 @@ def _why_not(
 
 
 def _fill_inputs(sub: JobSubmissionRow, upstream: dict[str | None, JobSubmissionRow]) -> None:
-    """Inputs taken from upstream steps: now that those are done, their outputs' places."""
-    inputs = {}
-    for name, value in sub.spec.get("inputs", {}).items():
-        source = value.get("from")
-        if source is not None and value.get("uri") is None:
-            producer = upstream[source["step"]]
-            value = {**value, "uri": producer.spec["outputs"][source["output"]]["uri"]}
-        inputs[name] = value
-    sub.spec = {**sub.spec, "inputs": inputs}
+    """Inputs taken from upstream steps: now that those are done, their outputs' places
+    (a sweep step's trials are made from its trial template: filled the same way)."""
+
+    def filled(given: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        inputs = {}
+        for name, value in given.items():
+            source = value.get("from")
+            if source is not None and value.get("uri") is None:
+                producer = upstream[source["step"]]
+                value = {**value, "uri": producer.spec["outputs"][source["output"]]["uri"]}
+            inputs[name] = value
+        return inputs
+
+    spec = {**sub.spec, "inputs": filled(sub.spec.get("inputs", {}))}
+    template = spec.get("trial_template")
+    if template is not None:
+        trial = {**template["spec"], "inputs": filled(template["spec"].get("inputs", {}))}
+        spec["trial_template"] = {**template, "spec": trial}
+    sub.spec = spec
 
 
 def _end(sub: JobSubmissionRow, job: JobRow, status: str, error: str | None) -> None:

@@ -15,6 +15,7 @@ import string
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 
 from shipyard.domain.components import DATA_TYPES, ComponentSpec, bind_inputs
@@ -27,11 +28,14 @@ from shipyard.domain.pipelines import (
     step_order,
 )
 from shipyard.domain.principals import Principal
-from shipyard.schemas.jobs import CommandJobCreate, DataInput, JobOutput, JobRead
+from shipyard.domain.sweeps import SweepConfig, trial_command
+from shipyard.schemas.jobs import CommandJobCreate, DataInput, JobOutput, JobRead, Limits
 from shipyard.schemas.pipelines import PipelineJobCreate, PipelineStep
+from shipyard.schemas.sweeps import SweepSettings, SweepTrial
 from shipyard.services.components import Components, ResolvedComponent
 from shipyard.services.experiments import get_or_create
 from shipyard.services.jobs import DEFAULT_EXPERIMENT, JobService, PreparedJob, name_taken
+from shipyard.services.sweeps import checked_settings, examples, sweep_job
 from shipyard.store.database import Database
 from shipyard.store.workspaces import WorkspaceRow, get_workspace
 
@@ -48,6 +52,8 @@ class _Step:
     deferred: dict[str, dict[str, Any]] = field(default_factory=dict)  # from upstream steps
     outputs: dict[str, JobOutput | None] = field(default_factory=dict)
     upstream: set[str] = field(default_factory=set)
+    # A sweep step: its checked settings (and as stored); the component is its trial's.
+    sweep: tuple[SweepConfig, dict[str, Any]] | None = None
 
 
 class PipelineService:
@@ -115,9 +121,10 @@ class PipelineService:
                         body.jobs[step_name], steps[step_name]
                     )
                     child.spec["definition_hash"] = steps[step_name].component.definition_hash
+                    kind = "sweep" if steps[step_name].sweep else "command"
                     row = self.jobs.insert(
                         session, ws, experiment.id, principal, child, parent_id=parent.job_id,
-                        state="waiting", step=step_name,
+                        state="waiting", step=step_name, job_type=kind,
                     )  # fmt: skip
                     row.depends_on = [ids[u] for u in sorted(steps[step_name].upstream)]
                     ids[step_name] = row.job_id
@@ -138,6 +145,8 @@ class PipelineService:
         body: PipelineJobCreate,
     ) -> _Step:
         where = f"jobs.{name}"
+        if step.type == "sweep":
+            return self._sweep_step(principal, workspace, name, step, body)
         if (step.component is None) == (step.command is None):
             raise InvalidInputError(
                 "a step has either a component or a command (an inline command job)",
@@ -152,6 +161,85 @@ class PipelineService:
             inline = _inline_component(name, step, body)
             resolved = self.components.resolve(principal, workspace, inline, field=where)
         return _Step(name, resolved)
+
+    def _sweep_step(
+        self,
+        principal: Principal,
+        workspace: str,
+        name: str,
+        step: PipelineStep,
+        body: PipelineJobCreate,
+    ) -> _Step:
+        """A sweep step: its settings checked, its trial resolved to a component whose
+        inputs take the hyperparameters (Azure's rule: a hyperparameter sets the trial
+        component's input of the same name)."""
+        where = f"jobs.{name}"
+        try:
+            settings = SweepSettings.model_validate(
+                {
+                    key: getattr(step, key)
+                    for key in (
+                        "search_space", "sampling_algorithm", "objective", "limits",
+                        "early_termination",
+                    )
+                    if getattr(step, key) is not None
+                }
+            )  # fmt: skip
+        except ValidationError as exc:
+            raise _invalid(exc, where) from exc
+        config, stored = checked_settings(settings, field=f"{where}.")
+        trial = step.trial
+        if trial is None or step.component is not None or step.command is not None:
+            raise InvalidInputError(
+                "a sweep step runs its trial: a component reference, an inline component or "
+                "an inline command in trial (not component or command)",
+                code="invalid_step",
+                field=f"{where}.trial",
+            )
+        clash = sorted(set(config.parameters) & set(step.inputs))
+        if clash:
+            raise InvalidInputError(
+                f"input {clash[0]!r} is a hyperparameter of the search space: its values "
+                "come from the sweep",
+                code="name_clash",
+                field=f"{where}.search_space.{clash[0]}",
+            )
+        if isinstance(trial, str) or "inputs" in trial or "outputs" in trial:
+            resolved = self.components.resolve(principal, workspace, trial, field=f"{where}.trial")
+            missing = sorted(set(config.parameters) - set(resolved.component.inputs))
+            if missing:
+                raise NotFoundError(
+                    f"the trial component has no input named {missing[0]!r}: a "
+                    "hyperparameter sets the trial's input of the same name",
+                    code="unknown_input",
+                    field=f"{where}.search_space.{missing[0]}",
+                )
+        else:
+            try:
+                command = SweepTrial.model_validate(trial)
+            except ValidationError as exc:
+                raise _invalid(exc, f"{where}.trial") from exc
+            inline = step.model_copy(
+                update={
+                    "command": trial_command(
+                        command.command, config.parameters, step.inputs, field=f"{where}."
+                    ),
+                    "code": command.code,
+                    "environment": command.environment,
+                    "inputs": {**step.inputs, **examples(config)},
+                    "resources": step.resources or command.resources,
+                    "environment_variables": {
+                        **command.environment_variables,
+                        **step.environment_variables,
+                    },
+                }
+            )
+            resolved = self.components.resolve(
+                principal, workspace, _inline_component(name, inline, body), field=where
+            )
+            step.resources = inline.resources
+            step.environment_variables = inline.environment_variables
+        return _Step(name, resolved, sweep=(config, stored))
 
     def _bind(self, body: PipelineJobCreate, steps: dict[str, _Step]) -> None:
         """Every step input and output: literals and data checked against the component's
@@ -214,6 +302,8 @@ class PipelineService:
                     )
                 else:
                     checked[input_name] = value
+            if current.sweep is not None:  # checked with example values; sampled later
+                checked.update(examples(current.sweep[0]))
             bound = bind_inputs(spec, checked, field=f"jobs.{name}.inputs")
             current.values = {k: v for k, v in bound.items() if k not in current.deferred}
             current.outputs = self._outputs(body, name, step, spec)
@@ -299,6 +389,8 @@ class PipelineService:
             k: getattr(given, k) for k in _STEP_SETTINGS if getattr(given, k) is not None
         }
         resources = settings.pop("resources", None)
+        if step.sweep is not None:  # the trial's limit; the sweep's limits are its own
+            settings["limits"] = Limits(timeout=step.sweep[0].trial_timeout)
         command = CommandJobCreate(
             command=spec.command,
             code=spec.code,
@@ -313,7 +405,7 @@ class PipelineService:
             **settings,
         )
         environment = spec.environment if isinstance(spec.environment, dict) else None
-        return self.jobs.prepare(
+        prepared = self.jobs.prepare(
             principal,
             workspace,
             command,
@@ -321,6 +413,20 @@ class PipelineService:
             environment=environment,
             deferred=step.deferred,
             field=f"jobs.{step.name}.",
+        )
+        if step.sweep is None:
+            return prepared
+        config, stored = step.sweep
+        return sweep_job(
+            child_name,
+            given.display_name or step.name,
+            prepared,
+            config,
+            stored,
+            command=spec.command,
+            description=given.description,
+            properties={},
+            tags=given.tags,
         )
 
 
@@ -364,6 +470,17 @@ def _inline_component(name: str, step: PipelineStep, body: PipelineJobCreate) ->
     if step.is_deterministic is not None:
         inline["is_deterministic"] = step.is_deterministic
     return inline
+
+
+def _invalid(exc: ValidationError, where: str) -> InvalidInputError:
+    """A nested model's first error, naming its field under ``where``."""
+    first = exc.errors()[0]
+    path = ".".join(str(part) for part in first["loc"])
+    return InvalidInputError(
+        str(first["msg"]).removeprefix("Value error, "),
+        code="missing_field" if first["type"] == "missing" else "invalid_field",
+        field=f"{where}.{path}" if path else where,
+    )
 
 
 def _compatible(output_type: str, input_type: str) -> bool:

@@ -22,6 +22,7 @@ from shipyard.schemas.common import Page
 from shipyard.schemas.data import DataFileList
 from shipyard.schemas.jobs import CommandJobCreate, JobRead, LineageGraph
 from shipyard.schemas.pipelines import PipelineJobCreate
+from shipyard.schemas.sweeps import SweepJobCreate
 from shipyard.services import asset_files
 
 M = TypeVar("M", bound=BaseModel)
@@ -47,6 +48,7 @@ LOG_COMPLETE_HEADER = "X-Shipyard-Log-Complete"
                         "oneOf": [
                             {"$ref": "#/components/schemas/CommandJobCreate"},
                             {"$ref": "#/components/schemas/PipelineJobCreate"},
+                            {"$ref": "#/components/schemas/SweepJobCreate"},
                         ]
                     }
                 }
@@ -60,10 +62,12 @@ def create_job(
     principal: Principal = require(actions.JOBS_WRITE),
     services: Services = Depends(get_services),
 ) -> JobRead:
-    """Submit a command job or a pipeline job (Azure ML's job YAML as JSON; ``type``
+    """Submit a command, pipeline or sweep job (Azure ML's job YAML as JSON; ``type``
     chooses, ``command`` when it is absent)."""
     if body.get("type") == "pipeline":
         return services.pipelines.create(principal, workspace, _parsed(PipelineJobCreate, body))
+    if body.get("type") == "sweep":
+        return services.sweeps.create(principal, workspace, _parsed(SweepJobCreate, body))
     return services.jobs.create(principal, workspace, _parsed(CommandJobCreate, body))
 
 
