@@ -2,8 +2,8 @@
 
 One thread runs the loop: pick queued jobs that fit the free slots (``compute.scheduler``),
 claim queued jobs of Ray computes at once (Ray queues them itself), watch running ones
-(exit, cancel, timeout, memory), and keep a heartbeat. Preparing a job
-(code, environment, inputs) and finalizing it (logs, outputs, registration) take seconds,
+(exit, cancel, timeout, memory), and keep a heartbeat. Preparing a job (``job_preparation.py``:
+code, environment, inputs) and finalizing it (logs, outputs, registration) take seconds,
 so they run on a small pool of worker threads and never hold up the loop.
 
 Everything the runner knows is in the store: a restarted server re-attaches to the jobs
@@ -17,16 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import shutil
 import signal
 import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -35,30 +32,29 @@ from typing import Any, Protocol
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from shipyard.compute import job_users
 from shipyard.compute.containers import ContainerEngine
-from shipyard.compute.environments import BuiltEnvironment
 from shipyard.compute.gpus import GpuSampler
 from shipyard.compute.job_users import JobUsers
 from shipyard.compute.launchers.local import Exit, LocalLauncher, Usage
-from shipyard.compute.launchers.ray import RayExit, RayJob, RayLauncher
+from shipyard.compute.launchers.ray import RayExit, RayLauncher
 from shipyard.compute.scheduler import Candidate, Capacity, pick
-from shipyard.domain import command_template
-from shipyard.domain.content import UPLOADS_FOLDER
 from shipyard.domain.errors import ShipyardError
 from shipyard.domain.principals import Principal
-from shipyard.services import job_files, lineage
+from shipyard.services import lineage
 from shipyard.services.artifacts import ArtifactService
 from shipyard.services.data import DataService
 from shipyard.services.datastore_uris import DatastoreResolver
 from shipyard.services.job_environment import (
-    JobContext,
-    job_environment,
-    mint_job_token,
     revoke_job_tokens,
 )
 from shipyard.services.job_inputs import MODEL_TYPES
 from shipyard.services.job_outputs import SYSTEM_LOG, USER_LOG, JobOutputs
+from shipyard.services.job_preparation import (
+    EnvironmentProvider,
+    JobPreparer,
+    PreparedJob,
+    append,
+)
 from shipyard.services.jobs import LocalCapacity, set_status
 from shipyard.services.model_assets import ModelAssetService
 from shipyard.services.pipeline_runner import PipelineRunner
@@ -69,7 +65,7 @@ from shipyard.store.base import utcnow
 from shipyard.store.computes import get_compute
 from shipyard.store.database import Database
 from shipyard.store.jobs import JobSubmissionRow
-from shipyard.store.tracking import ExperimentRow, JobRow
+from shipyard.store.tracking import JobRow
 from shipyard.store.users import UserRow
 from shipyard.store.workspaces import WorkspaceRow
 
@@ -141,14 +137,6 @@ class Launcher(Protocol):
     def usage(self, handle: dict[str, Any]) -> Usage | None: ...
 
 
-class EnvironmentProvider(Protocol):
-    def prepare(self, pinned: dict[str, Any], log: Callable[[str], None]) -> BuiltEnvironment:
-        """Build (or find built, or for an image, find or pull) the pinned environment."""
-
-    def hold(self, pinned: dict[str, Any]) -> AbstractContextManager[None]:
-        """Keep the built environment from being evicted while a job runs in it."""
-
-
 @dataclass(frozen=True)
 class RunnerSettings:
     jobs_dir: Path
@@ -217,10 +205,18 @@ class JobRunner:
         # GPU use is read from the driver's tool, where there are GPUs to hand out.
         self.gpus = GpuSampler.find() if settings.capacity.gpus else None
         self.sweeps = sweeps
-        self.environments = environments
-        self.resolver = resolver
         self.outputs = JobOutputs(db, resolver, artifacts, data, models, settings.jobs_dir)
-        self.secrets = secrets
+        self.preparer = JobPreparer(
+            db,
+            server_url=settings.server_url,
+            gpus=settings.capacity.gpus,
+            ray_available=ray is not None,
+            environments=environments,
+            resolver=resolver,
+            outputs=self.outputs,
+            secrets=secrets,
+            users=users,
+        )
         self.runs = runs
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -351,7 +347,7 @@ class JobRunner:
             if infra:
                 log.exception("preparing a job failed", extra={"job_id": job_id})
             reason = str(exc) if isinstance(exc, ShipyardError) else f"preparing failed: {exc}"
-            _append(job_dir / SYSTEM_LOG, f"error: {reason}\n")
+            append(job_dir / SYSTEM_LOG, f"error: {reason}\n")
             self._end_unlaunched(job_id, reason, retry=infra)
             self._wake.set()  # its slot is free again
         finally:
@@ -359,217 +355,94 @@ class JobRunner:
                 self._preparing.discard(job_id)
 
     def _launch(self, job_id: str, job_dir: Path, held: contextlib.ExitStack) -> None:
-        with self.db.read() as session:
-            sub = session.get(JobSubmissionRow, job_id)
-            job = session.get(JobRow, job_id)
-            assert sub is not None
-            assert job is not None
-            ws = session.get(WorkspaceRow, sub.workspace_id)
-            experiment = session.get(ExperimentRow, job.experiment_id)
-            assert ws is not None
-            assert experiment is not None
-            spec = dict(sub.spec)
-            workspace = ws.name
-            name, attempt, devices = sub.name, sub.attempt, list(sub.devices)
-            cpus, memory_mb = sub.cpus, sub.memory_mb
-            ray_job = self._ray_job(session, sub)
-        if job_dir.exists():
-            shutil.rmtree(job_dir, ignore_errors=True)
-        wd = job_dir / "wd"
-        for folder in (wd, job_dir / "user_logs", job_dir / "system_logs", job_dir / "tmp"):
-            folder.mkdir(parents=True, exist_ok=True)
-        system_log = job_dir / SYSTEM_LOG
-
-        def note(line: str) -> None:
-            _append(system_log, line if line.endswith("\n") else line + "\n")
-
-        note(f"job {name} (attempt {attempt + 1}) preparing on {os.uname().nodename}")
-        if spec.get("code"):
-            digest = str(spec["code"]).removeprefix("sha256:")
-            with self.db.read() as session:
-                location = self.resolver.default(_ws(session, ws.id), f"{UPLOADS_FOLDER}/{digest}")
-            job_files.fetch(location, wd)
-            note(f"code snapshot {digest[:12]} ready")
-        built = self.environments.prepare(spec["environment"], note)
-        held.enter_context(self.environments.hold(spec["environment"]))
-        image = built.image if ray_job is None else None
-        if built.image is not None and ray_job is not None:
-            raise ShipyardError(
-                "image environments run on the local compute only (a Ray cluster runs its "
-                "own Python)",
-                code="image_unsupported",
-            )
-        note(f"environment {spec['environment'].get('ref') or 'inline'} ready")
-        # A job that runs as its own user cannot follow a link into storage: it gets its
-        # inputs as read-only hard links (or copies) instead.
-        isolated = (self.users is not None and ray_job is None) or image is not None
-        input_values = self._inputs(ws.id, spec.get("inputs", {}), job_dir, note, isolated)
-        output_paths: dict[str, str] = {}
-        for out_name in spec.get("outputs", {}):
-            folder = job_dir / "outputs" / out_name
-            folder.mkdir(parents=True, exist_ok=True)
-            output_paths[out_name] = str(folder)
-        (wd / "outputs").mkdir(exist_ok=True)
-        (wd / "logs").mkdir(exist_ok=True)
-        command = command_template.render(spec["command"], input_values, output_paths)
-        context = JobContext(
-            job_id, name, workspace, ws.id, job.created_by, experiment.id, experiment.name
-        )
-        env, masked = self._environment(spec, context, None if image else built.bin_dir, job_dir)
-        if self.settings.capacity.gpus and ray_job is None:
-            # Only the devices this job holds; none at all for a job that asked for none.
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(str(d) for d in devices)
-        uid: int | None = None
-        if self.users is not None and ray_job is None:
-            uid = self.users.take(job_id)
-            held.callback(self.users.release, uid)  # its leftovers killed, then freed
-            job_dir.chmod(0o711)  # the job may enter, not list
-            for own in (wd, job_dir / "tmp", *(job_dir / "outputs" / o for o in output_paths)):
-                job_users.give(own, uid)
-            note(f"running as user id {uid}")
+        job = self.preparer.prepare(job_id, job_dir, held)
         with self._lock:
             if self._stop.is_set():
                 raise RuntimeError("the server is stopping")
-        if ray_job is not None:
-            assert self.ray is not None  # _ray_job refuses a Ray job without the launcher
-            handle = self.ray.start(
-                ray_job,
-                command,
-                job_dir=job_dir,
-                cwd=wd,
-                env=env,
-                log_file=job_dir / USER_LOG,
-                system_log=system_log,
-                masked=masked,
-                on_exit=self._wake.set,
-            )
-            note(f"submitted to the Ray cluster at {ray_job.address} as {ray_job.submission_id}")
-        elif image is not None:
-            assert self.containers is not None  # the builder had an engine for the image
-            argv = self.containers.run_argv(
-                job_id,
-                image,
-                command,
-                job_dir=job_dir,
-                workdir=wd,
-                env=env,
-                cpus=cpus,
-                memory_mb=memory_mb,
-                devices=devices if self.settings.capacity.gpus else [],
-                uid=uid,
-            )
-            self.containers.remove(job_id)  # one left by an earlier attempt
-            handle = self.launcher.start(
-                job_dir,
-                argv,
-                cwd=wd,
-                env=self.containers.process_env(env),
-                log_file=job_dir / USER_LOG,
-                masked=masked,
-                on_exit=self._wake.set,
-            )
-            handle["container"] = True
-            note(f"running in image {image}")
-        else:
-            handle = self.launcher.start(
-                job_dir,
-                ["/bin/bash", "-c", command],
-                cwd=wd,
-                env=env,
-                log_file=job_dir / USER_LOG,
-                masked=masked,
-                on_exit=self._wake.set,
-                uid=uid,
-            )
-        note("started")
+        handle = self._start(job)
+        job.note("started")
         with self.db.write() as session:
             sub = session.get(JobSubmissionRow, job_id)
-            job = session.get(JobRow, job_id)
+            row = session.get(JobRow, job_id)
             assert sub is not None
-            assert job is not None
+            assert row is not None
             sub.handle = {**handle, "host": self.settings.host}
             sub.started_at = utcnow()
             sub.heartbeat_at = sub.started_at
-            cancel = job.status == "CancelRequested"
-            if not cancel:
-                set_status(job, "Running", sub.started_at)
-            timeout_s, memory_mb, cpus = sub.timeout_s, sub.memory_mb, sub.cpus
+            if row.status != "CancelRequested":
+                set_status(row, "Running", sub.started_at)
+            timeout_s = sub.timeout_s
+        run = _Running(
+            job_id,
+            job.workspace,
+            handle,
+            time.monotonic(),
+            timeout_s,
+            job.memory_mb,
+            job.cpus,
+            held=held,
+        )
+        run.info["devices"] = job.devices
         with self._lock:
-            self._running[job_id] = _Running(
-                job_id, workspace, handle, time.monotonic(), timeout_s, memory_mb, cpus, held=held
-            )
-            self._running[job_id].info["devices"] = devices if ray_job is None else []
+            self._running[job_id] = run
         self._wake.set()
 
-    def _ray_job(self, session: Session, sub: JobSubmissionRow) -> RayJob | None:
-        """What to ask the Ray cluster for, when the job's compute is one (None: local)."""
-        if sub.compute == "local":
-            return None
-        compute = get_compute(session, sub.workspace_id, sub.compute)
-        if compute is None or compute.type != "ray" or not compute.address:
-            raise ShipyardError(
-                f"compute {sub.compute!r} no longer exists in this workspace",
-                code="compute_not_found",
-                field="compute",
+    def _start(self, job: PreparedJob) -> dict[str, Any]:
+        """Start a prepared job on its compute; the handle to find it by again."""
+        log_file = job.job_dir / USER_LOG
+        if job.ray_job is not None:
+            assert self.ray is not None  # the preparer refuses a Ray job without the launcher
+            handle = self.ray.start(
+                job.ray_job,
+                job.command,
+                job_dir=job.job_dir,
+                cwd=job.wd,
+                env=job.env,
+                log_file=log_file,
+                system_log=job.job_dir / SYSTEM_LOG,
+                masked=job.masked,
+                on_exit=self._wake.set,
             )
-        if self.ray is None:
-            raise ShipyardError(
-                "this server does not run jobs on Ray clusters", code="compute_unavailable"
+            job.note(
+                f"submitted to the Ray cluster at {job.ray_job.address} as "
+                f"{job.ray_job.submission_id}"
             )
-        return RayJob(
-            address=compute.address,
-            submission_id=f"shipyard-{sub.job_id}-{sub.attempt}",
-            cpus=sub.cpus,
-            gpus=sub.gpus,
-            memory_mb=sub.memory_mb,
-            instance_count=sub.instance_count,
-        )
-
-    def _inputs(
-        self,
-        workspace_id: str,
-        inputs: dict[str, dict[str, Any]],
-        job_dir: Path,
-        note: Callable[[str], None],
-        isolated: bool = False,
-    ) -> dict[str, str | None]:
-        values: dict[str, str | None] = {}
-        for name, value in inputs.items():
-            if value["kind"] == "literal":
-                values[name] = value["value"]
-                continue
-            uri = str(value["uri"])
-            if value["mode"] == "direct" or not uri.startswith("azureml://"):
-                values[name] = uri
-                continue
-            location = self.outputs.location(workspace_id, uri, f"inputs.{name}")
-            dest = job_dir / "inputs" / name
-            if value["mode"] == "ro_mount":
-                path = (
-                    job_files.hard_link(location, dest)
-                    if isolated
-                    else job_files.link(location, dest)
-                )
-            else:
-                path = job_files.fetch(location, dest)
-            values[name] = str(path)
-            note(f"input {name}: {uri} ({value['mode']}) -> {path}")
-        return values
-
-    def _environment(
-        self, spec: dict[str, Any], job: JobContext, bin_dir: Path | None, job_dir: Path
-    ) -> tuple[dict[str, str], list[str]]:
-        token = mint_job_token(
-            self.db, job, timeout_s=int(spec.get("limits", {}).get("timeout") or 0)
-        )
-        return job_environment(
-            spec,
-            job,
-            bin_dir=bin_dir,
-            job_dir=job_dir,
-            server_url=self.settings.server_url,
-            token=token,
-            reveal=lambda name: self.secrets.reveal(job.workspace, name).value,
+            return handle
+        if job.image is not None:
+            assert self.containers is not None  # the builder had an engine for the image
+            argv = self.containers.run_argv(
+                job.job_id,
+                job.image,
+                job.command,
+                job_dir=job.job_dir,
+                workdir=job.wd,
+                env=job.env,
+                cpus=job.cpus,
+                memory_mb=job.memory_mb,
+                devices=job.devices,
+                uid=job.uid,
+            )
+            self.containers.remove(job.job_id)  # one left by an earlier attempt
+            handle = self.launcher.start(
+                job.job_dir,
+                argv,
+                cwd=job.wd,
+                env=self.containers.process_env(job.env),
+                log_file=log_file,
+                masked=job.masked,
+                on_exit=self._wake.set,
+            )
+            job.note(f"running in image {job.image}")
+            return {**handle, "container": True}
+        return self.launcher.start(
+            job.job_dir,
+            ["/bin/bash", "-c", job.command],
+            cwd=job.wd,
+            env=job.env,
+            log_file=log_file,
+            masked=job.masked,
+            on_exit=self._wake.set,
+            uid=job.uid,
         )
 
     def _end_unlaunched(self, job_id: str, reason: str, *, retry: bool) -> None:
@@ -719,7 +592,7 @@ class JobRunner:
                 # infrastructure failure, retried like one while attempts remain.
                 _, reason = _outcome(run, ended)
                 job_dir = self.settings.jobs_dir / run.job_id
-                _append(job_dir / SYSTEM_LOG, f"error: {reason}\n")
+                append(job_dir / SYSTEM_LOG, f"error: {reason}\n")
                 self._end_unlaunched(run.job_id, reason or "the job was lost", retry=True)
                 self._wake.set()
                 return
@@ -903,18 +776,6 @@ def _outcome(run: _Running, ended: Exit) -> tuple[str, str | None]:
     return "Failed", f"the command exited with code {ended.exit_code}"
 
 
-def _ws(session: Session, workspace_id: str) -> WorkspaceRow:
-    ws = session.get(WorkspaceRow, workspace_id)
-    assert ws is not None
-    return ws
-
-
 def _principal(session: Session, user_id: str) -> Principal:
     user = session.get(UserRow, user_id)
     return Principal(id=user_id, name=user.name if user else user_id, is_admin=False)
-
-
-def _append(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as out:
-        out.write(text)
