@@ -129,7 +129,8 @@ def test_a_schedule_shows_its_next_five_fires_and_can_be_disabled_enabled_and_de
         ),
         (EVERY_MINUTE, {**ECHO, "inputs": {"bad name!": 1}}, "create_job.inputs"),
         (EVERY_MINUTE, {**ECHO, "no_such_key": 1}, "create_job.no_such_key"),
-        (EVERY_MINUTE, "azureml:some-job", "create_job"),
+        (EVERY_MINUTE, "./job.yml", "create_job"),  # a local file is the CLI's and SDK's
+        (EVERY_MINUTE, {"job": "./job.yml", "inputs": {}}, "create_job.job"),
     ],
 )
 def test_bad_input_is_a_400_naming_the_field(
@@ -138,6 +139,98 @@ def test_bad_input_is_a_400_naming_the_field(
     response = create(http, ws, trigger=trigger, create_job=create_job)
     assert response.status_code == 400, response.text
     assert response.json()["field"].startswith(field), response.json()
+
+
+def wait_for_job(http: httpx.Client, ws: str, name: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 120
+    while True:
+        job: dict[str, Any] = http.get(f"/api/v1/workspaces/{ws}/jobs/{name}").json()
+        if job["status"] in ("Completed", "Failed", "Canceled"):
+            return job
+        assert time.monotonic() < deadline, job
+        time.sleep(0.2)
+
+
+def test_an_existing_job_is_a_template_submitted_again_with_changes(
+    server: RunningServer, http: httpx.Client, ws: str
+) -> None:
+    jobs = f"/api/v1/workspaces/{ws}/jobs"
+    command = {"command": "echo LR=${{inputs.lr}}", "inputs": {"lr": 0.1},
+               "experiment_name": "templates"}  # fmt: skip
+    original = http.post(jobs, json=command).json()["name"]
+    say = {"command": "echo N=${{inputs.n}}", "inputs": {"n": "${{parent.inputs.n}}"}}
+    pipeline = {"type": "pipeline", "inputs": {"n": 1}, "jobs": {"say": say}}
+    made_pipeline = http.post(jobs, json=pipeline)
+    assert made_pipeline.status_code == 201, made_pipeline.text
+    by_name = create(http, ws, trigger=EVERY_MINUTE, create_job=f"azureml:{original}",
+                     overrides={"inputs.lr": 0.7})  # fmt: skip
+    assert by_name.status_code == 201, by_name.text
+    assert by_name.json()["create_job"]["command"] == command["command"]
+    assert by_name.json()["create_job"]["inputs"] == {"lr": 0.7}
+    with_changes = create(
+        http, ws, trigger=EVERY_MINUTE,
+        create_job={"type": "pipeline", "job": f"azureml:{made_pipeline.json()['name']}",
+                    "inputs": {"n": 5}, "tags": {"made_by": "schedule"}},
+    )  # fmt: skip
+    assert with_changes.status_code == 201, with_changes.text
+    due = minute_floor(datetime.now(UTC))
+    for made in (by_name, with_changes):
+        make_due(server.db, made.json()["name"], due)
+    [command_fire] = wait_for_fires(http, ws, by_name.json()["name"])
+    [pipeline_fire] = wait_for_fires(http, ws, with_changes.json()["name"])
+    assert command_fire["error"] is None
+    assert pipeline_fire["error"] is None
+    fired = wait_for_job(http, ws, command_fire["job_name"])
+    assert fired["status"] == "Completed", fired
+    assert fired["experiment_name"] == "templates"
+    assert "LR=0.7" in http.get(f"{jobs}/{fired['name']}/logs").text
+    fired_pipeline = wait_for_job(http, ws, pipeline_fire["job_name"])
+    assert fired_pipeline["status"] == "Completed", fired_pipeline
+    assert fired_pipeline["tags"] == {"made_by": "schedule"}
+    step = fired_pipeline["steps"]["say"]
+    assert "N=5" in http.get(f"{jobs}/{step}/logs").text
+
+
+def test_templates_that_cannot_be_used_are_refused_naming_the_field(
+    http: httpx.Client, ws: str
+) -> None:
+    jobs = f"/api/v1/workspaces/{ws}/jobs"
+    pipeline = {"type": "pipeline", "jobs": {"only": {"command": "true"}}}
+    made = http.post(jobs, json=pipeline).json()
+    step = made["steps"]["only"]
+    cases = [
+        (f"azureml:{step}", 400, "create_job", "template_unavailable"),
+        ("azureml:no-such-job", 404, "create_job", "job_not_found"),
+        ({"type": "command", "job": f"azureml:{made['name']}"}, 400, "create_job.type",
+         "type_mismatch"),
+        ({"job": f"azureml:{made['name']}", "jobs": {"only": {"inputs": 5}}}, 400,
+         "create_job.jobs.only.inputs", "invalid_create_job"),
+    ]  # fmt: skip
+    for create_job, status, field, code in cases:
+        refused = create(http, ws, trigger=EVERY_MINUTE, create_job=create_job)
+        assert refused.status_code == status, (create_job, refused.text)
+        assert (refused.json()["field"], refused.json()["code"]) == (field, code), refused.json()
+
+
+def test_a_schedule_submits_a_sweep(server: RunningServer, http: httpx.Client, ws: str) -> None:
+    sweep = {
+        "type": "sweep",
+        "trial": {"command": "echo lr=${{search_space.lr}}"},
+        "search_space": {"lr": {"type": "choice", "values": [0.1, 0.2]}},
+        "objective": {"goal": "maximize", "primary_metric": "acc"},
+        "limits": {"max_total_trials": 1},
+    }
+    made = create(http, ws, trigger=EVERY_MINUTE, create_job=sweep)
+    assert made.status_code == 201, made.text
+    make_due(server.db, made.json()["name"], minute_floor(datetime.now(UTC)))
+    [fire] = wait_for_fires(http, ws, made.json()["name"])
+    assert fire["error"] is None, fire
+    job = wait_for_job(http, ws, fire["job_name"])
+    assert job["type"] == "sweep"
+    assert job["sweep"]["search_space"] == sweep["search_space"]
+    # No trial logs acc: the sweep ends Failed, having run its one trial.
+    trials = http.get(f"/api/v1/workspaces/{ws}/jobs", params={"parent_job_name": job["name"]})
+    assert [t["status"] for t in trials.json()["items"]] == ["Completed"]
 
 
 def test_a_bad_trigger_shape_and_a_taken_name_are_refused(http: httpx.Client, ws: str) -> None:

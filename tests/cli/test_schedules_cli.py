@@ -10,6 +10,7 @@ from pathlib import Path
 
 from shipyard.sdk.client import Client
 from shipyard.sdk.jobs import command
+from shipyard.sdk.sweeps import Choice, sweep
 from tests.cli.test_cli import as_admin, invoke, key_values, run, table_rows
 from tests.conftest import RunningServer, unique
 
@@ -118,3 +119,44 @@ def test_the_sdk_takes_a_command_job_and_lists_fires(admin: Client) -> None:
     assert list(ws.schedules.fires("hourly")) == []
     assert not ws.schedules.disable("hourly").is_enabled
     ws.schedules.delete("hourly")
+
+
+def test_a_job_file_or_an_existing_job_as_template_with_changes(
+    server: RunningServer, admin: Client, tmp_path: Path
+) -> None:
+    ws = admin.workspaces.create(unique()).name
+    folder(tmp_path)
+    (tmp_path / "changed.yml").write_text(
+        "name: changed\ntrigger: {type: cron, expression: '0 3 * * *'}\n"
+        "create_job:\n  job: ./job.yml\n  inputs: {when: fixed}\n  tags: {kind: retrain}\n"
+    )
+    made = json.loads(
+        invoke(
+            ["schedule", "create", "-f", str(tmp_path / "changed.yml"), "-w", ws, "-o", "json"],
+            as_admin(server),
+        ).stdout
+    )
+    assert made["create_job"]["inputs"] == {"when": "fixed"}
+    assert made["create_job"]["tags"] == {"kind": "retrain"}
+    assert made["create_job"]["code"].startswith("sha256:")  # the file's code, uploaded
+
+    handle = admin.workspace(ws)
+    submitted = handle.jobs.create(
+        sweep(
+            trial=command(command="echo ${{search_space.lr}}"),
+            search_space={"lr": Choice([0.1, 0.2])},
+            primary_metric="acc",
+            goal="maximize",
+            max_total_trials=1,
+        )
+    )
+    handle.jobs.cancel(submitted.name)
+    again = handle.schedules.create(
+        "again",
+        trigger={"type": "cron", "expression": "0 4 * * *"},
+        create_job=f"azureml:{submitted.name}",
+        overrides={"limits.max_total_trials": 2},
+    )
+    assert again.create_job["type"] == "sweep"
+    assert again.create_job["limits"]["max_total_trials"] == 2
+    assert again.create_job["search_space"] == {"lr": {"type": "choice", "values": [0.1, 0.2]}}

@@ -268,6 +268,7 @@ def build_services(settings: Settings, db: Database) -> Services:
     )
     components = Components(db, environments, authorizer)
     pipelines = PipelineService(db, jobs, components, wake=jobs.wake)
+    sweeps = SweepService(db, jobs, wake=jobs.wake)
     return Services(
         settings=settings,
         db=db,
@@ -321,8 +322,10 @@ def build_services(settings: Settings, db: Database) -> Services:
         environments=environments,
         components=components,
         pipelines=pipelines,
-        sweeps=SweepService(db, jobs, wake=jobs.wake),
-        schedules=ScheduleService(db, submitter(jobs.create, pipelines.create)),
+        sweeps=sweeps,
+        schedules=ScheduleService(
+            db, submitter(jobs.create, pipelines.create, sweeps.create), authorizer=authorizer
+        ),
         jobs=jobs,
         costs=CostService(db),
         lineage=LineageService(db),

@@ -1,4 +1,5 @@
-"""``shipyard component ...``: command components (Azure ML's ``az ml component``)."""
+"""``shipyard component ...``: command and pipeline components (Azure ML's ``az ml
+component``)."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def component() -> None:
     "file",
     required=True,
     type=click.Path(dir_okay=False),
-    help="The component's YAML file (Azure ML's command component).",
+    help="The component's YAML file (Azure ML's command or pipeline component).",
 )
 @click.option("-n", "--name", help="The name (overrides the file's).")
 @click.option("-v", "--version", help="The version (overrides the file's; omitted: the next).")
@@ -61,7 +62,7 @@ def create(
 ) -> None:
     """Register a component version from a YAML file. Its local code folder and
     additional_includes are uploaded first (paths relative to the file's folder; unchanged
-    files are not sent again)."""
+    files are not sent again); a pipeline component's steps' local component files too."""
     document = load_yaml_file(file, overrides)
     spec = dict(document.data)
     flags = {"name": name, "version": version}

@@ -33,7 +33,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from shipyard.domain import command_template
 from shipyard.domain.component_ports import (
@@ -69,6 +69,7 @@ __all__ = [
     "RESERVED_IO_NAMES",
     "ComponentRef",
     "ComponentSpec",
+    "DeclaresInputs",
     "InputSpec",
     "OutputSpec",
     "bind_inputs",
@@ -77,6 +78,8 @@ __all__ = [
     "coerce_value",
     "parse_component",
     "parse_component_ref",
+    "parse_tags",
+    "parse_version",
 ]
 
 # Azure's component name rule: a lowercase letter, then lowercase letters, digits and '_'.
@@ -238,10 +241,10 @@ def parse_component(data: Mapping[str, Any], *, prefix: str = "") -> ComponentSp
         command=command,
         environment=_environment(data.get("environment"), prefix),
         name=name,
-        version=_version(data.get("version"), f"{prefix}version"),
+        version=parse_version(data.get("version"), f"{prefix}version"),
         display_name=text_field(data.get("display_name"), f"{prefix}display_name", 256),
         description=text_field(data.get("description"), f"{prefix}description", MAX_TEXT),
-        tags=_tags(data.get("tags"), f"{prefix}tags"),
+        tags=parse_tags(data.get("tags"), f"{prefix}tags"),
         is_deterministic=bool_field(
             data.get("is_deterministic", True), f"{prefix}is_deterministic"
         ),
@@ -266,7 +269,7 @@ def check_component_name(name: object, *, field: str = "name") -> str:
     return name
 
 
-def _version(value: object, field: str) -> str | None:
+def parse_version(value: object, field: str) -> str | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool | float):
@@ -389,7 +392,7 @@ def _distribution(value: object, field: str) -> dict[str, Any] | None:
     return dict(value)
 
 
-def _tags(value: object, field: str) -> dict[str, str]:
+def parse_tags(value: object, field: str) -> dict[str, str]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
@@ -405,8 +408,16 @@ def _tags(value: object, field: str) -> dict[str, str]:
 # -- values ---------------------------------------------------------------------------------
 
 
+class DeclaresInputs(Protocol):
+    """What ``bind_inputs`` needs of a component: its declared inputs (a command component
+    and a pipeline component both have them)."""
+
+    @property
+    def inputs(self) -> Mapping[str, InputSpec]: ...
+
+
 def bind_inputs(
-    spec: ComponentSpec, values: Mapping[str, object], *, field: str = "inputs"
+    spec: DeclaresInputs, values: Mapping[str, object], *, field: str = "inputs"
 ) -> dict[str, object]:
     """The value of every declared input for one step: what ``values`` gives, checked and
     converted to its type, else the default, else None for an optional input (a

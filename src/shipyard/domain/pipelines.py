@@ -73,9 +73,10 @@ def parse_binding(value: object, *, field: str) -> Binding | None:
     )
 
 
-def step_order(dependencies: Mapping[str, set[str]]) -> list[str]:
+def step_order(dependencies: Mapping[str, set[str]], *, prefix: str = "jobs.") -> list[str]:
     """The steps in an order where each comes after everything it depends on; a cycle is an
-    error naming a step on it (``jobs.<step>``)."""
+    error naming a step on it (``<prefix><step>``: ``jobs.train``, or inside a nested
+    pipeline ``jobs.outer.jobs.train``)."""
     order: list[str] = []
     state: dict[str, int] = {}  # 1 visiting, 2 done
 
@@ -87,7 +88,7 @@ def step_order(dependencies: Mapping[str, set[str]]) -> list[str]:
             raise InvalidInputError(
                 f"the steps depend on each other in a cycle: {cycle}",
                 code="pipeline_cycle",
-                field=f"jobs.{step}",
+                field=f"{prefix}{step}",
             )
         state[step] = 1
         for upstream in sorted(dependencies.get(step, set())):
@@ -98,3 +99,22 @@ def step_order(dependencies: Mapping[str, set[str]]) -> list[str]:
     for step in sorted(dependencies):
         visit(step, [])
     return order
+
+
+# A folder can feed a folder or an MLTable input (an MLTable is a folder), and a model is a
+# folder too.
+_FOLDERS = frozenset({"uri_folder", "mltable", "custom_model", "mlflow_model"})
+_NUMBERS = frozenset({"integer", "number"})
+
+
+def compatible(source_type: str, target_type: str) -> bool:
+    """Whether a port of ``source_type`` (a step's output, or a pipeline component's input)
+    can feed an input of ``target_type``: the same type; a folder into a ``uri_folder`` or
+    ``mltable`` input; an integer into a number; any value into a string."""
+    if source_type == target_type:
+        return True
+    if source_type in _FOLDERS:
+        return target_type in ("uri_folder", "mltable")
+    if source_type in _NUMBERS and target_type in _NUMBERS:
+        return source_type == "integer"
+    return target_type == "string" and source_type in ("integer", "number", "boolean")

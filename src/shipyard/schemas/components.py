@@ -1,4 +1,5 @@
-"""Components: request and response bodies, in Azure ML's command component YAML shape.
+"""Components: request and response bodies, in Azure ML's command and pipeline component
+YAML shapes.
 
 The create body is the component YAML itself, with ``code`` already a code snapshot
 (``sha256:<digest>``; the SDK and CLI upload a local folder, with its
@@ -45,12 +46,13 @@ class ComponentOutputBody(RequestBody):
 
 
 class ComponentVersionCreate(RequestBody):
-    """A command component, as in Azure ML's ``commandComponent`` YAML."""
+    """A command component, as in Azure ML's ``commandComponent`` YAML; or with ``type:
+    pipeline``, a pipeline component (``pipelineComponent``: ports and ``jobs``)."""
 
     model_config = ConfigDict(populate_by_name=True)
 
     schema_: str | None = Field(default=None, alias="$schema")
-    type: Any = Field(default="command", description="'command' (the only type here).")
+    type: Any = Field(default="command", description="'command' or 'pipeline'.")
     name: Any = Field(default=None, description="If given, the name in the path.")
     version: Any = Field(default=None, description="A new version; omitted: the next number.")
     display_name: Any = None
@@ -79,6 +81,11 @@ class ComponentVersionCreate(RequestBody):
     distribution: Any = None
     inputs: dict[str, ComponentInputBody | None] | None = None
     outputs: dict[str, ComponentOutputBody | None] | None = None
+    jobs: Any = Field(
+        default=None,
+        description="A pipeline component's steps, as in a pipeline job; their components are "
+        "pinned when the version is created.",
+    )
 
 
 class ComponentVersionUpdate(RequestBody):
@@ -113,13 +120,20 @@ class ComponentVersionRead(ResponseBody):
     description: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)
     is_deterministic: bool = True
-    command: str
+    command: str = ""
     code: str | None = Field(default=None, description="The code snapshot: 'sha256:<digest>'.")
-    environment: str = Field(description="The environment, pinned: azureml:<name>:<version>.")
+    environment: str | None = Field(
+        default=None, description="The environment, pinned: azureml:<name>:<version>."
+    )
     resources: dict[str, Any] = Field(default_factory=dict)
     distribution: dict[str, Any] | None = None
     inputs: dict[str, ComponentInputRead] = Field(default_factory=dict)
     outputs: dict[str, ComponentOutputRead] = Field(default_factory=dict)
+    jobs: dict[str, Any] | None = Field(
+        default=None,
+        description="A pipeline component's steps, each component pinned "
+        "(azureml:<name>:<version>).",
+    )
     definition_hash: str = Field(
         description="sha256 of what decides what a step runs (part of its reuse fingerprint)."
     )

@@ -1,9 +1,10 @@
 """Schedules: Azure ML's schedule YAML (``schedule.schema.json``) as a request body.
 
 ``create_job`` is the job the schedule submits at every fire: the job YAML as the SDK or CLI
-sends it to ``POST /jobs`` (local files uploaded and replaced by references). ``overrides``
-(``--set``-like ``path: value`` pairs, dotted paths) are merged into it when the schedule is
-made.
+sends it to ``POST /jobs`` (local files uploaded and replaced by references), or an existing
+job as a template (``azureml:<job name>``, or ``{job: azureml:<job name>, ...changes}``).
+``overrides`` (``--set``-like ``path: value`` pairs, dotted paths) are merged into it when the
+schedule is made.
 """
 
 from __future__ import annotations
@@ -60,7 +61,9 @@ class ScheduleCreate(RequestBody):
     properties: dict[str, str] = Field(default_factory=dict)
     trigger: Trigger
     create_job: dict[str, Any] | str = Field(
-        description="The job to submit at every fire: a job spec (command or pipeline)."
+        description="The job to submit at every fire: a job spec (command, pipeline or "
+        "sweep); azureml:<job name> (that job as it was submitted); or {job: azureml:<job "
+        "name>, ...changes} (inputs, outputs, settings and tags merged key by key)."
     )
     overrides: dict[str, Any] = Field(
         default_factory=dict, description="Dotted paths and values merged into create_job."

@@ -45,7 +45,7 @@ from shipyard.domain.errors import InvalidInputError, ShipyardError
 from shipyard.schemas.components import ComponentRead, ComponentVersionRead
 from shipyard.sdk.code import localize_component
 from shipyard.sdk.http import HttpSession
-from shipyard.sdk.jobs import Input
+from shipyard.sdk.jobs import Input, JobSubmissions
 from shipyard.sdk.uploads import ContentUploads, UploadProgress
 from shipyard.sdk.yaml import YamlDocument, YamlFileError, load_yaml_file
 
@@ -192,9 +192,16 @@ def load_component(source: str | Path | ComponentVersionRead) -> CommandComponen
 
 
 def _from_read(read: ComponentVersionRead) -> CommandComponent:
+    if read.type == "pipeline":
+        raise InvalidInputError(
+            f"{read.id} is a pipeline component: use it as a pipeline step in YAML "
+            f"(component: {read.id}); the DSL calls command components",
+            code="unsupported_component_type",
+            field="source",
+        )
     spec = ComponentSpec(
         command=read.command,
-        environment=read.environment,
+        environment=read.environment or "",
         name=read.name,
         version=read.version,
         display_name=read.display_name,
@@ -241,6 +248,7 @@ class ComponentOperations:
         self._code = ContentUploads(
             http, f"/api/v1/workspaces/{quote(workspace, safe='')}/code/artifacts"
         )
+        self._jobs = JobSubmissions(http, workspace)  # a pipeline component's local parts
 
     def _component(self, name: str) -> str:
         check_component_name(name)
@@ -310,7 +318,12 @@ class ComponentOperations:
             body.pop("version", None)  # an empty version asks for the next number
         elif isinstance(body["version"], int) and not isinstance(body["version"], bool):
             body["version"] = str(body["version"])
-        localize_component(self._code, body, base_dir=base_dir, progress=progress)
+        if body.get("type") == "pipeline":
+            body = self._jobs.localize_pipeline_component(
+                body, base_dir=base_dir, progress=progress
+            )
+        else:
+            localize_component(self._code, body, base_dir=base_dir, progress=progress)
         return self._http.send_model("POST", self._component(name) + "/versions", Component, body)
 
     # -- read -------------------------------------------------------------------------------

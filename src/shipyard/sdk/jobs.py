@@ -30,10 +30,11 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 from urllib.parse import quote
 
 from shipyard.domain.asset_uris import LocalPath, parse_asset_path
+from shipyard.domain.errors import InvalidInputError
 from shipyard.schemas.data import DataFileList
 from shipyard.schemas.jobs import JobRead
 from shipyard.sdk import code as code_rules
@@ -82,6 +83,13 @@ class Output:
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+class JobDefinition(Protocol):
+    """A job built in Python: ``command(...)``, a ``@pipeline`` function's result
+    (``PipelineJob``) or ``sweep(...)`` (``SweepJob``). ``to_dict()`` is its job YAML."""
+
+    def to_dict(self) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -145,12 +153,12 @@ class JobSubmissions:
 
     def create(
         self,
-        job: CommandJob | Mapping[str, Any],
+        job: JobDefinition | Mapping[str, Any],
         *,
         base_dir: Path | None = None,
         progress: UploadProgress | None = None,
     ) -> JobRead:
-        spec = job.to_dict() if hasattr(job, "to_dict") else dict(job)
+        spec = dict(job) if isinstance(job, Mapping) else job.to_dict()
         if spec.get("type") == "pipeline":
             spec = self.prepare_pipeline(spec, base_dir=base_dir, progress=progress)
         elif spec.get("type") == "sweep":
@@ -216,34 +224,52 @@ class JobSubmissions:
             }
         return spec
 
+    def localize_pipeline_component(
+        self,
+        component: Mapping[str, Any],
+        *,
+        base_dir: Path | None = None,
+        progress: UploadProgress | None = None,
+    ) -> dict[str, Any]:
+        """A pipeline component's local parts dealt with, as a pipeline's are: its steps'
+        local component files inlined (their code uploaded), local inputs uploaded."""
+        return self._inline_component(dict(component), base_dir, progress, "", ())
+
     def _step(
         self,
         name: str,
         step: dict[str, Any],
         base_dir: Path | None,
         progress: UploadProgress | None,
+        prefix: str = "",
+        seen: tuple[Path, ...] = (),
     ) -> dict[str, Any]:
         step = dict(step)
-        where = f"jobs.{name}."
-        component = step.get("component")
-        if isinstance(component, str) and _is_local_file(component):
-            path = local_path(component, base_dir, f"{where}component")
-            document = load_yaml_file(path)
-            step["component"] = self._inline_component(
-                dict(document.data), path.resolve().parent, progress
-            )
-        elif isinstance(component, dict):
-            step["component"] = self._inline_component(dict(component), base_dir, progress)
-        trial = step.get("trial")  # a sweep step's: a component, or an inline command
-        if isinstance(trial, str) and _is_local_file(trial):
-            path = local_path(trial, base_dir, f"{where}trial")
-            document = load_yaml_file(path)
-            step["trial"] = self._inline_component(
-                dict(document.data), path.resolve().parent, progress
-            )
-        elif isinstance(trial, dict) and ("inputs" in trial or "outputs" in trial):
-            step["trial"] = self._inline_component(dict(trial), base_dir, progress)
-        elif isinstance(trial, dict) and isinstance(trial.get("code"), str):
+        where = f"{prefix}jobs.{name}."
+        for key in ("component", "trial"):  # a sweep step's trial is a component too
+            value = step.get(key)
+            if isinstance(value, str) and _is_local_file(value):
+                path = local_path(value, base_dir, f"{where}{key}")
+                if path.resolve() in seen:
+                    raise InvalidInputError(
+                        f"{value!r} contains itself: a pipeline component file that is among "
+                        "its own steps (directly or not) would never end",
+                        code="component_cycle",
+                        field=f"{where}{key}",
+                    )
+                document = load_yaml_file(path)
+                step[key] = self._inline_component(
+                    dict(document.data), path.resolve().parent, progress, f"{where}{key}.",
+                    (*seen, path.resolve()),
+                )  # fmt: skip
+            elif isinstance(value, dict) and (
+                key == "component" or "inputs" in value or "outputs" in value
+            ):
+                step[key] = self._inline_component(
+                    dict(value), base_dir, progress, f"{where}{key}.", seen
+                )
+        trial = step.get("trial")  # an inline command trial: its code uploaded
+        if isinstance(trial, dict) and isinstance(trial.get("code"), str):
             trial = dict(trial)
             if not trial["code"].startswith("sha256:"):
                 uploaded = upload_code(
@@ -262,9 +288,24 @@ class JobSubmissions:
         return step
 
     def _inline_component(
-        self, component: dict[str, Any], base_dir: Path | None, progress: UploadProgress | None
+        self,
+        component: dict[str, Any],
+        base_dir: Path | None,
+        progress: UploadProgress | None,
+        prefix: str = "",
+        seen: tuple[Path, ...] = (),
     ) -> dict[str, Any]:
-        return localize_component(self._code, component, base_dir=base_dir, progress=progress)
+        if component.get("type") != "pipeline":
+            return localize_component(self._code, component, base_dir=base_dir, progress=progress)
+        jobs = component.get("jobs")  # a pipeline component: its steps as a pipeline's
+        if isinstance(jobs, dict):
+            component["jobs"] = {
+                name: self._step(name, step, base_dir, progress, prefix, seen)
+                if isinstance(step, dict)
+                else step
+                for name, step in jobs.items()
+            }
+        return component
 
     def prepare(
         self,

@@ -29,7 +29,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any
+from typing import Any, ParamSpec, overload
 
 from shipyard.domain.errors import InvalidInputError
 from shipyard.sdk.components import ComponentStep, OutputBinding
@@ -58,6 +58,27 @@ class PipelineJob:
         return dict(self.spec)
 
 
+P = ParamSpec("P")
+
+
+@overload
+def pipeline(func: Callable[P, Any], /) -> Callable[P, PipelineJob]: ...
+
+
+@overload
+def pipeline(
+    func: None = None,
+    *,
+    name: str | None = None,
+    experiment_name: str | None = None,
+    display_name: str | None = None,
+    description: str | None = None,
+    default_compute: str | None = None,
+    continue_on_step_failure: bool | None = None,
+    force_rerun: bool | None = None,
+) -> Callable[[Callable[P, Any]], Callable[P, PipelineJob]]: ...
+
+
 def pipeline(
     func: Callable[..., Any] | None = None,
     *,
@@ -69,7 +90,9 @@ def pipeline(
     continue_on_step_failure: bool | None = None,
     force_rerun: bool | None = None,
 ) -> Any:
-    """Make ``func`` build a pipeline job when called (see the module's example)."""
+    """Make ``func`` build a pipeline job when called (see the module's example); used bare
+    (``@pipeline``) or with settings (``@pipeline(experiment_name=...)``). The built
+    ``PipelineJob`` is what ``ws.jobs.create`` takes (typed: a user's mypy accepts it)."""
 
     def decorate(body: Callable[..., Any]) -> Callable[..., PipelineJob]:
         @functools.wraps(body)

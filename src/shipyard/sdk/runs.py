@@ -32,7 +32,7 @@ from shipyard.schemas.tracking import MetricHistory, MetricPoint, RunRead
 from shipyard.sdk import run_logger
 from shipyard.sdk.artifacts import ArtifactWritten, RunArtifacts
 from shipyard.sdk.http import HttpSession
-from shipyard.sdk.jobs import CommandJob, JobSubmissions
+from shipyard.sdk.jobs import JobDefinition, JobSubmissions
 from shipyard.sdk.run_logger import DEFAULT_MAX_QUEUE, RunLogger
 from shipyard.sdk.uploads import UploadProgress
 
@@ -353,13 +353,14 @@ class JobOperations:
 
     def create(
         self,
-        job: CommandJob | Mapping[str, Any],
+        job: JobDefinition | Mapping[str, Any],
         *,
         base_dir: Path | None = None,
         progress: UploadProgress | None = None,
     ) -> JobRead:
-        """Submit a command job (built with ``shipyard.sdk.jobs.command`` or loaded from a job
-        YAML); local code and inputs are uploaded first (paths relative to ``base_dir``)."""
+        """Submit a job: ``command(...)``, a ``@pipeline`` function's result, ``sweep(...)``,
+        or a mapping loaded from a job YAML; local code and inputs are uploaded first (paths
+        relative to ``base_dir``)."""
         return self._submitted.create(job, base_dir=base_dir, progress=progress)
 
     def stream(

@@ -8,9 +8,10 @@ from typing import Any
 from urllib.parse import quote
 
 from shipyard.domain.errors import InvalidInputError
+from shipyard.domain.job_templates import TEMPLATE_KEY, is_job_ref, merge_job_changes
 from shipyard.schemas.schedules import SCHEDULE_NAME, ScheduleFireRead, ScheduleRead
 from shipyard.sdk.http import HttpSession
-from shipyard.sdk.jobs import CommandJob, JobSubmissions
+from shipyard.sdk.jobs import JobDefinition, JobSubmissions
 from shipyard.sdk.yaml import load_yaml_file
 
 Schedule = ScheduleRead
@@ -21,9 +22,11 @@ class ScheduleOperations:
     """Create, read, enable, disable and delete a workspace's schedules.
 
     ``create_job`` is the job each fire submits: a job YAML file (its local code and inputs
-    are uploaded once, when the schedule is made), a mapping shaped like one, or a
-    ``command(...)`` job. ``${{creation_context.trigger_time}}`` in its inputs becomes the
-    fire time.
+    are uploaded once, when the schedule is made), a mapping shaped like one, a job built in
+    Python (``command(...)``, a ``@pipeline`` function's result, ``sweep(...)``), or an
+    existing job as a template: ``"azureml:<job name>"``, or ``{"job": "azureml:<job name>",
+    "inputs": {...}}`` with changes (``job`` may also name a local job YAML file).
+    ``${{creation_context.trigger_time}}`` in its inputs becomes the fire time.
 
     Example::
 
@@ -55,7 +58,7 @@ class ScheduleOperations:
         name: str,
         *,
         trigger: Mapping[str, Any],
-        create_job: str | Path | Mapping[str, Any] | CommandJob,
+        create_job: str | Path | Mapping[str, Any] | JobDefinition,
         overrides: Mapping[str, Any] | None = None,
         description: str | None = None,
         tags: Mapping[str, str] | None = None,
@@ -85,19 +88,24 @@ class ScheduleOperations:
         return self._http.send_model("POST", self._root, Schedule, body)
 
     def _job(self, job: Any, base_dir: Path | None) -> Any:
-        if isinstance(job, CommandJob):
+        if hasattr(job, "to_dict") and not isinstance(job, Mapping):
             job = job.to_dict()
-        elif isinstance(job, Path) or (
-            isinstance(job, str) and not job.startswith(("azureml:", "shipyard:"))
-        ):
-            path = Path(job) if base_dir is None else base_dir / job
-            document = load_yaml_file(path)
-            base_dir, job = path.resolve().parent, dict(document.data)
+        elif isinstance(job, Path) or (isinstance(job, str) and not is_job_ref(job)):
+            base_dir, job = _load(job, base_dir)
         if not isinstance(job, Mapping):
-            return job  # the server says what it accepts
+            return job  # azureml:<job name>; the server says what else it accepts
         job = dict(job)
+        template = job.get(TEMPLATE_KEY)
+        if isinstance(template, str | Path) and not is_job_ref(template):
+            # Azure's {job: <file>, ...changes}: the file read here, the changes merged in.
+            base_dir, loaded = _load(template, base_dir)
+            job = merge_job_changes(loaded, job)
+        if TEMPLATE_KEY in job:
+            return job  # a job on the server: it merges the changes
         if job.get("type") == "pipeline":
             return self._jobs.prepare_pipeline(job, base_dir=base_dir)
+        if job.get("type") == "sweep":
+            return self._jobs.prepare_sweep(job, base_dir=base_dir)
         return self._jobs.prepare(job, base_dir=base_dir)
 
     def get(self, name: str) -> Schedule:
@@ -126,3 +134,10 @@ class ScheduleOperations:
 
     def __repr__(self) -> str:
         return f"ScheduleOperations({self._root!r})"
+
+
+def _load(file: str | Path, base_dir: Path | None) -> tuple[Path, dict[str, Any]]:
+    """A job YAML file (relative to ``base_dir``): its folder and its mapping."""
+    path = Path(file) if base_dir is None else base_dir / file
+    document = load_yaml_file(path)
+    return path.resolve().parent, dict(document.data)

@@ -7,14 +7,18 @@ name, a version and the spec itself), so a version means the same thing forever.
 ``definition_hash`` (the command, code, environment spec, run settings and typed ports) is
 what a pipeline step's reuse fingerprint takes from it.
 
+A pipeline component (``type: pipeline``: ports and ``jobs``) is a version too; its steps'
+components are pinned when it is made (``services.pipeline_components``), and the components
+given inline in it are kept as versions of Azure's anonymous component.
+
 ``resolve`` is the pipeline submit path's entry: a reference (``azureml:name:version``,
 ``name@latest``...) or an inline definition becomes a ``ResolvedComponent``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import contextlib
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -29,7 +33,13 @@ from shipyard.domain.components import (
     parse_component_ref,
 )
 from shipyard.domain.content import is_digest
-from shipyard.domain.errors import InvalidInputError, NotFoundError
+from shipyard.domain.errors import ConflictError, InvalidInputError, NotFoundError
+from shipyard.domain.pipeline_components import (
+    PipelineComponentSpec,
+    ResolvedComponent,
+    is_pipeline_component,
+    parse_pipeline_component,
+)
 from shipyard.domain.principals import Principal
 from shipyard.schemas.common import Page
 from shipyard.schemas.components import (
@@ -41,6 +51,7 @@ from shipyard.schemas.components import (
 from shipyard.services.asset_versions import LATEST, VersionedAssets, live_workspace
 from shipyard.services.authz import Authorizer
 from shipyard.services.environments import Environments
+from shipyard.services.pipeline_components import PipelineComponentPins
 from shipyard.store.base import utcnow
 from shipyard.store.components import ComponentRow, ComponentVersionRow
 from shipyard.store.database import Database
@@ -56,24 +67,7 @@ ASSETS: VersionedAssets[ComponentRow, ComponentVersionRow] = VersionedAssets(
 # itself names).
 _COLUMNS = ("description", "tags")
 
-
-@dataclass(frozen=True)
-class ResolvedComponent:
-    """A component reference pinned at submit: what a pipeline step runs."""
-
-    name: str
-    version: str
-    spec: dict[str, Any]  # ComponentSpec.to_json(), the environment pinned
-    definition_hash: str
-
-    @property
-    def component(self) -> ComponentSpec:
-        """The spec, for ``domain.components.bind_inputs``."""
-        return ComponentSpec.from_json(self.spec)
-
-    @property
-    def ref(self) -> str:
-        return f"azureml:{self.name}:{self.version}"
+__all__ = ["ASSETS", "Components", "ResolvedComponent"]
 
 
 class Components:
@@ -81,6 +75,7 @@ class Components:
         self.db = db
         self.environments = environments
         self.authorizer = authorizer
+        self.pipelines = PipelineComponentPins(self.resolve, self._register_anonymous)
 
     # -- create -----------------------------------------------------------------------------
 
@@ -96,31 +91,34 @@ class Components:
                 code="name_mismatch",
                 field="name",
             )
-        spec = self._pinned(principal, workspace, {**data, "name": name}, prefix="")
+        full = {**data, "name": name}
+        spec: ComponentSpec | PipelineComponentSpec = (
+            self.pipelines.pinned(principal, workspace, full, prefix="")
+            if is_pipeline_component(full)
+            else self._pinned(principal, workspace, full, prefix="")
+        )
         with self.db.read() as session:
             ws_id = live_workspace(session, workspace).id
-
-        def make(component_id: str, version: str, seq: int) -> ComponentVersionRow:
-            now = utcnow()
-            stored = spec.to_json()
-            return ComponentVersionRow(
-                component_id=component_id,
-                version=version,
-                seq=seq,
-                spec={**{k: v for k, v in stored.items() if k not in _COLUMNS}, "version": version},
-                definition_hash=spec.definition_hash(),
-                code_digest=spec.code.removeprefix("sha256:") if spec.code else None,
-                environment=_environment_ref(spec),
-                description=spec.description,
-                tags=spec.tags,
-                created_by=principal.id,
-                created_at=now,
-                updated_at=now,
-            )
-
-        row = ASSETS.insert(self.db, ws_id, principal.id, name, spec.version, make)
+        row = ASSETS.insert(
+            self.db, ws_id, principal.id, name, spec.version, _maker(principal, spec)
+        )
         with self.db.read() as session:
             return self._reads(session, name, [row])[0]
+
+    def _register_anonymous(
+        self, principal: Principal, workspace: str, resolved: ResolvedComponent
+    ) -> str:
+        """Keep a component given inline in a pipeline component as a version of the
+        anonymous component (its hash its version; made once), hidden from lists."""
+        version = resolved.definition_hash[:32]
+        with self.db.read() as session:
+            ws_id = live_workspace(session, workspace).id
+        make = _maker(principal, resolved.ports)
+        with contextlib.suppress(ConflictError):  # made before: the same definition
+            ASSETS.insert(self.db, ws_id, principal.id, ANONYMOUS_NAME, version, make)
+        with self.db.write() as session:
+            ASSETS.set_archived(session, workspace, ANONYMOUS_NAME, None, True)
+        return version
 
     def _pinned(
         self, principal: Principal, workspace: str, data: Mapping[str, Any], *, prefix: str
@@ -240,6 +238,13 @@ class Components:
         an inline definition (checked and pinned like a new version, but not registered:
         its name is Azure's anonymous one unless it has its own, its version its
         definition's hash). 4xx naming ``field`` (or the field inside it) when it cannot."""
+        if isinstance(ref, Mapping) and is_pipeline_component(ref):
+            # Its steps are resolved when the pipeline is planned, one level down.
+            nested = parse_pipeline_component(ref, prefix=f"{field}.")
+            digest = nested.definition_hash()
+            return ResolvedComponent(
+                nested.name or ANONYMOUS_NAME, digest[:32], nested.to_json(), digest
+            )
         if isinstance(ref, Mapping):
             spec = self._pinned(principal, workspace, ref, prefix=f"{field}.")
             digest = spec.definition_hash()
@@ -279,30 +284,68 @@ class Components:
         users = names_of(session, UserRow, {row.created_by for row in rows})
         reads = []
         for row in rows:
-            spec = ComponentSpec.from_json(row.spec)
-            reads.append(
-                ComponentVersionRead(
-                    name=name,
-                    version=row.version,
-                    display_name=spec.display_name,
-                    description=row.description,
-                    tags=row.tags,
+            common: dict[str, Any] = {
+                "name": name,
+                "version": row.version,
+                "description": row.description,
+                "tags": row.tags,
+                "definition_hash": row.definition_hash,
+                "archived": row.archived,
+                "created_by": users.get(row.created_by),
+                "created_at": row.created_at,
+                "updated_at": row.updated_at,
+            }
+            spec: ComponentSpec | PipelineComponentSpec
+            if is_pipeline_component(row.spec):
+                spec = PipelineComponentSpec.from_json(row.spec)
+                common.update(type="pipeline", jobs=spec.jobs)
+            else:
+                spec = ComponentSpec.from_json(row.spec)
+                common.update(
                     is_deterministic=spec.is_deterministic,
                     command=spec.command,
                     code=spec.code,
                     environment=f"azureml:{row.environment}",
                     resources=spec.resources,
                     distribution=spec.distribution,
+                )
+            reads.append(
+                ComponentVersionRead(
+                    display_name=spec.display_name,
                     inputs={k: v.to_json() for k, v in spec.inputs.items()},
                     outputs={k: v.to_json() for k, v in spec.outputs.items()},
-                    definition_hash=row.definition_hash,
-                    archived=row.archived,
-                    created_by=users.get(row.created_by),
-                    created_at=row.created_at,
-                    updated_at=row.updated_at,
+                    **common,
                 )
             )
         return reads
+
+
+def _maker(
+    principal: Principal, spec: ComponentSpec | PipelineComponentSpec
+) -> Callable[[str, str, int], ComponentVersionRow]:
+    """How ``ASSETS.insert`` makes the version's row of a checked and pinned spec."""
+    stored = spec.to_json()
+    command = spec if isinstance(spec, ComponentSpec) else None
+
+    def make(component_id: str, version: str, seq: int) -> ComponentVersionRow:
+        now = utcnow()
+        return ComponentVersionRow(
+            component_id=component_id,
+            version=version,
+            seq=seq,
+            spec={**{k: v for k, v in stored.items() if k not in _COLUMNS}, "version": version},
+            definition_hash=spec.definition_hash(),
+            code_digest=command.code.removeprefix("sha256:") if command and command.code else None,
+            # A pipeline component runs its steps' environments, pinned in their components.
+            environment=_environment_ref(command) if command else "",
+            description=spec.description,
+            tags=spec.tags,
+            created_by=principal.id,
+            created_at=now,
+            updated_at=now,
+        )
+
+    return make
 
 
 def _environment_ref(spec: ComponentSpec) -> str:

@@ -142,6 +142,8 @@ class JobService:
 
     def create(self, principal: Principal, workspace: str, body: CommandJobCreate) -> JobRead:
         prepared = self.prepare(principal, workspace, body, name=body.name or _new_name())
+        # As submitted, so a schedule can submit it again (create_job: azureml:<name>).
+        prepared.spec["submitted"] = body.model_dump(mode="json", by_alias=True, exclude_unset=True)
         try:
             with self.db.write() as session:
                 ws = _workspace(session, workspace)

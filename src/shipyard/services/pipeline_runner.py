@@ -11,6 +11,12 @@ surprise in either direction can be explained.
 
 One pass handles every pipeline in one transaction and repeats until nothing moves, so a
 chain of reused steps completes in one pass.
+
+A nested pipeline (a step running a pipeline component) is a child job of type ``pipeline``:
+it waits like any step, then starts (``Running``; state ``pipeline``) with its inputs filled
+in, and its own steps move on in the same pass as its parent's, one level down. It ends as a
+pipeline does, with the outputs its inner steps made; cancelling or stopping it cancels its
+steps, and a nested pipeline canceled before it started has its waiting steps canceled too.
 """
 
 from __future__ import annotations
@@ -31,6 +37,9 @@ from shipyard.store.lineage import JobAssetRow
 from shipyard.store.tracking import JobRow
 
 ACTIVE = ("Preparing", "Running", "Finalizing", "Queued", "CancelRequested", "NotResponding")
+# A step in one of these has nothing left to cancel: it ended, is being stopped, or its
+# command has ended and its outputs are being stored.
+_ENDING = frozenset({*TERMINAL, "CancelRequested", "Finalizing"})
 # Parts of a job's spec that are not part of what it computes.
 _RUN_SETTINGS = ("compute", "resources", "limits", "environment_variables")
 
@@ -88,7 +97,10 @@ class PipelineRunner:
         queued = False
         with self.db.write() as session:
             pipelines = session.scalars(
-                select(JobSubmissionRow).where(JobSubmissionRow.state == "pipeline")
+                select(JobSubmissionRow)
+                .join(JobRow, JobRow.id == JobSubmissionRow.job_id)
+                # Nested pipelines move on with their parents.
+                .where(JobSubmissionRow.state == "pipeline", JobRow.parent_id.is_(None))
             ).all()
             for pipeline in pipelines:
                 queued |= self._advance(session, pipeline)
@@ -97,12 +109,10 @@ class PipelineRunner:
     def _advance(self, session: Session, pipeline: JobSubmissionRow) -> bool:
         parent = session.get(JobRow, pipeline.job_id)
         assert parent is not None
-        rows = session.execute(
-            select(JobSubmissionRow, JobRow)
-            .join(JobRow, JobRow.id == JobSubmissionRow.job_id)
-            .where(JobRow.parent_id == pipeline.job_id)
-        ).all()
-        steps = {sub.job_id: (sub, job) for sub, job in rows}
+        steps = _children(session, pipeline.job_id)
+        for sub, _ in steps.values():
+            if _nested(sub) and sub.state == "done":
+                _close(session, sub)  # canceled before it started: its steps too
         settings = pipeline.spec.get("settings", {})
         stopping = parent.status == "CancelRequested"
         queued = False
@@ -113,20 +123,36 @@ class PipelineRunner:
             for sub, job in steps.values():
                 if stopping or (failed and not settings.get("continue_on_step_failure", True)):
                     moved |= _stop(
-                        sub, job, "the pipeline was canceled" if stopping else "a step failed"
+                        session,
+                        sub,
+                        job,
+                        "the pipeline was canceled" if stopping else "a step failed",
                     )
+                if _nested(sub) and sub.state == "pipeline":
+                    before = job.status
+                    queued |= self._advance(session, sub)
+                    moved |= job.status != before
                     continue
-                if sub.state != "waiting":
+                if stopping or sub.state != "waiting":
                     continue
                 upstream = [steps[u] for u in sub.depends_on if u in steps]
                 broken = [u for u in upstream if u[1].status in ("Failed", "Canceled")]
                 if broken:
                     names = ", ".join(u[0].step or u[0].name for u in broken)
-                    _end(sub, job, "Canceled", f"upstream step {names} did not complete")
+                    reason = f"upstream step {names} did not complete"
+                    if _nested(sub):  # its own pass cancels its steps
+                        _stop(session, sub, job, reason)
+                    else:
+                        _end(sub, job, "Canceled", reason)
                     moved = True
                 elif all(u[1].status == "Completed" for u in upstream):
-                    _fill_inputs(sub, {u[0].step: u[0] for u in upstream})
-                    if sub.spec.get("type") == "sweep":
+                    _fill_inputs(sub, {u[0].step: u[0] for u in upstream}, pipeline)
+                    if _nested(sub):
+                        sub.state = "pipeline"
+                        sub.started_at = utcnow()
+                        set_status(job, "Running", sub.started_at)
+                        moved = True
+                    elif sub.spec.get("type") == "sweep":
                         # The sweep runner takes it from here. Sampling is random: a sweep
                         # step is never reused.
                         sub.state = "sweep"
@@ -156,6 +182,7 @@ class PipelineRunner:
             if final == "Failed":
                 bad = sorted(s.step or s.name for s, j in steps.values() if j.status == "Failed")
                 pipeline.error = f"steps failed: {', '.join(bad)}"
+            _made_outputs(pipeline, steps)
             if parent.status == "NotStarted":
                 set_status(parent, "Running")
             set_status(parent, final, pipeline.ended_at)
@@ -243,17 +270,27 @@ def _why_not(
     return {"reused_from": None, "compared_with": earlier.name, "differs": differs}
 
 
-def _fill_inputs(sub: JobSubmissionRow, upstream: dict[str | None, JobSubmissionRow]) -> None:
-    """Inputs taken from upstream steps: now that those are done, their outputs' places
-    (a sweep step's trials are made from its trial template: filled the same way)."""
+def _fill_inputs(
+    sub: JobSubmissionRow,
+    upstream: dict[str | None, JobSubmissionRow],
+    pipeline: JobSubmissionRow,
+) -> None:
+    """Inputs taken from upstream steps: now that those are done, their outputs' places;
+    inputs a nested pipeline's step takes from the pipeline's own inputs, as the pipeline
+    has them (it started: they are filled). A sweep step's trials are made from its trial
+    template: filled the same way."""
 
     def filled(given: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         inputs = {}
         for name, value in given.items():
             source = value.get("from")
             if source is not None and value.get("uri") is None:
-                producer = upstream[source["step"]]
-                value = {**value, "uri": producer.spec["outputs"][source["output"]]["uri"]}
+                if "parent_input" in source:
+                    mine = pipeline.spec.get("inputs", {}).get(source["parent_input"]) or {}
+                    value = {**value, "uri": mine.get("uri"), "asset": mine.get("asset")}
+                else:
+                    producer = upstream[source["step"]]
+                    value = {**value, "uri": producer.spec["outputs"][source["output"]]["uri"]}
             inputs[name] = value
         return inputs
 
@@ -272,12 +309,69 @@ def _end(sub: JobSubmissionRow, job: JobRow, status: str, error: str | None) -> 
     set_status(job, status, sub.ended_at)
 
 
-def _stop(sub: JobSubmissionRow, job: JobRow, reason: str) -> bool:
-    """Cancel a step that has not ended: at once if it has not started, else ask."""
-    if job.status in TERMINAL or job.status == "CancelRequested":
+def _stop(session: Session, sub: JobSubmissionRow, job: JobRow, reason: str) -> bool:
+    """Cancel a step that has not ended: at once if it has not started, else ask. A nested
+    pipeline is asked (even one still waiting): its own pass cancels its steps."""
+    if job.status in _ENDING:
         return False
+    # The job runner may be moving this step right now (claiming it, finalizing it): read it
+    # again under a row lock (PostgreSQL; SQLite's writers take turns anyway), so that a
+    # status read before its write is never written back over it. (This pass's own changes
+    # are flushed first: a refresh would drop them.)
+    session.flush()
+    session.refresh(sub, with_for_update=True)
+    session.refresh(job, with_for_update=True)
+    if job.status in _ENDING:
+        return False
+    if _nested(sub):
+        sub.state = "pipeline"
+        sub.error = sub.error or reason
+        set_status(job, "CancelRequested")
+        return True
     if sub.state in ("waiting", "queued"):
         _end(sub, job, "Canceled", reason)
         return True
     set_status(job, "CancelRequested")
     return True
+
+
+def _nested(sub: JobSubmissionRow) -> bool:
+    return sub.spec.get("type") == "pipeline"
+
+
+def _children(session: Session, job_id: str) -> dict[str, tuple[JobSubmissionRow, JobRow]]:
+    rows = session.execute(
+        select(JobSubmissionRow, JobRow)
+        .join(JobRow, JobRow.id == JobSubmissionRow.job_id)
+        .where(JobRow.parent_id == job_id)
+    ).all()
+    return {sub.job_id: (sub, job) for sub, job in rows}
+
+
+def _close(session: Session, nested: JobSubmissionRow) -> None:
+    """A nested pipeline that ended before it started (canceled while waiting): its steps,
+    all still waiting, end too."""
+    for sub, job in _children(session, nested.job_id).values():
+        if job.status in TERMINAL:
+            continue
+        _end(sub, job, "Canceled", "the pipeline step that holds it was canceled")
+        if _nested(sub):
+            _close(session, sub)
+
+
+def _made_outputs(
+    pipeline: JobSubmissionRow, steps: dict[str, tuple[JobSubmissionRow, JobRow]]
+) -> None:
+    """A pipeline's outputs as the steps that made them have them now (a reused step's are
+    its original's; a sweep step's, its best trial's)."""
+    sources = pipeline.spec.get("output_sources") or {}
+    if not sources:
+        return
+    by_step = {sub.step: sub for sub, _ in steps.values()}
+    outputs = dict(pipeline.spec.get("outputs") or {})
+    for name, source in sources.items():
+        producer = by_step.get(source["step"])
+        made = producer.spec.get("outputs", {}).get(source["output"]) if producer else None
+        if made is not None:
+            outputs[name] = made
+    pipeline.spec = {**pipeline.spec, "outputs": outputs}

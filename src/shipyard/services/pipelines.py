@@ -1,4 +1,4 @@
-"""Pipeline jobs: submit a graph of steps, each a child command job.
+"""Pipeline jobs: submit a graph of steps, each a child job.
 
 Submitting checks the whole pipeline before anything runs: every step's component resolved
 and pinned, every binding pointing at a real pipeline input, step output or pipeline output
@@ -6,35 +6,47 @@ of a compatible type, input values checked against the component's declared type
 graph free of cycles. Each step becomes a child job (``job list --parent-job-name``) that
 waits (state ``waiting``) until the steps it takes outputs from have completed;
 ``services.pipeline_runner`` moves it on, reusing an earlier identical run where it may.
+
+A step that runs a pipeline component (a nested pipeline) becomes a child job of type
+``pipeline`` whose own steps are *its* children, planned the same way one level down: inside
+it, ``${{parent.inputs.x}}`` is what the step gives the component's input ``x`` and
+``${{parent.outputs.y}}`` the step's output ``y``. Nesting is at most
+``MAX_NESTING`` deep, and a pipeline component never contains itself.
 """
 
 from __future__ import annotations
 
 import secrets as random
 import string
-from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-from shipyard.domain.components import DATA_TYPES, ComponentSpec, bind_inputs
-from shipyard.domain.errors import InvalidInputError, NotFoundError
-from shipyard.domain.pipelines import (
-    ParentInput,
-    ParentOutput,
-    StepPort,
-    parse_binding,
-    step_order,
-)
+from shipyard.domain.components import ANONYMOUS_NAME
+from shipyard.domain.errors import InvalidInputError, NotFoundError, ShipyardError
+from shipyard.domain.pipeline_components import MAX_NESTING
+from shipyard.domain.pipelines import step_order
 from shipyard.domain.principals import Principal
-from shipyard.domain.sweeps import SweepConfig, trial_command
-from shipyard.schemas.jobs import CommandJobCreate, DataInput, JobOutput, JobRead, Limits
+from shipyard.domain.sweeps import trial_command
+from shipyard.schemas.jobs import CommandJobCreate, DataInput, JobRead, Limits
 from shipyard.schemas.pipelines import PipelineJobCreate, PipelineStep
 from shipyard.schemas.sweeps import SweepSettings, SweepTrial
-from shipyard.services.components import Components, ResolvedComponent
+from shipyard.services.components import Components
 from shipyard.services.experiments import get_or_create
 from shipyard.services.jobs import DEFAULT_EXPERIMENT, JobService, PreparedJob, name_taken
+from shipyard.services.pipeline_steps import (
+    Deferred,
+    Level,
+    PlannedStep,
+    bind_level,
+    child_name,
+    inline_component,
+    invalid,
+    parsed_step,
+    value_type,
+)
 from shipyard.services.sweeps import checked_settings, examples, sweep_job
 from shipyard.store.database import Database
 from shipyard.store.workspaces import WorkspaceRow, get_workspace
@@ -42,18 +54,8 @@ from shipyard.store.workspaces import WorkspaceRow, get_workspace
 _ALPHABET = string.ascii_lowercase + string.digits
 # Run settings a step may set beside its component (Azure's step keys).
 _STEP_SETTINGS = ("compute", "resources", "limits", "environment_variables")
-
-
-@dataclass
-class _Step:
-    name: str
-    component: ResolvedComponent
-    values: dict[str, Any] = field(default_factory=dict)  # bound literal and data inputs
-    deferred: dict[str, dict[str, Any]] = field(default_factory=dict)  # from upstream steps
-    outputs: dict[str, JobOutput | None] = field(default_factory=dict)
-    upstream: set[str] = field(default_factory=set)
-    # A sweep step: its checked settings (and as stored); the component is its trial's.
-    sweep: tuple[SweepConfig, dict[str, Any]] | None = None
+# What only a command step has: a step running a pipeline component sets them inside it.
+_COMMAND_ONLY = ("command", "code", "environment", "resources", "limits", "is_deterministic")
 
 
 class PipelineService:
@@ -67,19 +69,19 @@ class PipelineService:
 
     def create(self, principal: Principal, workspace: str, body: PipelineJobCreate) -> JobRead:
         name = body.name or "pipeline_" + "".join(random.choice(_ALPHABET) for _ in range(12))
-        steps = {
-            step_name: self._step(principal, workspace, step_name, step, body)
-            for step_name, step in body.jobs.items()
-        }
-        self._bind(body, steps)
-        order = step_order({s.name: s.upstream for s in steps.values()})
         experiment_name = body.experiment_name or DEFAULT_EXPERIMENT
-        children: dict[str, str] = {s: f"{name}-{s}" for s in order}
-        prepared: dict[str, PreparedJob] = {}
-        for step_name in order:
-            prepared[step_name] = self._prepare(
-                principal, workspace, body, steps[step_name], children[step_name], experiment_name
-            )
+        root = Level(
+            inputs=dict(body.inputs),
+            outputs=dict(body.outputs),
+            settings=body.settings,
+            compute=body.settings.default_compute or body.compute,
+            jobs=body.jobs,
+            where="jobs.",
+            job_name=name,
+            experiment_name=experiment_name,
+        )
+        steps = self._plan(principal, workspace, root)
+        outputs, sources = _level_outputs(root, steps)
         pipeline = PreparedJob(
             name=name,
             display_name=body.display_name or name,
@@ -91,9 +93,12 @@ class PipelineService:
                 "properties": body.properties,
                 "settings": body.settings.model_dump(),
                 "inputs": {},
-                "outputs": {},
-                "steps": children,
-                "graph": {s: sorted(steps[s].upstream) for s in order},
+                "outputs": outputs,
+                "output_sources": sources,
+                "steps": {s: step.prepared.name for s, step in steps.items() if step.prepared},
+                "graph": {s: sorted(step.upstream) for s, step in steps.items()},
+                # As submitted, so a schedule can submit it again (create_job: azureml:<name>).
+                "submitted": submitted_body(body),
             },
             tags=dict(body.tags),
             compute="pipeline",
@@ -113,40 +118,126 @@ class PipelineService:
                     session, ws, experiment.id, principal, pipeline, job_type="pipeline",
                     state="pipeline",
                 )  # fmt: skip
-                ids: dict[str, str] = {}
-                for step_name in order:
-                    child = prepared[step_name]
-                    child.spec["force_rerun"] = body.settings.force_rerun
-                    child.spec["is_deterministic"] = _deterministic(
-                        body.jobs[step_name], steps[step_name]
-                    )
-                    child.spec["definition_hash"] = steps[step_name].component.definition_hash
-                    kind = "sweep" if steps[step_name].sweep else "command"
-                    row = self.jobs.insert(
-                        session, ws, experiment.id, principal, child, parent_id=parent.job_id,
-                        state="waiting", step=step_name, job_type=kind,
-                    )  # fmt: skip
-                    row.depends_on = [ids[u] for u in sorted(steps[step_name].upstream)]
-                    ids[step_name] = row.job_id
+                self._insert(session, ws, experiment.id, principal, parent.job_id, steps)
                 session.flush()
         except IntegrityError as exc:
             raise name_taken(name) from exc
         self.wake()
         return self.jobs.get(workspace, name)
 
-    # -- steps ------------------------------------------------------------------------------
+    def _insert(
+        self,
+        session: Session,
+        ws: WorkspaceRow,
+        experiment_id: str,
+        principal: Principal,
+        parent_id: str,
+        steps: dict[str, PlannedStep],
+    ) -> None:
+        """The steps' jobs under ``parent_id``, each waiting for its upstream steps; a
+        nested pipeline's steps under its own job."""
+        ids: dict[str, str] = {}
+        for step_name, step in steps.items():
+            assert step.prepared is not None
+            kind = "pipeline" if step.children is not None else "sweep" if step.sweep else "command"
+            row = self.jobs.insert(
+                session, ws, experiment_id, principal, step.prepared, parent_id=parent_id,
+                state="waiting", step=step_name, job_type=kind,
+            )  # fmt: skip
+            row.depends_on = [ids[u] for u in sorted(step.upstream)]
+            ids[step_name] = row.job_id
+            if step.children is not None:
+                self._insert(session, ws, experiment_id, principal, row.job_id, step.children)
+
+    # -- planning ---------------------------------------------------------------------------
+
+    def _plan(self, principal: Principal, workspace: str, level: Level) -> dict[str, PlannedStep]:
+        """One level's steps resolved, bound and prepared, in an order where each comes
+        after the steps it takes outputs from."""
+        steps = {
+            step_name: self._step(principal, workspace, step_name, step, level)
+            for step_name, step in level.jobs.items()
+        }
+        bind_level(level, steps)
+        order = step_order({s.name: s.upstream for s in steps.values()}, prefix=level.where)
+        for step_name in order:
+            step = steps[step_name]
+            job_name = child_name(level, step_name)
+            if step.component.kind == "pipeline":
+                self._plan_nested(principal, workspace, level, step, job_name)
+            else:
+                step.prepared = self._prepare(principal, workspace, level, step, job_name)
+        return {s: steps[s] for s in order}
+
+    def _plan_nested(
+        self, principal: Principal, workspace: str, level: Level, step: PlannedStep, name: str
+    ) -> None:
+        """A step running a pipeline component: its steps planned one level down, and its
+        own job (inputs as given, outputs as its inner steps make them)."""
+        given = level.jobs[step.name]
+        where = f"{level.where}{step.name}"
+        spec = step.component.pipeline
+        compute = given.compute or level.compute
+        inputs: dict[str, Any] = {
+            k: DataInput.model_validate(v) if isinstance(v, dict) else v
+            for k, v in step.values.items()
+        }
+        inputs.update({k: Deferred(str(v["type"])) for k, v in step.deferred.items()})
+        named = () if step.component.name == ANONYMOUS_NAME else (step.component.name,)
+        inner = Level(
+            inputs=inputs,
+            outputs=step.outputs,
+            settings=level.settings.model_copy(update={"default_compute": compute}),
+            compute=compute,
+            jobs={k: parsed_step(v, f"{where}.component.jobs.{k}") for k, v in spec.jobs.items()},
+            where=f"{where}.jobs.",
+            job_name=name,
+            experiment_name=level.experiment_name,
+            depth=level.depth + 1,
+            chain=(*level.chain, *named),
+        )
+        step.children = self._plan(principal, workspace, inner)
+        known = {k: v for k, v in inputs.items() if not isinstance(v, Deferred)}
+        try:
+            resolved = self.jobs.io.inputs(workspace, known)
+        except ShipyardError as exc:
+            exc.field = f"{where}.{exc.field}" if exc.field else where
+            raise
+        outputs, sources = _level_outputs(inner, step.children)
+        step.prepared = PreparedJob(
+            name=name,
+            display_name=given.display_name or step.name,
+            spec={
+                "type": "pipeline",
+                "command": "",
+                "experiment_name": level.experiment_name,
+                "description": given.description,
+                "properties": {},
+                "settings": inner.settings.model_dump(),
+                "component": step.component.ref,
+                "inputs": {**resolved, **step.deferred},
+                "outputs": outputs,
+                "output_sources": sources,
+                "steps": {s: c.prepared.name for s, c in step.children.items() if c.prepared},
+                "graph": {s: sorted(c.upstream) for s, c in step.children.items()},
+            },
+            tags=dict(given.tags),
+            compute="pipeline",
+            priority=1,
+            cpus=0.0,
+            memory_mb=0,
+            gpus=0,
+            instance_count=1,
+            timeout_s=None,
+            code_digest=None,
+        )
 
     def _step(
-        self,
-        principal: Principal,
-        workspace: str,
-        name: str,
-        step: PipelineStep,
-        body: PipelineJobCreate,
-    ) -> _Step:
-        where = f"jobs.{name}"
+        self, principal: Principal, workspace: str, name: str, step: PipelineStep, level: Level
+    ) -> PlannedStep:
+        where = f"{level.where}{name}"
         if step.type == "sweep":
-            return self._sweep_step(principal, workspace, name, step, body)
+            return self._sweep_step(principal, workspace, name, step, level)
         if (step.component is None) == (step.command is None):
             raise InvalidInputError(
                 "a step has either a component or a command (an inline command job)",
@@ -158,22 +249,19 @@ class PipelineService:
                 principal, workspace, step.component, field=f"{where}.component"
             )
         else:
-            inline = _inline_component(name, step, body)
+            inline = inline_component(step, _parent_type(level), where)
             resolved = self.components.resolve(principal, workspace, inline, field=where)
-        return _Step(name, resolved)
+        if resolved.kind == "pipeline":
+            _check_nesting(level, name, step, resolved.name, resolved.pipeline.depth)
+        return PlannedStep(name, resolved)
 
     def _sweep_step(
-        self,
-        principal: Principal,
-        workspace: str,
-        name: str,
-        step: PipelineStep,
-        body: PipelineJobCreate,
-    ) -> _Step:
+        self, principal: Principal, workspace: str, name: str, step: PipelineStep, level: Level
+    ) -> PlannedStep:
         """A sweep step: its settings checked, its trial resolved to a component whose
         inputs take the hyperparameters (Azure's rule: a hyperparameter sets the trial
         component's input of the same name)."""
-        where = f"jobs.{name}"
+        where = f"{level.where}{name}"
         try:
             settings = SweepSettings.model_validate(
                 {
@@ -186,7 +274,7 @@ class PipelineService:
                 }
             )  # fmt: skip
         except ValidationError as exc:
-            raise _invalid(exc, where) from exc
+            raise invalid(exc, where) from exc
         config, stored = checked_settings(settings, field=f"{where}.")
         trial = step.trial
         if trial is None or step.component is not None or step.command is not None:
@@ -206,6 +294,12 @@ class PipelineService:
             )
         if isinstance(trial, str) or "inputs" in trial or "outputs" in trial:
             resolved = self.components.resolve(principal, workspace, trial, field=f"{where}.trial")
+            if resolved.kind != "command":
+                raise InvalidInputError(
+                    "a sweep's trial is a command component, not a pipeline component",
+                    code="invalid_trial",
+                    field=f"{where}.trial",
+                )
             missing = sorted(set(config.parameters) - set(resolved.component.inputs))
             if missing:
                 raise NotFoundError(
@@ -218,7 +312,7 @@ class PipelineService:
             try:
                 command = SweepTrial.model_validate(trial)
             except ValidationError as exc:
-                raise _invalid(exc, f"{where}.trial") from exc
+                raise invalid(exc, f"{where}.trial") from exc
             inline = step.model_copy(
                 update={
                     "command": trial_command(
@@ -235,148 +329,18 @@ class PipelineService:
                 }
             )
             resolved = self.components.resolve(
-                principal, workspace, _inline_component(name, inline, body), field=where
-            )
+                principal, workspace, inline_component(inline, _parent_type(level), where),
+                field=where,
+            )  # fmt: skip
             step.resources = inline.resources
             step.environment_variables = inline.environment_variables
-        return _Step(name, resolved, sweep=(config, stored))
-
-    def _bind(self, body: PipelineJobCreate, steps: dict[str, _Step]) -> None:
-        """Every step input and output: literals and data checked against the component's
-        types, bindings followed to what they name."""
-        for name, step in body.jobs.items():
-            current = steps[name]
-            spec = current.component.component
-            checked: dict[str, Any] = {}
-            for input_name, value in step.inputs.items():
-                field = f"jobs.{name}.inputs.{input_name}"
-                binding = parse_binding(value, field=field)
-                declared = spec.inputs.get(input_name)
-                if isinstance(binding, ParentInput):
-                    if binding.name not in body.inputs:
-                        raise NotFoundError(
-                            f"the pipeline has no input named {binding.name!r}",
-                            code="unknown_binding",
-                            field=field,
-                        )
-                    given = body.inputs[binding.name]
-                    checked[input_name] = (
-                        given.model_dump(exclude_none=True)
-                        if isinstance(given, DataInput)
-                        else given
-                    )
-                elif isinstance(binding, StepPort):
-                    upstream = self._upstream_output(steps, binding, field)
-                    if declared is not None and declared.type not in DATA_TYPES:
-                        raise InvalidInputError(
-                            f"input {input_name!r} is a {declared.type}; step "
-                            f"{binding.step!r}'s output {binding.name!r} is a "
-                            f"{upstream['type']} and cannot feed it",
-                            code="type_mismatch",
-                            field=field,
-                        )
-                    if declared is not None and not _compatible(upstream["type"], declared.type):
-                        raise InvalidInputError(
-                            f"input {input_name!r} takes {declared.type}; step "
-                            f"{binding.step!r}'s output {binding.name!r} is {upstream['type']}",
-                            code="type_mismatch",
-                            field=field,
-                        )
-                    current.upstream.add(binding.step)
-                    mode = declared.mode if declared is not None else None
-                    current.deferred[input_name] = {
-                        "kind": "data",
-                        "type": declared.type if declared is not None else upstream["type"],
-                        "mode": mode or "ro_mount",
-                        "uri": None,
-                        "asset": None,
-                        "from": {"step": binding.step, "output": binding.name},
-                    }
-                    # A stand-in so the component's checks (required, types) still run.
-                    checked[input_name] = {"type": upstream["type"], "path": "azureml://upstream"}
-                elif isinstance(binding, ParentOutput):
-                    raise InvalidInputError(
-                        "an input cannot take a pipeline output",
-                        code="invalid_binding",
-                        field=field,
-                    )
-                else:
-                    checked[input_name] = value
-            if current.sweep is not None:  # checked with example values; sampled later
-                checked.update(examples(current.sweep[0]))
-            bound = bind_inputs(spec, checked, field=f"jobs.{name}.inputs")
-            current.values = {k: v for k, v in bound.items() if k not in current.deferred}
-            current.outputs = self._outputs(body, name, step, spec)
-
-    def _upstream_output(
-        self, steps: dict[str, _Step], binding: StepPort, field: str
-    ) -> dict[str, Any]:
-        if binding.step not in steps:
-            raise NotFoundError(
-                f"the pipeline has no step named {binding.step!r}",
-                code="unknown_binding",
-                field=field,
-            )
-        if binding.kind != "outputs":
-            raise InvalidInputError(
-                "bind to a step's outputs (${{parent.jobs.<step>.outputs.<name>}})",
-                code="invalid_binding",
-                field=field,
-            )
-        outputs = steps[binding.step].component.component.outputs
-        if binding.name not in outputs:
-            raise NotFoundError(
-                f"step {binding.step!r} has no output named {binding.name!r} "
-                f"(its outputs: {', '.join(sorted(outputs)) or 'none'})",
-                code="unknown_binding",
-                field=field,
-            )
-        return {"type": outputs[binding.name].type}
-
-    def _outputs(
-        self, body: PipelineJobCreate, name: str, step: PipelineStep, spec: ComponentSpec
-    ) -> dict[str, JobOutput | None]:
-        outputs: dict[str, JobOutput | None] = {
-            out: JobOutput(type=declared.type) for out, declared in spec.outputs.items()
-        }
-        for out, value in step.outputs.items():
-            field = f"jobs.{name}.outputs.{out}"
-            if out not in spec.outputs:
-                raise NotFoundError(
-                    f"the step has no output named {out!r}", code="unknown_output", field=field
-                )
-            binding = parse_binding(value, field=field)
-            declared_type = spec.outputs[out].type
-            if isinstance(binding, ParentOutput):
-                if binding.name not in body.outputs:
-                    raise NotFoundError(
-                        f"the pipeline has no output named {binding.name!r}",
-                        code="unknown_binding",
-                        field=field,
-                    )
-                parent = body.outputs[binding.name] or JobOutput(type=declared_type)
-                outputs[out] = parent.model_copy(update={"type": declared_type})
-            elif binding is not None:
-                raise InvalidInputError(
-                    "a step output binds only to ${{parent.outputs.<name>}}",
-                    code="invalid_binding",
-                    field=field,
-                )
-            elif isinstance(value, dict):
-                outputs[out] = JobOutput.model_validate({"type": declared_type, **value})
-        return outputs
+        return PlannedStep(name, resolved, sweep=(config, stored))
 
     def _prepare(
-        self,
-        principal: Principal,
-        workspace: str,
-        body: PipelineJobCreate,
-        step: _Step,
-        child_name: str,
-        experiment_name: str,
+        self, principal: Principal, workspace: str, level: Level, step: PlannedStep, name: str
     ) -> PreparedJob:
         spec = step.component.component
-        given = body.jobs[step.name]
+        given = level.jobs[step.name]
         inputs: dict[str, Any] = {}
         for input_name, value in step.values.items():
             if value is None:
@@ -395,12 +359,12 @@ class PipelineService:
             command=spec.command,
             code=spec.code,
             display_name=given.display_name or step.name,
-            experiment_name=experiment_name,
+            experiment_name=level.experiment_name,
             description=given.description,
             tags=given.tags,
             inputs=inputs,
             outputs=step.outputs,
-            compute=settings.pop("compute", None) or body.settings.default_compute or body.compute,
+            compute=settings.pop("compute", None) or level.compute,
             resources=resources or spec.resources or {},
             **settings,
         )
@@ -409,93 +373,91 @@ class PipelineService:
             principal,
             workspace,
             command,
-            name=child_name,
+            name=name,
             environment=environment,
             deferred=step.deferred,
-            field=f"jobs.{step.name}.",
+            field=f"{level.where}{step.name}.",
         )
-        if step.sweep is None:
-            return prepared
-        config, stored = step.sweep
-        return sweep_job(
-            child_name,
-            given.display_name or step.name,
-            prepared,
-            config,
-            stored,
-            command=spec.command,
-            description=given.description,
-            properties={},
-            tags=given.tags,
+        if step.sweep is not None:
+            config, stored = step.sweep
+            prepared = sweep_job(
+                name,
+                given.display_name or step.name,
+                prepared,
+                config,
+                stored,
+                command=spec.command,
+                description=given.description,
+                properties={},
+                tags=given.tags,
+            )
+        prepared.spec["force_rerun"] = level.settings.force_rerun
+        prepared.spec["is_deterministic"] = (
+            given.is_deterministic if given.is_deterministic is not None else spec.is_deterministic
         )
+        prepared.spec["definition_hash"] = step.component.definition_hash
+        return prepared
 
 
-def _inline_component(name: str, step: PipelineStep, body: PipelineJobCreate) -> dict[str, Any]:
-    """An inline command step as a component: its inputs typed from the values given."""
-    inputs: dict[str, Any] = {}
-    for input_name, value in step.inputs.items():
-        field = f"jobs.{name}.inputs.{input_name}"
-        binding = parse_binding(value, field=field)
-        if isinstance(binding, ParentInput):
-            value = body.inputs.get(binding.name)
-        if isinstance(binding, StepPort) or isinstance(value, dict | DataInput):
-            kind = value.get("type", "uri_folder") if isinstance(value, dict) else "uri_folder"
-            if isinstance(value, DataInput):
-                kind = value.type
-            inputs[input_name] = {"type": kind}
-        elif isinstance(value, bool):
-            inputs[input_name] = {"type": "boolean"}
-        elif isinstance(value, int):
-            inputs[input_name] = {"type": "integer"}
-        elif isinstance(value, float):
-            inputs[input_name] = {"type": "number"}
-        else:
-            inputs[input_name] = {"type": "string", "optional": value is None}
-    outputs = {
-        out: {
-            "type": (value or {}).get("type", "uri_folder")
-            if isinstance(value, dict)
-            else "uri_folder"
-        }
-        for out, value in step.outputs.items()
-    }
-    inline: dict[str, Any] = {
-        "command": step.command,
-        "environment": step.environment or "azureml:shipyard-minimal@latest",
-        "inputs": inputs,
-        "outputs": outputs,
-    }
-    if step.code is not None:
-        inline["code"] = step.code
-    if step.is_deterministic is not None:
-        inline["is_deterministic"] = step.is_deterministic
-    return inline
+def submitted_body(body: PipelineJobCreate) -> dict[str, Any]:
+    """The pipeline as its submitter sent it (what a schedule submits again)."""
+    return {**body.model_dump(mode="json", by_alias=True, exclude_unset=True), "type": "pipeline"}
 
 
-def _invalid(exc: ValidationError, where: str) -> InvalidInputError:
-    """A nested model's first error, naming its field under ``where``."""
-    first = exc.errors()[0]
-    path = ".".join(str(part) for part in first["loc"])
-    return InvalidInputError(
-        str(first["msg"]).removeprefix("Value error, "),
-        code="missing_field" if first["type"] == "missing" else "invalid_field",
-        field=f"{where}.{path}" if path else where,
-    )
+def _level_outputs(
+    level: Level, steps: dict[str, PlannedStep]
+) -> tuple[dict[str, Any], dict[str, dict[str, str]]]:
+    """A pipeline's outputs as the steps that make them have them (the runner refreshes
+    them when the pipeline ends: a reused step's outputs are its original's), and which
+    step output makes each."""
+    outputs: dict[str, Any] = {}
+    sources: dict[str, dict[str, str]] = {}
+    for output, (step_name, step_output) in level.sources.items():
+        sources[output] = {"step": step_name, "output": step_output}
+        prepared = steps[step_name].prepared
+        made = prepared.spec.get("outputs", {}).get(step_output) if prepared else None
+        if made is not None:
+            outputs[output] = made
+    return outputs, sources
 
 
-def _compatible(output_type: str, input_type: str) -> bool:
-    """An output can feed an input of the same type; a folder can feed an MLTable input
-    (an MLTable is a folder) and a model is a folder too."""
-    if output_type == input_type:
-        return True
-    folders = {"uri_folder", "mltable", "custom_model", "mlflow_model"}
-    return output_type in folders and input_type in ("uri_folder", "mltable")
+def _parent_type(level: Level) -> Any:
+    def parent_type(name: str) -> str | None:
+        return value_type(level.inputs.get(name))
+
+    return parent_type
 
 
-def _deterministic(step: PipelineStep, resolved: _Step) -> bool:
-    if step.is_deterministic is not None:
-        return step.is_deterministic
-    return resolved.component.component.is_deterministic
+def _check_nesting(level: Level, name: str, step: PipelineStep, component: str, depth: int) -> None:
+    where = f"{level.where}{name}"
+    if component != ANONYMOUS_NAME and component in level.chain:
+        path = " -> ".join([*level.chain, component])
+        raise InvalidInputError(
+            f"pipeline component {component!r} contains itself ({path})",
+            code="component_cycle",
+            field=f"{where}.component",
+        )
+    if level.depth + depth > MAX_NESTING:
+        raise InvalidInputError(
+            f"pipelines nest at most {MAX_NESTING} deep: this step's pipeline component "
+            f"would take the pipeline {level.depth + depth} levels down",
+            code="nesting_too_deep",
+            field=f"{where}.component",
+        )
+    for key in _COMMAND_ONLY:
+        if getattr(step, key) is not None:
+            raise InvalidInputError(
+                f"{key} is a command step's setting; a step that runs a pipeline component "
+                "takes inputs, outputs, compute, display_name, description and tags",
+                code="invalid_step",
+                field=f"{where}.{key}",
+            )
+    if step.environment_variables:
+        raise InvalidInputError(
+            "environment_variables are a command step's setting",
+            code="invalid_step",
+            field=f"{where}.environment_variables",
+        )
 
 
 def _workspace(session: Any, workspace: str) -> WorkspaceRow:

@@ -10,6 +10,11 @@ fire is the next chance.
 Missed fires: a schedule whose fires came due while no server ran fires once, for the most
 recent missed time; the older ones are skipped and counted on that fire's row (``skipped``).
 Disabling a schedule stops its fires; enabling it again starts from the next fire after now.
+
+``create_job`` may name an existing job as its template (``azureml:<job name>``, or Azure's
+``{job: azureml:<job name>, inputs: ...}`` with changes): the job's body *as it was
+submitted* (kept with every command, pipeline and sweep job) is copied into the schedule
+when the schedule is made, with the changes and ``overrides`` merged in.
 """
 
 from __future__ import annotations
@@ -37,6 +42,9 @@ from shipyard.schemas.schedules import (
     ScheduleFireRead,
     ScheduleRead,
 )
+from shipyard.schemas.sweeps import SweepJobCreate
+from shipyard.services.authz import Authorizer
+from shipyard.services.job_templates import JobTemplates
 from shipyard.services.paging import split_page
 from shipyard.store import schedules as store
 from shipyard.store import workspaces as workspace_store
@@ -57,6 +65,7 @@ _BATCH = 20
 _MAX_SKIPPED = 10_000
 
 Submit = Callable[[Principal, str, dict[str, Any]], JobRead]
+_MODELS: dict[str, type[BaseModel]] = {"pipeline": PipelineJobCreate, "sweep": SweepJobCreate}
 
 
 class _Claimed(NamedTuple):
@@ -69,10 +78,16 @@ class _Claimed(NamedTuple):
 
 class ScheduleService:
     def __init__(
-        self, db: Database, submit: Submit, *, clock: Callable[[], datetime] = utcnow
+        self,
+        db: Database,
+        submit: Submit,
+        *,
+        authorizer: Authorizer | None = None,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.db = db
         self.submit = submit
+        self.templates = JobTemplates(db, authorizer)
         self.clock = clock
 
     # -- create, read, change ----------------------------------------------------------------
@@ -82,7 +97,9 @@ class ScheduleService:
         now = self.clock()
         trigger_raw = body.trigger.model_dump(exclude_none=True)
         trigger = parse_trigger(trigger_raw, now=now)
-        spec = job_spec(body.create_job, body.overrides)
+        spec = job_spec(
+            self.templates.expand(principal, workspace, body.create_job), body.overrides
+        )
         with self.db.write() as session:
             ws = _workspace(session, workspace)
             if store.get_schedule(session, ws.id, name) is not None:
@@ -244,25 +261,15 @@ class ScheduleService:
         )
 
 
-def job_spec(create_job: dict[str, Any] | str, overrides: dict[str, Any]) -> dict[str, Any]:
+def job_spec(create_job: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """The job a schedule submits: ``create_job`` with ``overrides`` merged in, checked the
     way ``POST /jobs`` checks it (errors name ``create_job.<field>``)."""
-    if isinstance(create_job, str):
-        raise InvalidInputError(
-            "create_job must be a job spec (the job YAML, as `shipyard schedule create` sends "
-            "it); an existing job as a template is not supported yet",
-            code="unsupported_create_job",
-            field="create_job",
-        )
     spec = dict(create_job)
     for path, value in overrides.items():
         _set_path(spec, path, value)
     spec.pop("name", None)  # every fire submits a new job, named by the server
-    model: type[BaseModel] = (
-        PipelineJobCreate if spec.get("type") == "pipeline" else CommandJobCreate
-    )
     try:
-        model.model_validate(spec)
+        _MODELS.get(str(spec.get("type")), CommandJobCreate).model_validate(spec)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in ("create_job", *first["loc"]))
@@ -275,6 +282,7 @@ def job_spec(create_job: dict[str, Any] | str, overrides: dict[str, Any]) -> dic
 def submitter(
     create_command: Callable[[Principal, str, CommandJobCreate], JobRead],
     create_pipeline: Callable[[Principal, str, PipelineJobCreate], JobRead],
+    create_sweep: Callable[[Principal, str, SweepJobCreate], JobRead] | None = None,
 ) -> Submit:
     """How a fire submits its job: as ``POST /jobs`` does, ``type`` choosing."""
 
@@ -282,6 +290,8 @@ def submitter(
         try:
             if spec.get("type") == "pipeline":
                 return create_pipeline(principal, workspace, PipelineJobCreate.model_validate(spec))
+            if spec.get("type") == "sweep" and create_sweep is not None:
+                return create_sweep(principal, workspace, SweepJobCreate.model_validate(spec))
             return create_command(principal, workspace, CommandJobCreate.model_validate(spec))
         except ValidationError as exc:
             raise InvalidInputError(

@@ -51,6 +51,9 @@ FAILED_START = 5
 
 _SWEEPS = select(JobSubmissionRow.job_id).where(JobSubmissionRow.state == "sweep")
 
+# A trial past these is ending on its own: stopping it again would write over its end.
+_ENDING = frozenset({*TERMINAL, "CancelRequested", "Finalizing"})
+
 
 @dataclass(frozen=True)
 class _Trial:
@@ -295,9 +298,15 @@ class SweepRunner:
                 continue
             sub = session.get(JobSubmissionRow, trial.job_id)
             job = session.get(JobRow, trial.job_id)
-            if sub is None or job is None or job.status in TERMINAL:
+            if sub is None or job is None or job.status in _ENDING:
                 continue
-            if job.status == "CancelRequested":
+            # The job runner may be finishing this trial right now: read it again under a
+            # row lock (PostgreSQL; SQLite's writers take turns), so a status read before its
+            # write is never written back over it (this pass's own changes flushed first).
+            session.flush()
+            session.refresh(sub, with_for_update=True)
+            session.refresh(job, with_for_update=True)
+            if job.status in _ENDING:
                 continue
             if plan.early:
                 info = {**sub.spec.get("sweep_trial", {}), "early_terminated": reason}

@@ -79,6 +79,9 @@ class SweepService:
             properties=body.properties,
             tags=body.tags,
         )
+        # As submitted, so a schedule can submit it again (create_job: azureml:<name>).
+        submitted = body.model_dump(mode="json", by_alias=True, exclude_unset=True)
+        sweep.spec["submitted"] = {**submitted, "type": "sweep"}
         try:
             with self.db.write() as session:
                 ws = get_workspace(session, workspace)
