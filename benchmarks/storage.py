@@ -7,7 +7,8 @@ The spec is the "Performance" section of the data issue. One command, one run:
    plain local copy of the same file on the same disk (``shutil.copyfile`` + fsync) in the
    same run. Target: each direction at least 50% of the copy's throughput. The Shipyard
    server's RSS is sampled while the file moves: it must grow by less than 100 MiB (the file
-   is streamed, never held).
+   is streamed, never held). The server's CPU time per GiB is printed too: on a shared
+   machine it is steadier than the throughput, which it decides once both cores are busy.
 2. **A folder of many small files** (``--files``, 10,000 by default) registered as a
    ``uri_folder`` data asset through the SDK (``ws.data.create``: content-hashed, small files
    sent in bundles, several requests at once) against ``mlflow.log_artifacts`` of the same
@@ -139,6 +140,16 @@ def start_mlflow_proxy(folder: Path) -> Server:
     return Server("MLflow --serve-artifacts", "mlflow", process, port, uri, log_file)
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU time the processes have used so far (their threads included)."""
+    ticks = 0
+    for pid in pids:
+        with suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mb(pids: list[int]) -> float:
     total = 0
     for pid in pids:
@@ -179,6 +190,10 @@ class BigFile:
     upload_s: list[float]
     download_s: list[float]
     rss_growth_mb: float
+    # The server's CPU time per transfer: steadier than wall time on a shared machine, and
+    # what decides the throughput when both cores are busy.
+    upload_cpu_s: list[float]
+    download_cpu_s: list[float]
 
 
 def measure_big_file(server: Server, folder: Path, size: Size) -> BigFile:
@@ -186,7 +201,8 @@ def measure_big_file(server: Server, folder: Path, size: Size) -> BigFile:
     make_big_file(source, size.size_mb)
     client = Client(f"http://127.0.0.1:{server.port}", server.token)
     ws = client.workspace(WORKSPACE)
-    result = BigFile([], [], [], 0.0)
+    result = BigFile([], [], [], 0.0, [], [])
+    pids = process_tree(server.process.pid)
     for repetition in range(size.repetitions):
         target = folder / f"copy-{repetition}.bin"
         result.copy_s.append(timed(partial(plain_copy, source, target)))
@@ -195,8 +211,12 @@ def measure_big_file(server: Server, folder: Path, size: Size) -> BigFile:
         with ws.start_run(experiment="storage-bench") as run:
             files = ws.jobs.artifacts(run.id)
             with peak_rss(server.process.pid) as rss:
+                before = cpu_seconds(pids)
                 result.upload_s.append(timed(partial(run.log_artifact, source)))
+                uploaded = cpu_seconds(pids)
                 result.download_s.append(timed(partial(files.download, "big.bin", back)))
+                result.upload_cpu_s.append(uploaded - before)
+                result.download_cpu_s.append(cpu_seconds(pids) - uploaded)
             result.rss_growth_mb = max(result.rss_growth_mb, rss[1] - rss[0])
         if not filecmp.cmp(back / "big.bin", source, shallow=False):
             raise RuntimeError("the downloaded file differs from the uploaded one")
@@ -287,6 +307,8 @@ def report(
     up = mib / statistics.median(big.upload_s)
     down = mib / statistics.median(big.download_s)
     ml, sy = statistics.median(mlflow_times), statistics.median(shipyard_times)
+    cpu_up = statistics.median(big.upload_cpu_s) * 1024 / mib
+    cpu_down = statistics.median(big.download_cpu_s) * 1024 / mib
     print(
         f"storage benchmark: Shipyard {shipyard_version()} ({store}) vs a plain copy and "
         f"MLflow {mlflow.__version__} --serve-artifacts"
@@ -306,6 +328,8 @@ def report(
         ("1. upload through the API", f"{up:,.0f} MB/s", f"{up / copy:.2f}x"),
         ("1. download through the API", f"{down:,.0f} MB/s", f"{down / copy:.2f}x"),
         ("1. server RSS growth while moving", f"{big.rss_growth_mb:,.1f} MB", ""),
+        ("1. server CPU per GiB uploaded", f"{cpu_up:.2f} s", ""),
+        ("1. server CPU per GiB downloaded", f"{cpu_down:.2f} s", ""),
         (f"2. mlflow.log_artifacts, {files}", f"{ml:.2f} s", ""),
         (f"2. ws.data.create, {files}", f"{sy:.2f} s", f"{ml / sy:.2f}x"),
     ]

@@ -34,6 +34,7 @@ plus, on Shipyard only, the native SDK's sustained ingest (``run.log_metric`` in
     python benchmarks/tracking.py --smoke         # tiny sizes, well under a minute; no timing
     python benchmarks/tracking.py --history 20000 --search-runs 500   # smaller big numbers
     python benchmarks/tracking.py --db-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres
+    python benchmarks/tracking.py --only single,create --no-mlflow-defaults   # some measures
 """
 
 from __future__ import annotations
@@ -508,10 +509,20 @@ def collect(server: Server, measure: str, value: object | None) -> None:
         values.append(value)
 
 
-def run_workload(servers: list[Server], size: Size, log: Callable[[str], None]) -> None:
+MEASURES = ("ingest", "single", "create", "history", "search", "concurrent", "native")
+
+
+def run_workload(
+    servers: list[Server],
+    size: Size,
+    log: Callable[[str], None],
+    only: frozenset[str] = frozenset(MEASURES),
+) -> None:
     clients = {s.label: s.client for s in servers}
 
     def each(measure: str, reps: int, call: Callable[[Server, MlflowClient], object]) -> None:
+        if measure not in only:
+            return
         log(f"{measure}...")
         for order in rotations(servers, reps):
             for server in order:
@@ -522,15 +533,18 @@ def run_workload(servers: list[Server], size: Size, log: Callable[[str], None]) 
     each("single", size.repetitions, lambda s, c: measure_single(c, size))
     each("create", size.repetitions, lambda s, c: measure_create(c, size))
 
-    log("seeding history and search...")
     history_runs: dict[str, str | None] = {}
     searches: dict[str, tuple[str, int] | None] = {}
     for server in servers:
         client = clients[server.label]()
-        run_id = attempt(server, "history", seed_history, client, size)
-        history_runs[server.label] = run_id if isinstance(run_id, str) else None
-        seeded = attempt(server, "search", seed_search, client, size)
-        searches[server.label] = seeded if isinstance(seeded, tuple) else None
+        if "history" in only:
+            log(f"seeding history on {server.label}...")
+            run_id = attempt(server, "history", seed_history, client, size)
+            history_runs[server.label] = run_id if isinstance(run_id, str) else None
+        if "search" in only:
+            log(f"seeding search on {server.label}...")
+            seeded = attempt(server, "search", seed_search, client, size)
+            searches[server.label] = seeded if isinstance(seeded, tuple) else None
 
     def history(server: Server, client: MlflowClient) -> float:
         run_id = history_runs[server.label]
@@ -547,7 +561,7 @@ def run_workload(servers: list[Server], size: Size, log: Callable[[str], None]) 
     each("concurrent", 1, lambda s, c: measure_concurrent(c, size))
 
     for server in servers:
-        if server.kind == "shipyard":
+        if server.kind == "shipyard" and "native" in only:
             log("native SDK ingest...")
             collect(server, "native", attempt(server, "native", measure_native, server, size))
     for server in servers:
@@ -677,7 +691,9 @@ def report(args: argparse.Namespace, size: Size, servers: list[Server], store: s
             factor = mine / best if row.higher_is_better else best / mine
             verdicts.append((row.label, factor, TARGETS[row.key]))
     native = median_of("native")(shipyard_server)
-    native_text = f"{native:,.0f}" if native is not None else "not supported yet"
+    native_text = f"{native:,.0f}" if native is not None else "n/a"
+    if native is None and "native" in shipyard_server.errors:
+        native_text = "not supported yet"
     print(f"{'8. native SDK ingest (Shipyard)':<32}{'points/s':<10}{native_text:>{width}}")
 
     print()
@@ -732,11 +748,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--writer-batches", type=int, help="batches of 1,000 per writer")
     parser.add_argument("--native-points", type=int, help="points through the native SDK")
     parser.add_argument(
+        "--only",
+        help="comma-separated measures to run (default all): " + ", ".join(MEASURES),
+    )
+    parser.add_argument(
         "--mlflow-defaults",
         action=argparse.BooleanOptionalAction,
         help="also run MLflow with its default workers (default: yes, except with --smoke)",
     )
     args = parser.parse_args(argv)
+    only = frozenset(MEASURES if not args.only else args.only.split(","))
+    if not only <= set(MEASURES):
+        parser.error(f"--only takes {', '.join(MEASURES)}, not {', '.join(only - set(MEASURES))}")
     size = SMOKE if args.smoke else FULL
     overrides = {
         f.name: getattr(args, f.name)
@@ -764,7 +787,7 @@ def main(argv: list[str] | None = None) -> int:
             log("starting servers: " + ", ".join(s.label for s in servers))
             for server in servers:
                 wait_ready(server)
-            run_workload(servers, size, log)
+            run_workload(servers, size, log, only)
         finally:
             for server in servers:
                 stop(server)

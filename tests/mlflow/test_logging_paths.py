@@ -90,6 +90,32 @@ def test_logged_keys_and_values_are_stripped_and_blank_keys_refused(tracking: Tr
     assert response.json()["error_code"] == "INVALID_PARAMETER_VALUE"
 
 
+def test_each_key_keeps_its_latest_point_in_batches_of_many_keys(tracking: Tracking) -> None:
+    """The latest values go in as multi-row upserts (several statements for 1,000 keys):
+    only a later point (higher step, or the same step and a later or equal time) replaces
+    one. (``Metric`` takes key, value, timestamp, step.)"""
+    client = MlflowClient()
+    run_id = client.create_run(client.create_experiment(unique("exp"))).info.run_id
+    client.log_batch(run_id, metrics=[Metric(f"k{i}", float(i), 5, 100) for i in range(1000)])
+    client.log_batch(
+        run_id,
+        metrics=[
+            Metric("k0", -1.0, 4, 100),  # the same step, earlier: kept out
+            Metric("k1", -1.0, 9, 99),  # an older step: kept out
+            Metric("k2", -2.0, 5, 100),  # the same step and time: replaces
+            Metric("k3", -3.0, 6, 100),  # the same step, later: replaces
+            Metric("k4", math.nan, 0, 101),  # a higher step: replaces, NaN and all
+        ],
+    )
+    metrics = client.get_run(run_id).data.metrics
+    assert len(metrics) == 1000
+    assert (metrics["k0"], metrics["k1"], metrics["k2"], metrics["k3"]) == (0.0, 1.0, -2.0, -3.0)
+    assert math.isnan(metrics["k4"])
+    assert all(metrics[f"k{i}"] == float(i) for i in range(5, 1000))
+    found = client.search_runs([client.get_run(run_id).info.experiment_id], "metrics.k999 > 998")
+    assert [run.info.run_id for run in found] == [run_id]
+
+
 def test_run_creation_checks_its_experiment(tracking: Tracking) -> None:
     client = MlflowClient()
     experiment_id = client.create_experiment(unique("exp"))

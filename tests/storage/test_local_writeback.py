@@ -1,15 +1,21 @@
 """A big local upload hands its bytes to the disk as it goes (the fsync at commit then has
-little left): the file is still exactly what was written, and an abort still leaves nothing."""
+little left) and is hashed in a thread beside the writer: the file and its sha256 are still
+exactly what was written, and an abort still leaves nothing behind, thread included."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from pathlib import Path
 
 from shipyard.storage.local import TEMP_PREFIX, WRITEBACK_BYTES, LocalStorage
 
 PIECE = 1024 * 1024
+
+
+def hashing_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "shipyard-sha256"]
 
 
 def pieces(total: int) -> list[bytes]:
@@ -24,6 +30,7 @@ def test_a_file_written_back_as_it_grows_is_whole(tmp_path: Path) -> None:
     for piece in data:
         writer.write(piece)
     written = writer.commit()
+    assert hashing_threads() == []
     expected = b"".join(data)
     assert written.size == len(expected)
     assert written.sha256 == hashlib.sha256(expected).hexdigest()
@@ -40,5 +47,6 @@ def test_an_abort_after_writeback_leaves_nothing(tmp_path: Path) -> None:
     for piece in pieces(WRITEBACK_BYTES + PIECE):
         writer.write(piece)
     writer.abort()
+    assert hashing_threads() == []
     assert [p.name for p in tmp_path.rglob("*")] == []
     assert not any(p.name.startswith(TEMP_PREFIX) for p in tmp_path.iterdir())

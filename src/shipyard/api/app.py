@@ -21,6 +21,7 @@ from shipyard._version import __version__
 from shipyard.api import problems
 from shipyard.api.authz import GuardedRoute, install_body_error_guard
 from shipyard.api.deps import Services
+from shipyard.api.file_transfer import tune_allocator
 from shipyard.api.middleware import RequestContextMiddleware
 from shipyard.api.routers import (
     artifacts,
@@ -30,6 +31,7 @@ from shipyard.api.routers import (
     costs,
     data,
     datastores,
+    endpoints,
     environments,
     experiments,
     groups,
@@ -37,6 +39,7 @@ from shipyard.api.routers import (
     jobs,
     models,
     registries,
+    registry_components,
     role_assignments,
     roles,
     runs,
@@ -67,6 +70,8 @@ from shipyard.services.datastores import (
     DatastoreService,
     NamedDatastoreResolver,
 )
+from shipyard.services.endpoint_keys import EndpointAuthenticator, EndpointKeys
+from shipyard.services.endpoints import OnlineEndpointService
 from shipyard.services.environments import Environments
 from shipyard.services.experiments import ExperimentService
 from shipyard.services.groups import GroupService
@@ -80,11 +85,14 @@ from shipyard.services.master_key import load_keyring
 from shipyard.services.model_assets import ModelAssetService
 from shipyard.services.model_versions import ModelVersionService
 from shipyard.services.models import ModelService
+from shipyard.services.online_deployments import OnlineDeploymentService
 from shipyard.services.passwords import Passwords
 from shipyard.services.pipeline_runner import PipelineRunner
 from shipyard.services.pipelines import PipelineService
 from shipyard.services.rate_limit import SlidingWindowLimiter
 from shipyard.services.registries import RegistryService
+from shipyard.services.registry_code import RegistryCode
+from shipyard.services.registry_components import RegistryComponents
 from shipyard.services.role_assignments import RoleAssignmentService
 from shipyard.services.roles import RoleService
 from shipyard.services.run_inputs import RunInputService
@@ -266,9 +274,13 @@ def build_services(settings: Settings, db: Database) -> Services:
         data=data,
         model_assets=model_assets,
     )
-    components = Components(db, environments, authorizer)
+    registry_code = RegistryCode(db, datastore_paths, opener, settings.artifact_root_uri)
+    registry_components = RegistryComponents(db, environments, authorizer, registry_code)
+    components = Components(db, environments, authorizer, registries=registry_components)
     pipelines = PipelineService(db, jobs, components, wake=jobs.wake)
     sweeps = SweepService(db, jobs, wake=jobs.wake)
+    endpoint_auth = EndpointAuthenticator(db)
+    endpoint_keys = EndpointKeys(db, secret_service, changed=endpoint_auth.invalidate)
     return Services(
         settings=settings,
         db=db,
@@ -330,7 +342,19 @@ def build_services(settings: Settings, db: Database) -> Services:
         costs=CostService(db),
         lineage=LineageService(db),
         job_runner=runner,
-        registries=RegistryService(db),
+        online_endpoints=OnlineEndpointService(db, endpoint_keys, server_url=settings.server_url),
+        online_deployments=OnlineDeploymentService(
+            db,
+            authorizer,
+            IoResolver(db, datastore_paths, data, model_assets),
+            model_assets,
+            environments,
+            secret_service,
+            logs_root=settings.data_dir / "deployments",
+        ),
+        endpoint_auth=endpoint_auth,
+        registries=RegistryService(db, registry_code),
+        registry_components=registry_components,
     )
 
 
@@ -346,6 +370,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        tune_allocator()  # big request bodies: see file_transfer
         purger = asyncio.create_task(_purge_loop(services, settings.purge_interval_seconds))
         collector = asyncio.create_task(
             _upload_gc_loop(services, settings.upload_gc_interval_seconds)
@@ -385,6 +410,9 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     problems.install(app)
     install_body_error_guard(app)  # replaces two of them: authenticate before body errors
     mlflow_surface.install(app)  # MLflow's error shape under /mlflow/ (wraps the ones above)
+    # Added before the request context middleware, so it runs inside it (request id, body
+    # limit, audit): MLflow's hottest methods without FastAPI's routing (see its module).
+    app.add_middleware(mlflow_surface.HotRoutes, api=app)
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_request_body_bytes,
@@ -401,6 +429,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         roles.router,
         role_assignments.router,
         registries.router,
+        registry_components.router,
         audit.router,
         sessions.router,
         experiments.router,
@@ -419,6 +448,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         environments.router,
         components.router,
         schedules.router,
+        endpoints.router,
         models.router,
         mlflow_surface.router,
     ):

@@ -15,6 +15,7 @@ from shipyard.mlflow.artifacts import proxy as _artifact_proxy
 from shipyard.mlflow.artifacts import tracking as _artifact_list
 from shipyard.mlflow.errors import install
 from shipyard.mlflow.experiments import router as _experiments
+from shipyard.mlflow.hot_routes import HotRoutes
 from shipyard.mlflow.inputs import router as _inputs
 from shipyard.mlflow.logged_models import outputs as _run_outputs
 from shipyard.mlflow.logged_models import router as _logged_models
@@ -44,4 +45,4 @@ for _part in (
 ):
     router.include_router(_part)
 
-__all__ = ["install", "router", "tracking_uri"]
+__all__ = ["HotRoutes", "install", "router", "tracking_uri"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from shipyard.api.authz import GuardedRoute, require
 from shipyard.api.deps import Services, get_services
@@ -24,6 +24,7 @@ from shipyard.mlflow.lookup import active_experiment
 from shipyard.mlflow.paths import API_PREFIX
 from shipyard.mlflow.schemas import body_of
 from shipyard.schemas.tracking import RunCreate, RunUpdate
+from shipyard.services.audit import AuditEntry
 
 router = APIRouter(
     prefix=API_PREFIX + "/runs",
@@ -36,6 +37,7 @@ router = APIRouter(
 def create_run(
     workspace: str,
     body: m.CreateRun,
+    request: Request,
     principal: Principal = require(actions.JOBS_WRITE),
     services: Services = Depends(get_services),
 ) -> Response:
@@ -47,6 +49,11 @@ def create_run(
     tags.pop(RUN_NAME_TAG, None)
     parent = tags.pop(PARENT_TAG, None) or None
     tags[USER_TAG] = principal.name
+    # The request's audit event (started by the requirement) is stored with the run, in its
+    # transaction, as the answer it gets when the run is stored.
+    audit = getattr(request.state, "audit", None)
+    if isinstance(audit, AuditEntry):
+        audit.status = 200
     run = services.runs.create(
         principal,
         workspace,
@@ -59,6 +66,7 @@ def create_run(
         ),
         # Looked up (and checked active) in the transaction that creates the run.
         experiment_id=experiment_id,
+        audit=audit if isinstance(audit, AuditEntry) else None,
     )
     # Serialised here, once: returned as a model, FastAPI would validate it again first.
     created = m.RunResponse(run=convert.run(run))

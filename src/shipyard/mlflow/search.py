@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Response
@@ -45,57 +46,69 @@ def search_runs(
         max_results=body.max_results,
         page_token=body.page_token,
         include_deleted=view != "ACTIVE_ONLY",
+        full=False,
     )
-    inputs = services.run_inputs.of_runs([row.id for row in found.rows])
-    runs = [_run_json(row, found, inputs.get(row.id)) for row in found.rows]
-    page = {"runs": runs, "next_page_token": found.next_page_token}
-    return Response(json.dumps(page, separators=(",", ":")), media_type="application/json")
+    with_inputs = found.details.with_inputs
+    inputs = services.run_inputs.of_runs(list(with_inputs)) if with_inputs else {}
+    runs = ",".join(_run_json(row, found, inputs.get(row.id)) for row in found.rows)
+    token = "null" if found.next_page_token is None else _quote(found.next_page_token)
+    return Response(f'{{"runs":[{runs}],"next_page_token":{token}}}', media_type="application/json")
 
 
-_NO_INPUTS: dict[str, list[Any]] = {"dataset_inputs": [], "model_inputs": []}
+# What json.dumps writes for a string (ASCII, escaped, quoted), without its Python overhead.
+_quote: Callable[[str], str] = json.encoder.encode_basestring_ascii
+_NO_INPUTS = '{"dataset_inputs":[],"model_inputs":[]}'
 
 
-def _run_json(row: Any, found: RunRows, inputs: RunInputsRead | None) -> dict[str, Any]:
-    """``convert.run`` of the run, as JSON-ready dicts straight from the store's rows.
+def _run_json(row: Any, found: RunRows, inputs: RunInputsRead | None) -> str:
+    """``convert.run`` of the run, as JSON text straight from the store's rows.
 
-    A search answers up to 1,000 runs; three models per run (the service's, MLflow's, and
-    FastAPI checking the answer) cost more than the query. tests/mlflow/test_logging_paths.py
-    holds this to ``convert.run``'s output for the same runs."""
-    tags = dict(found.details.tags.get(row.id, ()))
-    creator = found.users.get(row.created_by)
-    user = creator or tags.get(convert.USER_TAG, "")
+    A search answers up to thousands of runs; three models per run (the service's, MLflow's,
+    and FastAPI checking the answer), or even a dict per run for json.dumps, cost more than
+    the query. tests/mlflow/test_logging_paths.py holds this to ``convert.run``'s output for
+    the same runs."""
+    run_id = row.id
+    tags = dict(found.details.tags.get(run_id, ()))
+    user = found.users.get(row.created_by) or tags.get(convert.USER_TAG, "")
     tags[convert.RUN_NAME_TAG] = row.name
     if row.parent_id:
         tags[convert.PARENT_TAG] = row.parent_id
-    params = found.details.params.get(row.id, {})
-    metrics = sorted(found.details.metrics.get(row.id, ()))
-    return {
-        "info": {
-            "run_id": row.id,
-            "run_uuid": row.id,
-            "run_name": row.name,
-            "experiment_id": row.experiment_id,
-            "user_id": user,
-            "status": convert.mlflow_status(row.status),
-            "start_time": convert.ms(row.start_time),
-            "end_time": convert.ms(row.end_time) if row.end_time else None,
-            "artifact_uri": convert.artifact_uri(row.id),
-            "lifecycle_stage": row.lifecycle_stage,
-        },
-        "data": {
-            "metrics": [
-                {
-                    "key": key,
-                    "value": metric_json(math.nan if is_nan else float(value or 0)),
-                    "timestamp": timestamp,
-                    "step": step,
-                }
-                for key, step, timestamp, value, is_nan in metrics
-            ],
-            "params": [{"key": k, "value": v} for k, v in sorted(params.items())],
-            "tags": [{"key": k, "value": v} for k, v in sorted(tags.items())],
-        },
-        "inputs": _NO_INPUTS
+    metrics = ",".join(
+        f'{{"key":{_quote(key)},"value":{_number(value, is_nan)},'
+        f'"timestamp":{timestamp},"step":{step}}}'
+        for key, step, timestamp, value, is_nan in found.details.metrics.get(run_id, ())
+    )
+    params = _pairs(found.details.params.get(run_id, {}))
+    end = convert.ms(row.end_time) if row.end_time else "null"
+    info = (
+        f'"run_id":{_quote(run_id)},"run_uuid":{_quote(run_id)},"run_name":{_quote(row.name)},'
+        f'"experiment_id":{_quote(row.experiment_id)},"user_id":{_quote(user)},'
+        f'"status":"{convert.mlflow_status(row.status)}",'
+        f'"start_time":{convert.ms(row.start_time)},"end_time":{end},'
+        f'"artifact_uri":{_quote(convert.artifact_uri(run_id))},'
+        f'"lifecycle_stage":{_quote(row.lifecycle_stage)}'
+    )
+    consumed = (
+        _NO_INPUTS
         if inputs is None or not (inputs.datasets or inputs.models)
-        else convert.run_inputs(inputs).model_dump(mode="json", by_alias=True),
-    }
+        else convert.run_inputs(inputs).model_dump_json(by_alias=True)
+    )
+    return (
+        f'{{"info":{{{info}}},"data":{{"metrics":[{metrics}],"params":[{params}],'
+        f'"tags":[{_pairs(tags)}]}},"inputs":{consumed}}}'
+    )
+
+
+def _pairs(values: dict[str, str]) -> str:
+    """Params or tags as MLflow's list of key-value objects, by key."""
+    return ",".join(
+        f'{{"key":{_quote(key)},"value":{_quote(value)}}}' for key, value in sorted(values.items())
+    )
+
+
+def _number(value: float | None, is_nan: bool) -> str:
+    """A latest metric value in JSON (``metric_json``'s spelling of NaN and infinities)."""
+    number = math.nan if is_nan else float(value or 0)
+    if number - number == 0:  # finite: NaN and infinities are not
+        return repr(number)
+    return json.dumps(metric_json(number))

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import insert
+from sqlalchemy import Table, insert
+from sqlalchemy.orm import Session
 
 from shipyard.domain.errors import InvalidInputError
 from shipyard.schemas.audit import AuditEventRead
@@ -19,7 +21,9 @@ from shipyard.store.database import Database
 
 log = logging.getLogger(__name__)
 
-_INSERT_EVENT = insert(AuditEventRow)
+# On the table, run on the session's connection: an ORM insert goes through the ORM's bulk
+# machinery, which cost more than the statement.
+_INSERT_EVENT = insert(cast(Table, AuditEventRow.__table__))
 
 # Reads that reveal secrets are recorded like changes.
 SENSITIVE_SUFFIXES = ("secrets/read", "/action")
@@ -42,6 +46,8 @@ class AuditEntry:
     # Telemetry a run logs (metric points, params, tags) is not an audited change: it arrives
     # thousands of times a minute and the run itself records it. Its denials still are.
     telemetry: bool = False
+    # Already written, in the transaction of the change itself (see ``insert_event``).
+    recorded: bool = False
 
     @property
     def refused(self) -> bool:
@@ -56,7 +62,8 @@ class AuditEntry:
             and not self.action.endswith("/read")
             and not self.telemetry
         )
-        return self.refused or changes or self.action.endswith(SENSITIVE_SUFFIXES)
+        wanted = self.refused or changes or self.action.endswith(SENSITIVE_SUFFIXES)
+        return wanted and not self.recorded
 
     @property
     def outcome(self) -> str:
@@ -72,6 +79,35 @@ class AuditFilter:
     principal: str | None = None
     action: str | None = None
     outcome: str | None = None
+
+
+def insert_event(session: Session, entry: AuditEntry, workspace_id: str | None) -> None:
+    """Write ``entry`` in ``session``'s transaction. One Core insert (no ORM unit of work):
+    this runs for every change a client makes.
+
+    A service whose change is the request's whole effect (creating a run) writes the
+    request's event in its own transaction, once it knows the answer's ``entry.status``:
+    then the event is stored exactly when the change is, with one commit instead of two.
+    The service marks the entry ``recorded`` after its commit, so the request context
+    middleware does not write it again; if the transaction fails, the middleware records
+    the failure as for any request."""
+    session.connection().execute(
+        _INSERT_EVENT,
+        {
+            "at": utcnow(),
+            "principal_id": entry.principal_id,
+            "principal_name": entry.principal_name,
+            "action": entry.action,
+            "method": entry.method,
+            "resource": entry.resource[:2000],
+            "workspace_id": workspace_id,
+            "workspace": entry.workspace if workspace_id else None,
+            "outcome": entry.outcome,
+            "status": entry.status,
+            "client_address": entry.client_address,
+            "request_id": entry.request_id,
+        },
+    )
 
 
 def event_read(row: AuditEventRow) -> AuditEventRead:
@@ -95,30 +131,13 @@ class AuditService:
         self.db = db
 
     def record(self, entry: AuditEntry) -> None:
-        # One Core insert (no ORM unit of work): this runs for every change a client makes.
         with self.db.write() as session:
             workspace_id = (
                 workspace_store.get_workspace_id(session, entry.workspace)
                 if entry.workspace
                 else None
             )
-            session.execute(
-                _INSERT_EVENT,
-                {
-                    "at": utcnow(),
-                    "principal_id": entry.principal_id,
-                    "principal_name": entry.principal_name,
-                    "action": entry.action,
-                    "method": entry.method,
-                    "resource": entry.resource[:2000],
-                    "workspace_id": workspace_id,
-                    "workspace": entry.workspace if workspace_id else None,
-                    "outcome": entry.outcome,
-                    "status": entry.status,
-                    "client_address": entry.client_address,
-                    "request_id": entry.request_id,
-                },
-            )
+            insert_event(session, entry, workspace_id)
 
     def list(
         self,

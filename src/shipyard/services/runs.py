@@ -30,11 +30,13 @@ from shipyard.schemas.tracking import (
     RunRead,
     RunUpdate,
 )
+from shipyard.services.audit import AuditEntry, insert_event
 from shipyard.services.experiments import get_or_create, workspace_id_of
 from shipyard.services.paging import split_page
 from shipyard.store import tracking as store
 from shipyard.store.base import new_id, utcnow
 from shipyard.store.database import Database
+from shipyard.store.run_details import LatestRow, RunDetails, run_details
 from shipyard.store.run_search import ordered, where_clause
 from shipyard.store.tracking import (
     JOB_COLUMNS,
@@ -68,20 +70,24 @@ class RunRows:
     runs (MLflow's search) without a model per run first."""
 
     rows: list[Any]
-    details: store.RunDetails
-    experiments: dict[str, str]  # experiment id -> name
+    details: RunDetails
+    experiments: dict[str, str]  # experiment id -> name (none when read with full=False)
     users: dict[str, str]  # principal id -> name
     next_page_token: str | None = None
 
 
-def run_rows(session: Session, rows: list[Any], token: str | None = None) -> RunRows:
-    """``rows`` with their params, tags and latest metrics: five queries for the whole list,
-    not five per run."""
+def run_rows(
+    conn: Connection | Session, rows: list[Any], token: str | None = None, *, full: bool = True
+) -> RunRows:
+    """``rows`` with their params, tags and latest metrics: three queries for the whole
+    list (details, experiment names, user names), not a few per run. ``full=False`` leaves
+    out the experiments' names."""
+    experiments = {row.experiment_id for row in rows} if full else set()
     return RunRows(
         rows=rows,
-        details=store.run_details(session, [row.id for row in rows]),
-        experiments=store.names_of(session, ExperimentRow, {row.experiment_id for row in rows}),
-        users=store.names_of(session, UserRow, {row.created_by for row in rows}),
+        details=run_details(conn, [row.id for row in rows]),
+        experiments=store.names_of(conn, ExperimentRow, experiments),
+        users=store.names_of(conn, UserRow, {row.created_by for row in rows}),
         next_page_token=token,
     )
 
@@ -96,7 +102,7 @@ def reads_of(found: RunRows) -> list[RunRead]:
     returns up to 1,000 runs."""
     details, experiments, users = found.details, found.experiments, found.users
     construct, metric = RunRead.model_construct, LatestMetric.model_construct
-    no_metrics: list[store.LatestRow] = []
+    no_metrics: list[LatestRow] = []
     return [
         construct(
             id=row.id,
@@ -142,9 +148,11 @@ class RunService:
         body: RunCreate,
         *,
         experiment_id: str | None = None,
+        audit: AuditEntry | None = None,
     ) -> RunRead:
         """A new run in ``body.experiment`` (created on first use), or in the existing, active
-        experiment ``experiment_id`` when given (how MLflow names it)."""
+        experiment ``experiment_id`` when given (how MLflow names it). ``audit``: the
+        request's event, written in the run's own transaction (see ``insert_event``)."""
         with self.db.write() as session:
             if experiment_id is None:
                 workspace_id = workspace_id_of(session, workspace)
@@ -177,10 +185,16 @@ class RunService:
                 "end_time": None,
                 "status_history": [("Running", now.isoformat())],
             }
-            store.insert_job(session, values)
-            store.insert_tags(session, values["id"], body.tags)
-        # A new run has logged nothing yet: no need to read back what it holds.
-        return RunRead(
+            conn = session.connection()  # Core statements: no ORM work per insert
+            store.insert_job(conn, values)
+            store.insert_tags(conn, values["id"], body.tags)
+            if audit is not None:
+                insert_event(session, audit, workspace_id)
+        if audit is not None:
+            audit.recorded = True  # committed with the run
+        # A new run has logged nothing yet: no need to read back what it holds. Built without
+        # validation: every value is one this method made or checked.
+        return RunRead.model_construct(
             id=values["id"],
             name=values["name"],
             experiment=experiment_name,
@@ -263,15 +277,19 @@ class RunService:
         max_results: int = 100,
         page_token: str | None = None,
         include_deleted: bool = False,
+        full: bool = True,
     ) -> RunRows:
-        """Like ``search``, the runs as rows (see ``RunRows``)."""
+        """Like ``search``, the runs as rows (see ``RunRows``); ``full=False`` leaves out
+        what MLflow's representation of a run does not show: the status history and the
+        experiment's name."""
         expr = parse_filter(filter or "")
         keys = parse_order_by(list(order_by or []))
         offset = _decode_offset(page_token)
-        with self.db.read() as session:
-            workspace_id = workspace_id_of(session, workspace)
-            # The job table's columns, not ORM objects: a search returns up to 1,000 runs.
-            query = select(*JOB_COLUMNS).where(
+        # A bare connection, the job table's columns: no ORM objects (a search returns up to
+        # thousands of runs), no ORM loading of rows.
+        with self.db.connect() as conn:
+            workspace_id = _require_workspace(conn, workspace)
+            query = select(*(JOB_COLUMNS if full else _NO_HISTORY)).where(
                 JobRow.workspace_id == workspace_id, where_clause(expr)
             )
             if not include_deleted:
@@ -284,11 +302,11 @@ class RunService:
                 )
                 query = query.where(JobRow.experiment_id.in_(names.scalar_subquery()))
             query = ordered(query, keys).offset(offset).limit(max_results + 1)
-            rows = list(session.execute(query))
+            rows = list(conn.execute(query).all())
             token = (
                 encode_page_token(str(offset + max_results)) if len(rows) > max_results else None
             )
-            return run_rows(session, rows[:max_results], token)
+            return run_rows(conn, rows[:max_results], token, full=full)
 
     def update(self, workspace: str, run_id: str, body: RunUpdate) -> RunRead:
         with self.db.write() as session:
@@ -393,6 +411,10 @@ class RunService:
             total_points=len(points),
             downsampled=len(kept) < len(points),
         )
+
+
+# The job table's columns but the status history (a JSON document to decode per run).
+_NO_HISTORY = tuple(column for column in JOB_COLUMNS if column.key != "status_history")
 
 
 def _insert_params(session: Session, job_id: str, params: Mapping[str, str]) -> None:
@@ -516,11 +538,18 @@ def _require_state(conn: Connection, workspace: str, run_id: str) -> RunState:
     found = store.run_state(conn, workspace, run_id)
     if found is not None:
         return found
-    if get_workspace_id(conn, workspace) is None:
+    _require_workspace(conn, workspace)
+    raise NotFoundError(f"run {run_id!r} does not exist", code="run_not_found", field="run_id")
+
+
+def _require_workspace(conn: Connection, workspace: str) -> str:
+    """The workspace's id (``workspace_id_of``, on a bare connection)."""
+    workspace_id = get_workspace_id(conn, workspace)
+    if workspace_id is None:
         raise NotFoundError(
             f"workspace {workspace!r} does not exist", code="workspace_not_found", field="workspace"
         )
-    raise NotFoundError(f"run {run_id!r} does not exist", code="run_not_found", field="run_id")
+    return workspace_id
 
 
 def _active_experiment(session: Session, workspace: str, experiment_id: str) -> ExperimentState:

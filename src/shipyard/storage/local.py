@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import shutil
 import uuid
@@ -15,6 +14,7 @@ from typing import BinaryIO
 
 from shipyard.domain.errors import InsufficientStorageError, InvalidInputError, NotFoundError
 from shipyard.storage.base import CHUNK, FileInfo, Written, check_range
+from shipyard.storage.hashing import StreamHash
 from shipyard.storage.paths import clean_relative
 
 #: Uploads in progress live next to their target under this prefix; listings never show them.
@@ -60,13 +60,15 @@ class LocalWriter:
         with _disk_errors(path):
             target.parent.mkdir(parents=True, exist_ok=True)
             self._file = self._temp.open("xb")
-        self._hash = hashlib.sha256()
+        self._hash = StreamHash()  # a big file's is computed in a thread beside this one
         self._written_back = 0  # bytes already handed to the kernel's writeback
 
     def write(self, data: bytes) -> None:
         if self._file is None:
             raise RuntimeError("the upload is already finished")
         try:
+            # Handed to the hash first: a big file's thread hashes it while this one writes.
+            self._hash.update(data)
             with _disk_errors(self.path):
                 self._file.write(data)
                 written = self.size + len(data)
@@ -77,7 +79,6 @@ class LocalWriter:
             # A full disk leaves nothing half-written behind, even if the caller never aborts.
             self.abort()
             raise
-        self._hash.update(data)
         self.size += len(data)
 
     def _start_writeback(self, end: int) -> None:
@@ -98,9 +99,10 @@ class LocalWriter:
         try:
             with _disk_errors(self.path):
                 self._file.flush()
-                os.fsync(self._file.fileno())
+                os.fsync(self._file.fileno())  # meanwhile the hash catches up in its thread
                 self._file.close()
             self._file = None
+            sha256 = self._hash.hexdigest()
             if self._target.is_dir():
                 raise InvalidInputError(
                     f"{self.path!r} is a folder", code="path_is_folder", field="path"
@@ -109,9 +111,10 @@ class LocalWriter:
         except BaseException:
             self.abort()
             raise
-        return Written(path=self.path, size=self.size, sha256=self._hash.hexdigest())
+        return Written(path=self.path, size=self.size, sha256=sha256)
 
     def abort(self) -> None:
+        self._hash.close()
         if self._file is not None:
             file, self._file = self._file, None
             # Closing flushes the buffer, which fails again on a full disk; the file goes anyway.

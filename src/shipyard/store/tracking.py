@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import chain
 from typing import Any, NamedTuple, cast
@@ -27,17 +26,15 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    and_,
     bindparam,
     insert,
-    or_,
     select,
     tuple_,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from shipyard.store.base import ID, Base, UtcDateTime, new_id, utcnow
+from shipyard.store.driver import DriverStatement
 from shipyard.store.workspaces import WorkspaceRow
 
 POINT_ID = BigInteger().with_variant(Integer, "sqlite")
@@ -179,59 +176,22 @@ def list_jobs(
 
 # A job's columns, to select rows rather than ORM objects where many are read at once.
 JOB_COLUMNS = tuple(getattr(JobRow, c.key) for c in JobRow.__table__.columns)
-# A latest value as read: (key, step, timestamp, value or None, is_nan).
-LatestRow = tuple[str, int, int, float | None, bool]
 
 
-@dataclass
-class RunDetails:
-    """What runs logged, by run id."""
-
-    params: dict[str, dict[str, str]] = field(default_factory=dict)
-    tags: dict[str, dict[str, str]] = field(default_factory=dict)
-    metrics: dict[str, list[LatestRow]] = field(default_factory=dict)
-
-
-def run_details(session: Session, job_ids: list[str]) -> RunDetails:
-    details = RunDetails()
-    if not job_ids:
-        return details
-    for job_id, key, value in session.execute(
-        select(ParamRow.job_id, ParamRow.key, ParamRow.value).where(ParamRow.job_id.in_(job_ids))
-    ):
-        details.params.setdefault(job_id, {})[key] = value
-    for job_id, key, value in session.execute(
-        select(JobTagRow.job_id, JobTagRow.key, JobTagRow.value).where(
-            JobTagRow.job_id.in_(job_ids)
-        )
-    ):
-        details.tags.setdefault(job_id, {})[key] = value
-    latest = LatestMetricRow
-    query = (
-        select(
-            latest.job_id, latest.key, latest.step, latest.timestamp, latest.value, latest.is_nan
-        )
-        .where(latest.job_id.in_(job_ids))
-        .order_by(latest.key)
-    )
-    for job_id, key, step, timestamp, number, is_nan in session.execute(query):
-        details.metrics.setdefault(job_id, []).append((key, step, timestamp, number, is_nan))
-    return details
-
-
-def names_of(session: Session, row_type: Any, ids: set[str]) -> dict[str, str]:
+def names_of(session: Session | Connection, row_type: Any, ids: set[str]) -> dict[str, str]:
     """id → name for rows of a table with ``id`` and ``name`` columns."""
     if not ids:
         return {}
     query = select(row_type.id, row_type.name).where(row_type.id.in_(ids))
-    return dict(session.execute(query).all())
+    return {row[0]: row[1] for row in session.execute(query)}
 
 
 # --- the hot paths: prebuilt statements on the session's connection ------------------------
 #
 # Logging and reading points runs thousands of times a minute with up to 1,000 points (the
 # native SDK up to MAX_COLUMN_POINTS) per call, so these skip the ORM: statements are built
-# once (compiled once per dialect), points go in as plain tuples.
+# once (compiled once per dialect) and run on the driver's cursor (``store.driver``), points
+# go in as plain tuples.
 
 # A point as stored: (job_id, key, step, timestamp, value or None for NaN, is_nan).
 PointRow = tuple[str, str, int, int, float | None, bool]
@@ -266,7 +226,8 @@ def experiment_state(
     """An experiment of the workspace named ``workspace``, with the workspace's id, in one
     indexed statement."""
     params = {"experiment_id": experiment_id, "workspace": workspace}
-    row = conn.execute(_EXPERIMENT_IN_WORKSPACE, params).first()
+    connection = conn.connection() if isinstance(conn, Session) else conn
+    row = _EXPERIMENT_STATE.execute(connection, params).fetchone()
     return None if row is None else ExperimentState(row[0], row[1], row[2], row[3])
 
 
@@ -295,9 +256,13 @@ _RUN_IN_WORKSPACE = (
 )
 
 
+_RUN_STATE = DriverStatement(_RUN_IN_WORKSPACE)
+_EXPERIMENT_STATE = DriverStatement(_EXPERIMENT_IN_WORKSPACE)
+
+
 def run_state(conn: Connection, workspace: str, run_id: str) -> RunState | None:
     """A run of the workspace named ``workspace``, in one indexed statement."""
-    row = conn.execute(_RUN_IN_WORKSPACE, {"run_id": run_id, "workspace": workspace}).first()
+    row = _RUN_STATE.execute(conn, {"run_id": run_id, "workspace": workspace}).fetchone()
     return None if row is None else RunState(row[0], row[1])
 
 
@@ -323,58 +288,69 @@ def insert_points(conn: Connection, points: Sequence[PointRow]) -> None:
     quote = dialect.identifier_preparer.quote
     columns = ", ".join(quote(c) for c in _POINT_COLUMNS)
     table = quote(MetricPointRow.__tablename__)
-    if dialect.name == "postgresql":
-        if len(points) >= _COPY_MIN_POINTS:
-            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-            with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-                for point in points:
-                    copy.write_row(point)
-            return
-        mark = "%s"
-        chunk = len(points)
-    else:
-        mark = "?"
-        chunk = _ROWS_PER_INSERT
-        if len(points) * len(_POINT_COLUMNS) > 999:
-            limit = conn.connection.driver_connection.getlimit(  # type: ignore[union-attr]
-                sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER
-            )
-            chunk = min(chunk, limit // len(_POINT_COLUMNS))
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    if dialect.name == "postgresql" and len(points) >= _COPY_MIN_POINTS:
+        with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            for point in points:
+                copy.write_row(point)
+        return
+    mark, chunk = _marks(conn, len(points))
     row = "(" + ", ".join([mark] * len(_POINT_COLUMNS)) + ")"
     for start in range(0, len(points), chunk):
         part = points[start : start + chunk]
         # Names are our own constants, quoted by the dialect; every value is a bound parameter.
         sql = f"INSERT INTO {table} ({columns}) VALUES " + ", ".join([row] * len(part))  # noqa: S608
-        conn.exec_driver_sql(sql, tuple(chain.from_iterable(part)))
+        cursor.execute(sql, tuple(chain.from_iterable(part)))
 
 
-def _latest_upsert(dialect: str) -> Any:
-    module: Any = postgresql if dialect == "postgresql" else sqlite
-    statement = module.insert(LatestMetricRow.__table__)
-    current, new = LatestMetricRow.__table__.c, statement.excluded
-    return statement.on_conflict_do_update(
-        index_elements=["job_id", "key"],
-        set_={c: new[c] for c in ("step", "timestamp", "value", "is_nan")},
-        # Only a later point replaces the latest value (MLflow's rule: step, then time).
-        where=or_(
-            new.step > current.step,
-            and_(new.step == current.step, new.timestamp >= current.timestamp),
-        ),
-    )
-
-
-_LATEST_UPSERT = {name: _latest_upsert(name) for name in ("sqlite", "postgresql")}
+def _marks(conn: Connection, rows: int) -> tuple[str, int]:
+    """The driver's parameter mark, and how many point rows one statement may carry: all of
+    them on PostgreSQL; 500 on SQLite, fewer where its limit of parameters is lower (999
+    before 3.32)."""
+    if conn.dialect.name == "postgresql":
+        return "%s", max(rows, 1)
+    chunk = _ROWS_PER_INSERT
+    if rows * len(_POINT_COLUMNS) > 999:
+        limit = conn.connection.driver_connection.getlimit(  # type: ignore[union-attr]
+            sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER
+        )
+        chunk = min(chunk, limit // len(_POINT_COLUMNS))
+    return "?", chunk
 
 
 def upsert_latest(conn: Connection, points: Sequence[PointRow]) -> None:
     """Keep each key's latest value: ``points`` holds at most one point per key (PostgreSQL's
-    ON CONFLICT touches a row once per statement)."""
-    rows = [dict(zip(_POINT_COLUMNS, point, strict=True)) for point in points]
-    conn.execute(_LATEST_UPSERT[conn.dialect.name], rows)
+    ON CONFLICT touches a row once per statement). Only a later point replaces the latest
+    value (MLflow's rule: the higher step, then the later time). Multi-row statements on the
+    driver's cursor, like ``insert_points`` (the same spelling on both backends but for the
+    parameter mark)."""
+    if not points:
+        return
+    quote = conn.dialect.identifier_preparer.quote
+    table = quote(LatestMetricRow.__tablename__)
+    job_id, key, step, timestamp = (quote(c) for c in _POINT_COLUMNS[:4])
+    mark, chunk = _marks(conn, len(points))
+    row = "(" + ", ".join([mark] * len(_POINT_COLUMNS)) + ")"
+    columns = ", ".join(quote(c) for c in _POINT_COLUMNS)
+    updates = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in _POINT_COLUMNS[2:])
+    later = (
+        f"excluded.{step} > {table}.{step} OR (excluded.{step} = {table}.{step} "
+        f"AND excluded.{timestamp} >= {table}.{timestamp})"
+    )
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    for start in range(0, len(points), chunk):
+        part = points[start : start + chunk]
+        # Names are our own constants, quoted by the dialect; every value is a bound parameter.
+        sql = (
+            f"INSERT INTO {table} ({columns}) VALUES "  # noqa: S608
+            + ", ".join([row] * len(part))
+            + f" ON CONFLICT ({job_id}, {key}) DO UPDATE SET {updates} WHERE {later}"
+        )
+        cursor.execute(sql, tuple(chain.from_iterable(part)))
 
 
 def metric_history(
-    conn: Connection | Session,
+    conn: Connection,
     job_id: str,
     key: str,
     *,
@@ -383,7 +359,8 @@ def metric_history(
 ) -> list[tuple[int, int, float, int]]:
     """(step, timestamp, value, id) in (step, timestamp, id) order, from after ``after`` (the
     (step, timestamp, id) of the last point of the previous page): keyset paging, so a late
-    page costs what the first did. NaN comes back as float("nan")."""
+    page costs what the first did. NaN comes back as float("nan"). Read on the driver's
+    cursor, all rows at once: a history holds up to millions of points."""
     query = _HISTORY[(after is not None, limit is not None)]
     params: dict[str, Any] = {"job_id": job_id, "key": key}
     if limit is not None:
@@ -393,7 +370,7 @@ def metric_history(
     nan = float("nan")
     return [
         (step, ts, nan if is_nan or value is None else value, point_id)
-        for step, ts, value, is_nan, point_id in conn.execute(query, params)
+        for step, ts, value, is_nan, point_id in query.execute(conn, params).fetchall()
     ]
 
 
@@ -410,4 +387,6 @@ def _history_query(keyset: bool, limited: bool) -> Any:
 
 
 # (keyset, limited) -> statement
-_HISTORY = {(k, n): _history_query(k, n) for k in (False, True) for n in (False, True)}
+_HISTORY = {
+    (k, n): DriverStatement(_history_query(k, n)) for k in (False, True) for n in (False, True)
+}
