@@ -38,6 +38,7 @@ from shipyard.store import authz_state
 
 _BEGIN = "shipyard_sqlite_begin"
 _ASYNC_COMMIT = text("SET LOCAL synchronous_commit TO OFF")
+_SNAPSHOT = text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
 
 
 class Database:
@@ -60,7 +61,13 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
+        """A read transaction that sees one snapshot throughout. PostgreSQL's default (read
+        committed) takes a new snapshot per statement, so a view built from several queries
+        could mix states: a job read as Completed from one row with no end time from the
+        next. SQLite's read transactions are snapshots already."""
         with self._read() as session, session.begin():
+            if not self.is_sqlite:
+                session.execute(_SNAPSHOT)
             yield session
 
     @contextmanager
