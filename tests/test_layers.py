@@ -143,6 +143,9 @@ RULES: list[tuple[str, set[str] | None, set[str]]] = [
     # The MLflow surface sits beside the API (and reuses its authorization dependency); it
     # reaches data only through services.
     ("mlflow", None, {"store", "storage", "cli", "sdk"}),
+    # The serving runtime (scoring instances and their supervisor) is a leaf: the scoring
+    # server runs under a user's environment, where no other part of Shipyard is installed.
+    ("serving", {"domain"}, set()),
 ]
 
 

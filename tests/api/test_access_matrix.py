@@ -117,6 +117,16 @@ ROUTE_ACTIONS = frozenset(
         "workspaces/schedules/read",
         "workspaces/schedules/write",
         "workspaces/schedules/delete",
+        # online endpoints, their credentials and deployments
+        "workspaces/onlineEndpoints/read",
+        "workspaces/onlineEndpoints/write",
+        "workspaces/onlineEndpoints/delete",
+        "workspaces/onlineEndpoints/listKeys/action",
+        "workspaces/onlineEndpoints/regenerateKeys/action",
+        "workspaces/onlineEndpoints/token/action",
+        "workspaces/onlineEndpoints/deployments/read",
+        "workspaces/onlineEndpoints/deployments/write",
+        "workspaces/onlineEndpoints/deployments/delete",
         # registries and the role assignments made at one
         "registries/read",
         "registries/write",
@@ -124,6 +134,10 @@ ROUTE_ACTIONS = frozenset(
         "registries/roleAssignments/read",
         "registries/roleAssignments/write",
         "registries/roleAssignments/delete",
+        # a registry's assets (components)
+        "registries/assets/read",
+        "registries/assets/write",
+        "registries/assets/delete",
     }
 )
 
@@ -187,6 +201,8 @@ _READS = frozenset(
         "workspaces/datastores/read",
         "workspaces/schedules/read",
         "workspaces/secrets/metadata/read",
+        "workspaces/onlineEndpoints/read",
+        "workspaces/onlineEndpoints/deployments/read",
         "registries/read",
         "registries/roleAssignments/read",
         "registries/assets/read",
@@ -200,6 +216,12 @@ _ML_ENGINEERING = frozenset(
         "workspaces/environments/write",
         "workspaces/onlineEndpoints/write",
         "workspaces/onlineEndpoints/deployments/write",
+        # Keys are the endpoint's own: Azure's Data Scientist holds */action (listKeys too).
+        "workspaces/onlineEndpoints/delete",
+        "workspaces/onlineEndpoints/listKeys/action",
+        "workspaces/onlineEndpoints/regenerateKeys/action",
+        "workspaces/onlineEndpoints/token/action",
+        "workspaces/onlineEndpoints/deployments/delete",
         "workspaces/batchEndpoints/write",
         "workspaces/batchEndpoints/deployments/delete",
         "workspaces/schedules/write",
@@ -237,6 +259,8 @@ ALLOWED: dict[str, frozenset[str]] = {
             "workspaces/schedules/read",
             "workspaces/secrets/metadata/read",
             "workspaces/secrets/write",
+            "workspaces/onlineEndpoints/read",
+            "workspaces/onlineEndpoints/deployments/read",
             "workspaces/secrets/delete",
         }
         | _ML_ENGINEERING
@@ -256,6 +280,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     # nor seeing or making their role assignments.
     "Registry User": frozenset(
         {"registries/read", "registries/assets/read", "registries/assets/write"}
+        | {"registries/assets/delete"}  # Azure's registries/assets/*
     ),
     # Global only: may create workspaces.
     "Workspace Creator": frozenset({"workspaces/create"}),
@@ -445,6 +470,7 @@ DATA = "/api/v1/workspaces/{workspace}/data"
 MODELS = "/api/v1/workspaces/{workspace}/models"
 ENVIRONMENTS = "/api/v1/workspaces/{workspace}/environments"
 COMPONENTS = "/api/v1/workspaces/{workspace}/components"
+REGISTRY_COMPONENTS = "/api/v1/registries/{registry}/components"
 JOBS = "/api/v1/workspaces/{workspace}/jobs"
 CODE = "/api/v1/workspaces/{workspace}/code"
 
@@ -772,6 +798,68 @@ _SCHEDULE = {"trigger": {"type": "cron", "expression": "0 3 * * *"},
              "create_job": {"command": "true"}}  # fmt: skip
 
 
+ONLINE = "/api/v1/workspaces/{workspace}/onlineEndpoints"
+
+
+def _admin_endpoint(api: Api, workspace: str | None, auth_mode: str = "key") -> str:
+    name = unique("ep")
+    body = {"name": name, "auth_mode": auth_mode}
+    api.as_admin("POST", ONLINE.format(workspace=_ws(workspace)), json=body)
+    return name
+
+
+def _deployment_body(api: Api, workspace: str | None, name: str) -> dict[str, Any]:
+    """A deployment of a native model with a committed code snapshot (its file a.csv
+    stands in for the scoring script: nothing runs it here)."""
+    root, _ = _begun_upload(api, workspace, "code", sent=True)
+    digest = api.as_admin("POST", f"{root}/commit").json()["digest"]
+    return {
+        "name": name,
+        "model": f"azureml:{_admin_native_model(api, workspace)}:1",
+        "code_configuration": {"code": f"sha256:{digest}", "scoring_script": "a.csv"},
+        "environment": "azureml:shipyard-minimal@latest",
+    }
+
+
+def _endpoint_call(suffix: str = "", body: Any = None, *, auth_mode: str = "key") -> Maker:
+    """A route about an online endpoint the admin made."""
+
+    def make(api: Api, _: Actor, workspace: str | None) -> Call:
+        name = _admin_endpoint(api, workspace, auth_mode)
+        return Call(f"{ONLINE.format(workspace=_ws(workspace))}/{name}{suffix}", body)
+
+    return make
+
+
+def _new_deployment(api: Api, _: Actor, workspace: str | None) -> Call:
+    base = f"{ONLINE.format(workspace=_ws(workspace))}/{_admin_endpoint(api, workspace)}"
+    return Call(f"{base}/deployments", _deployment_body(api, workspace, "blue"))
+
+
+def _deployment_call(suffix: str = "", body: Any = None) -> Maker:
+    """A route about a deployment (taking no traffic) of an endpoint the admin made."""
+
+    def make(api: Api, _: Actor, workspace: str | None) -> Call:
+        base = f"{ONLINE.format(workspace=_ws(workspace))}/{_admin_endpoint(api, workspace)}"
+        api.as_admin("POST", f"{base}/deployments", json=_deployment_body(api, workspace, "blue"))
+        return Call(f"{base}/deployments/blue{suffix}", body)
+
+    return make
+
+
+def _registry_component_call(suffix: str = "", body: Any = None) -> Maker:
+    """A route about a registry's component whose version 1 the admin registered."""
+
+    def make(api: Api, _: Actor, registry: str | None) -> Call:
+        assert registry is not None
+        name = unique("comp").replace("-", "_")
+        path = f"/api/v1/registries/{registry}/components/{name}"
+        api.as_admin("POST", f"{path}/versions", json=_COMPONENT)
+        return Call(path + suffix, body)
+
+    return make
+
+
 def _schedule_call(suffix: str = "") -> Maker:
     """A route about a schedule the admin made."""
 
@@ -980,6 +1068,46 @@ ROUTES: dict[tuple[str, str], Recipe] = {
     ),
     ("DELETE", "/api/v1/registries/{registry}/role-assignments/{assignment_id}"): Recipe(
         "registries/roleAssignments/delete", make=_delete_registry_assignment
+    ),
+    # a registry's components
+    ("GET", f"{REGISTRY_COMPONENTS}"): Recipe(
+        "registries/assets/read",
+        make=lambda api, a, r: Call(f"/api/v1/registries/{r}/components"),
+    ),
+    ("POST", f"{REGISTRY_COMPONENTS}/{{name}}/versions"): Recipe(
+        "registries/assets/write",
+        make=lambda api, a, r: Call(
+            f"/api/v1/registries/{r}/components/{unique('comp').replace('-', '_')}/versions",
+            _COMPONENT,
+        ),
+    ),
+    ("GET", f"{REGISTRY_COMPONENTS}/{{name}}/versions"): Recipe(
+        "registries/assets/read", make=_registry_component_call("/versions")
+    ),
+    ("GET", f"{REGISTRY_COMPONENTS}/{{name}}/versions/{{version}}"): Recipe(
+        "registries/assets/read", make=_registry_component_call("/versions/1")
+    ),
+    ("PATCH", f"{REGISTRY_COMPONENTS}/{{name}}/versions/{{version}}"): Recipe(
+        "registries/assets/write",
+        make=_registry_component_call("/versions/1", {"description": "changed"}),
+    ),
+    ("POST", f"{REGISTRY_COMPONENTS}/{{name}}/versions/{{version}}/archive"): Recipe(
+        "registries/assets/write", make=_registry_component_call("/versions/1/archive")
+    ),
+    ("POST", f"{REGISTRY_COMPONENTS}/{{name}}/versions/{{version}}/restore"): Recipe(
+        "registries/assets/write", make=_registry_component_call("/versions/1/restore")
+    ),
+    ("POST", f"{REGISTRY_COMPONENTS}/{{name}}/archive"): Recipe(
+        "registries/assets/write", make=_registry_component_call("/archive")
+    ),
+    ("POST", f"{REGISTRY_COMPONENTS}/{{name}}/restore"): Recipe(
+        "registries/assets/write", make=_registry_component_call("/restore")
+    ),
+    ("DELETE", f"{REGISTRY_COMPONENTS}/{{name}}/versions/{{version}}"): Recipe(
+        "registries/assets/delete", make=_registry_component_call("/versions/1")
+    ),
+    ("DELETE", f"{REGISTRY_COMPONENTS}/{{name}}"): Recipe(
+        "registries/assets/delete", make=_registry_component_call()
     ),
     # tracking: experiments and runs go by the jobs actions
     ("POST", "/api/v1/workspaces/{workspace}/experiments"): Recipe(
@@ -1531,6 +1659,52 @@ ROUTES: dict[tuple[str, str], Recipe] = {
     ),
     ("GET", "/api/v1/workspaces/{workspace}/schedules/{name}/fires"): Recipe(
         "workspaces/schedules/read", make=_schedule_call("/fires")
+    ),
+    # online endpoints and deployments
+    ("POST", ONLINE): Recipe(
+        "workspaces/onlineEndpoints/write",
+        make=lambda api, a, w: Call(ONLINE.format(workspace=_ws(w)), {"name": unique("ep")}),
+    ),
+    ("GET", ONLINE): Recipe(
+        "workspaces/onlineEndpoints/read",
+        make=lambda api, a, w: Call(ONLINE.format(workspace=_ws(w))),
+    ),
+    ("GET", ONLINE + "/{name}"): Recipe("workspaces/onlineEndpoints/read", make=_endpoint_call()),
+    ("PATCH", ONLINE + "/{name}"): Recipe(
+        "workspaces/onlineEndpoints/write", make=_endpoint_call("", {"description": "changed"})
+    ),
+    ("DELETE", ONLINE + "/{name}"): Recipe(
+        "workspaces/onlineEndpoints/delete", make=_endpoint_call()
+    ),
+    ("POST", ONLINE + "/{name}/listKeys"): Recipe(
+        "workspaces/onlineEndpoints/listKeys/action", make=_endpoint_call("/listKeys")
+    ),
+    ("POST", ONLINE + "/{name}/regenerateKeys"): Recipe(
+        "workspaces/onlineEndpoints/regenerateKeys/action",
+        make=_endpoint_call("/regenerateKeys", {"keyType": "secondary"}),
+    ),
+    ("POST", ONLINE + "/{name}/token"): Recipe(
+        "workspaces/onlineEndpoints/token/action",
+        make=_endpoint_call("/token", auth_mode="aml_token"),
+    ),
+    ("POST", ONLINE + "/{endpoint}/deployments"): Recipe(
+        "workspaces/onlineEndpoints/deployments/write", make=_new_deployment
+    ),
+    ("GET", ONLINE + "/{endpoint}/deployments"): Recipe(
+        "workspaces/onlineEndpoints/deployments/read", make=_endpoint_call("/deployments")
+    ),
+    ("GET", ONLINE + "/{endpoint}/deployments/{name}"): Recipe(
+        "workspaces/onlineEndpoints/deployments/read", make=_deployment_call()
+    ),
+    ("PATCH", ONLINE + "/{endpoint}/deployments/{name}"): Recipe(
+        "workspaces/onlineEndpoints/deployments/write",
+        make=_deployment_call("", {"instance_count": 2}),
+    ),
+    ("DELETE", ONLINE + "/{endpoint}/deployments/{name}"): Recipe(
+        "workspaces/onlineEndpoints/deployments/delete", make=_deployment_call()
+    ),
+    ("GET", ONLINE + "/{endpoint}/deployments/{name}/logs"): Recipe(
+        "workspaces/onlineEndpoints/deployments/read", make=_deployment_call("/logs")
     ),
     # components
     ("GET", COMPONENTS): Recipe(

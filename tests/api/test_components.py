@@ -544,10 +544,11 @@ def test_resolve_accepts_every_reference_form(
 @pytest.mark.parametrize(
     ("ref", "error", "code"),
     [
-        ("azureml://registries/shared/components/train/versions/1", InvalidInputError,
-         "registries_unavailable"),
-        ("azureml://registries/azureml/components/train/labels/latest", InvalidInputError,
-         "registries_unavailable"),
+        # Registry components resolve in their registry (tests/api/test_registry_components.py).
+        ("azureml://registries/shared/components/train/versions/1", NotFoundError,
+         "registry_not_found"),
+        ("azureml://registries/azureml/components/train/labels/latest", NotFoundError,
+         "registry_not_found"),
         ("azureml:train:9", NotFoundError, "component_version_not_found"),
         ("azureml:nope@latest", NotFoundError, "component_not_found"),
         ("azureml:train@stable", InvalidInputError, "invalid_label"),

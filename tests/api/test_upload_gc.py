@@ -21,6 +21,7 @@ from shipyard.api.app import build_services
 from shipyard.services.upload_gc import UploadCollector, UploadUsers, in_use
 from shipyard.store.base import utcnow
 from shipyard.store.components import ComponentVersionRow
+from shipyard.store.endpoints import OnlineDeploymentRow, OnlineEndpointRow
 from shipyard.store.jobs import JobSubmissionRow
 from shipyard.store.logged_models import LoggedModelRow
 from shipyard.store.uploads import ContentUploadRow
@@ -349,6 +350,37 @@ def test_code_snapshots_stay_while_a_component_version_names_them(
 
     with server.db.write() as session:
         session.query(ComponentVersionRow).filter_by(code_digest=digest).delete()
+    removed = [r for r in collector.collect().removed if r.digest == digest]
+    assert [(r.purpose, r.files_removed) for r in removed] == [("code", True)]
+
+
+def test_code_snapshots_stay_while_an_online_deployment_names_them(
+    server: RunningServer, collector: UploadCollector, http: httpx.Client, ws: str
+) -> None:
+    files = {"score.py": b"def init(): pass\ndef run(raw): return raw\n"}
+    digest, _ = begin(http, ws, files, "score.py", area="code")
+    done = http.post(f"/api/v1/workspaces/{ws}/code/artifacts/{digest}/commit")
+    assert done.status_code == 200, done.text
+    with server.db.write() as session:
+        workspace = session.scalars(select(WorkspaceRow).where(WorkspaceRow.name == ws)).one()
+        endpoint = OnlineEndpointRow(workspace_id=workspace.id, name="ep", created_by="admin")
+        session.add(endpoint)
+        session.flush()
+        # What creating a deployment with scoring code writes (the model and environment
+        # do not matter to the collector).
+        session.add(
+            OnlineDeploymentRow(
+                endpoint_id=endpoint.id, name="blue", code_digest=digest, created_by="admin"
+            )
+        )
+    age(server, ws, digest)
+    backdate_files(own_storage(http, ws) / "LocalUpload" / digest)
+
+    assert [r for r in collector.collect().removed if r.digest == digest] == []
+    assert [r.purpose for r in rows(server, ws, digest)] == ["code"]
+
+    with server.db.write() as session:
+        session.query(OnlineDeploymentRow).filter_by(code_digest=digest).delete()
     removed = [r for r in collector.collect().removed if r.digest == digest]
     assert [(r.purpose, r.files_removed) for r in removed] == [("code", True)]
 

@@ -31,6 +31,7 @@ from shipyard.api.routers import (
     costs,
     data,
     datastores,
+    endpoints,
     environments,
     experiments,
     groups,
@@ -38,6 +39,7 @@ from shipyard.api.routers import (
     jobs,
     models,
     registries,
+    registry_components,
     role_assignments,
     roles,
     runs,
@@ -68,6 +70,8 @@ from shipyard.services.datastores import (
     DatastoreService,
     NamedDatastoreResolver,
 )
+from shipyard.services.endpoint_keys import EndpointAuthenticator, EndpointKeys
+from shipyard.services.endpoints import OnlineEndpointService
 from shipyard.services.environments import Environments
 from shipyard.services.experiments import ExperimentService
 from shipyard.services.groups import GroupService
@@ -81,11 +85,14 @@ from shipyard.services.master_key import load_keyring
 from shipyard.services.model_assets import ModelAssetService
 from shipyard.services.model_versions import ModelVersionService
 from shipyard.services.models import ModelService
+from shipyard.services.online_deployments import OnlineDeploymentService
 from shipyard.services.passwords import Passwords
 from shipyard.services.pipeline_runner import PipelineRunner
 from shipyard.services.pipelines import PipelineService
 from shipyard.services.rate_limit import SlidingWindowLimiter
 from shipyard.services.registries import RegistryService
+from shipyard.services.registry_code import RegistryCode
+from shipyard.services.registry_components import RegistryComponents
 from shipyard.services.role_assignments import RoleAssignmentService
 from shipyard.services.roles import RoleService
 from shipyard.services.run_inputs import RunInputService
@@ -267,9 +274,13 @@ def build_services(settings: Settings, db: Database) -> Services:
         data=data,
         model_assets=model_assets,
     )
-    components = Components(db, environments, authorizer)
+    registry_code = RegistryCode(db, datastore_paths, opener, settings.artifact_root_uri)
+    registry_components = RegistryComponents(db, environments, authorizer, registry_code)
+    components = Components(db, environments, authorizer, registries=registry_components)
     pipelines = PipelineService(db, jobs, components, wake=jobs.wake)
     sweeps = SweepService(db, jobs, wake=jobs.wake)
+    endpoint_auth = EndpointAuthenticator(db)
+    endpoint_keys = EndpointKeys(db, secret_service, changed=endpoint_auth.invalidate)
     return Services(
         settings=settings,
         db=db,
@@ -331,7 +342,19 @@ def build_services(settings: Settings, db: Database) -> Services:
         costs=CostService(db),
         lineage=LineageService(db),
         job_runner=runner,
-        registries=RegistryService(db),
+        online_endpoints=OnlineEndpointService(db, endpoint_keys, server_url=settings.server_url),
+        online_deployments=OnlineDeploymentService(
+            db,
+            authorizer,
+            IoResolver(db, datastore_paths, data, model_assets),
+            model_assets,
+            environments,
+            secret_service,
+            logs_root=settings.data_dir / "deployments",
+        ),
+        endpoint_auth=endpoint_auth,
+        registries=RegistryService(db, registry_code),
+        registry_components=registry_components,
     )
 
 
@@ -406,6 +429,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         roles.router,
         role_assignments.router,
         registries.router,
+        registry_components.router,
         audit.router,
         sessions.router,
         experiments.router,
@@ -424,6 +448,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         environments.router,
         components.router,
         schedules.router,
+        endpoints.router,
         models.router,
         mlflow_surface.router,
     ):

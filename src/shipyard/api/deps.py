@@ -14,6 +14,8 @@ from shipyard.services.computes import ComputeService
 from shipyard.services.costs import CostService
 from shipyard.services.data import DataService
 from shipyard.services.datastores import DatastoreService
+from shipyard.services.endpoint_keys import EndpointAuthenticator
+from shipyard.services.endpoints import OnlineEndpointService
 from shipyard.services.environments import Environments
 from shipyard.services.experiments import ExperimentService
 from shipyard.services.groups import GroupService
@@ -24,8 +26,10 @@ from shipyard.services.logged_models import LoggedModelService
 from shipyard.services.model_assets import ModelAssetService
 from shipyard.services.model_versions import ModelVersionService
 from shipyard.services.models import ModelService
+from shipyard.services.online_deployments import OnlineDeploymentService
 from shipyard.services.pipelines import PipelineService
 from shipyard.services.registries import RegistryService
+from shipyard.services.registry_components import RegistryComponents
 from shipyard.services.role_assignments import RoleAssignmentService
 from shipyard.services.roles import RoleService
 from shipyard.services.run_inputs import RunInputService
@@ -82,6 +86,11 @@ class Services:
     job_runner: JobRunner | None
     sweeps: SweepService
     registries: RegistryService
+    online_endpoints: OnlineEndpointService
+    online_deployments: OnlineDeploymentService
+    # The scoring gateway's key and token check (cached; see services.endpoint_keys).
+    endpoint_auth: EndpointAuthenticator
+    registry_components: RegistryComponents
 
 
 async def get_services(request: Request) -> Services:

@@ -13,6 +13,7 @@ from shipyard.cli.computes import compute
 from shipyard.cli.costs import cost
 from shipyard.cli.data import data
 from shipyard.cli.datastores import datastore
+from shipyard.cli.endpoints import online_deployment, online_endpoint
 from shipyard.cli.environments import environment
 from shipyard.cli.groups import group
 from shipyard.cli.jobs import job
@@ -56,6 +57,8 @@ for command in (
     compute,
     job,
     schedule,
+    online_endpoint,
+    online_deployment,
     cost,
     admin,
 ):

@@ -70,6 +70,18 @@ ROLE_ASSIGNMENTS_READ = "roleAssignments/read"
 ROLE_ASSIGNMENTS_WRITE = "roleAssignments/write"
 ROLE_ASSIGNMENTS_DELETE = "roleAssignments/delete"
 AUDIT_READ = "audit/read"
+# Online endpoints (Azure's names). Reading keys and minting tokens end in /action: audited,
+# and outside every role that grants only */read.
+ONLINE_ENDPOINTS_READ = "workspaces/onlineEndpoints/read"
+ONLINE_ENDPOINTS_WRITE = "workspaces/onlineEndpoints/write"
+ONLINE_ENDPOINTS_DELETE = "workspaces/onlineEndpoints/delete"
+ONLINE_ENDPOINTS_LIST_KEYS = "workspaces/onlineEndpoints/listKeys/action"
+ONLINE_ENDPOINTS_REGENERATE_KEYS = "workspaces/onlineEndpoints/regenerateKeys/action"
+ONLINE_ENDPOINTS_TOKEN = "workspaces/onlineEndpoints/token/action"  # noqa: S105  (an action)
+ONLINE_ENDPOINTS_SCORE = "workspaces/onlineEndpoints/score/action"
+ONLINE_DEPLOYMENTS_READ = "workspaces/onlineEndpoints/deployments/read"
+ONLINE_DEPLOYMENTS_WRITE = "workspaces/onlineEndpoints/deployments/write"
+ONLINE_DEPLOYMENTS_DELETE = "workspaces/onlineEndpoints/deployments/delete"
 # Registries: creating one is registries/write at global scope (the registry does not exist
 # yet); reading, changing and deleting it are checked at the registry's own scope.
 REGISTRIES_READ = "registries/read"
@@ -78,6 +90,11 @@ REGISTRIES_DELETE = "registries/delete"
 REGISTRY_ROLE_ASSIGNMENTS_READ = "registries/roleAssignments/read"
 REGISTRY_ROLE_ASSIGNMENTS_WRITE = "registries/roleAssignments/write"
 REGISTRY_ROLE_ASSIGNMENTS_DELETE = "registries/roleAssignments/delete"
+# Assets in a registry (components today): reading one also lets a pipeline of any workspace
+# the caller works in use it.
+REGISTRY_ASSETS_READ = "registries/assets/read"
+REGISTRY_ASSETS_WRITE = "registries/assets/write"  # also: archiving and restoring
+REGISTRY_ASSETS_DELETE = "registries/assets/delete"
 
 _CRUD = ("read", "write", "delete")
 _WORKSPACE_RESOURCES = (
@@ -107,6 +124,7 @@ CATALOG: tuple[str, ...] = (
     "workspaces/onlineEndpoints/score/action",
     "workspaces/onlineEndpoints/listKeys/action",
     "workspaces/onlineEndpoints/regenerateKeys/action",
+    "workspaces/onlineEndpoints/token/action",
     "workspaces/datastores/listSecrets/action",
     "workspaces/secrets/metadata/read",  # names and dates, never values
     "workspaces/secrets/read",  # secret values

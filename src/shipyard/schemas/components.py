@@ -88,6 +88,19 @@ class ComponentVersionCreate(RequestBody):
     )
 
 
+class RegistryComponentVersionCreate(ComponentVersionCreate):
+    """A command component created in a registry: its environment inline (or curated), and
+    its code snapshot uploaded to a workspace first, which the server copies into the
+    registry."""
+
+    code_workspace: str | None = Field(
+        default=None,
+        max_length=63,
+        description="The workspace the code snapshot was uploaded to (needs "
+        "workspaces/jobs/read there); the registry keeps its own copy.",
+    )
+
+
 class ComponentVersionUpdate(RequestBody):
     """What may change on an immutable version: its description and tags."""
 
@@ -138,13 +151,22 @@ class ComponentVersionRead(ResponseBody):
         description="sha256 of what decides what a step runs (part of its reuse fingerprint)."
     )
     archived: bool = False
+    registry: str | None = Field(
+        default=None, description="The registry it belongs to (None: a workspace's)."
+    )
     created_by: str | None = None
     created_at: datetime
     updated_at: datetime
 
     @property
     def id(self) -> str:
-        """How pipelines refer to it: ``azureml:<name>:<version>``."""
+        """How pipelines refer to it: ``azureml:<name>:<version>``, or for a registry's
+        ``azureml://registries/<registry>/components/<name>/versions/<version>``."""
+        if self.registry is not None:
+            return (
+                f"azureml://registries/{self.registry}/components/{self.name}"
+                f"/versions/{self.version}"
+            )
         return f"azureml:{self.name}:{self.version}"
 
 

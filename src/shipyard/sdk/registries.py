@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 from shipyard.schemas.registries import RegistryRead
 from shipyard.sdk.http import HttpSession
+from shipyard.sdk.registry_components import RegistryComponentOperations
 
 Registry = RegistryRead
 _UNSET: Any = object()
@@ -77,11 +78,13 @@ class RegistryOperations:
 
 
 class RegistryHandle:
-    """One registry; later features hang its asset groups here (``reg.models``...)."""
+    """One registry and its asset groups (``reg.components``; models and environments
+    later)."""
 
     def __init__(self, http: HttpSession, name: str) -> None:
         self._http = http
         self.name = name
+        self.components = RegistryComponentOperations(http, name)
 
     def get(self) -> Registry:
         return self._http.get_model(registry_path(self.name), Registry)

@@ -13,6 +13,7 @@ from shipyard.sdk.computes import ComputeOperations
 from shipyard.sdk.costs import CostOperations
 from shipyard.sdk.data import DataOperations
 from shipyard.sdk.datastores import DatastoreOperations
+from shipyard.sdk.endpoints import OnlineDeploymentOperations, OnlineEndpointOperations
 from shipyard.sdk.environments import EnvironmentOperations
 from shipyard.sdk.experiments import ExperimentOperations
 from shipyard.sdk.http import HttpSession
@@ -119,6 +120,8 @@ class WorkspaceHandle:
         self.environments = EnvironmentOperations(http, name)
         self.components = ComponentOperations(http, name)
         self.schedules = ScheduleOperations(http, name, self.jobs._submitted)
+        self.online_endpoints = OnlineEndpointOperations(http, name)
+        self.online_deployments = OnlineDeploymentOperations(http, name, self.models)
 
     def get(self) -> Workspace:
         return self._http.get_model(_path(self.name), Workspace)

@@ -12,14 +12,16 @@ components are pinned when it is made (``services.pipeline_components``), and th
 given inline in it are kept as versions of Azure's anonymous component.
 
 ``resolve`` is the pipeline submit path's entry: a reference (``azureml:name:version``,
-``name@latest``...) or an inline definition becomes a ``ResolvedComponent``.
+``name@latest``...) or an inline definition becomes a ``ResolvedComponent``. A registry
+reference (``azureml://registries/<r>/components/...``) goes to the ``RegistryResolver``
+(``services.registry_components``), which checks the caller's read there.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
@@ -27,6 +29,7 @@ from shipyard.domain import actions
 from shipyard.domain.actions import workspace_scope
 from shipyard.domain.components import (
     ANONYMOUS_NAME,
+    ComponentRef,
     ComponentSpec,
     check_component_name,
     parse_component,
@@ -67,14 +70,29 @@ ASSETS: VersionedAssets[ComponentRow, ComponentVersionRow] = VersionedAssets(
 # itself names).
 _COLUMNS = ("description", "tags")
 
-__all__ = ["ASSETS", "Components", "ResolvedComponent"]
+__all__ = ["ASSETS", "Components", "RegistryResolver", "ResolvedComponent"]
+
+
+class RegistryResolver(Protocol):
+    def resolve(
+        self, principal: Principal, workspace: str, ref: ComponentRef, *, field: str
+    ) -> ResolvedComponent:
+        """A registry component for a step of a pipeline in ``workspace``."""
 
 
 class Components:
-    def __init__(self, db: Database, environments: Environments, authorizer: Authorizer) -> None:
+    def __init__(
+        self,
+        db: Database,
+        environments: Environments,
+        authorizer: Authorizer,
+        *,
+        registries: RegistryResolver | None = None,
+    ) -> None:
         self.db = db
         self.environments = environments
         self.authorizer = authorizer
+        self.registries = registries
         self.pipelines = PipelineComponentPins(self.resolve, self._register_anonymous)
 
     # -- create -----------------------------------------------------------------------------
@@ -100,10 +118,10 @@ class Components:
         with self.db.read() as session:
             ws_id = live_workspace(session, workspace).id
         row = ASSETS.insert(
-            self.db, ws_id, principal.id, name, spec.version, _maker(principal, spec)
+            self.db, ws_id, principal.id, name, spec.version, version_maker(principal, spec)
         )
         with self.db.read() as session:
-            return self._reads(session, name, [row])[0]
+            return version_reads(session, name, [row])[0]
 
     def _register_anonymous(
         self, principal: Principal, workspace: str, resolved: ResolvedComponent
@@ -113,7 +131,7 @@ class Components:
         version = resolved.definition_hash[:32]
         with self.db.read() as session:
             ws_id = live_workspace(session, workspace).id
-        make = _maker(principal, resolved.ports)
+        make = version_maker(principal, resolved.ports)
         with contextlib.suppress(ConflictError):  # made before: the same definition
             ASSETS.insert(self.db, ws_id, principal.id, ANONYMOUS_NAME, version, make)
         with self.db.write() as session:
@@ -146,7 +164,7 @@ class Components:
         """A version, or with ``latest`` the newest one that is not archived."""
         with self.db.read() as session:
             component, row = ASSETS.version(session, workspace, name, version)
-            return self._reads(session, component.name, [row])[0]
+            return version_reads(session, component.name, [row])[0]
 
     def list_assets(
         self,
@@ -199,7 +217,7 @@ class Components:
                 page_token=page_token,
                 max_results=max_results,
             )
-            items = self._reads(session, component.name, rows)
+            items = version_reads(session, component.name, rows)
         return Page[ComponentVersionRead](items=items, next_page_token=token)
 
     # -- change -----------------------------------------------------------------------------
@@ -215,7 +233,7 @@ class Components:
                 row.tags = body.tags
             row.updated_at = utcnow()
             session.flush()
-            return self._reads(session, component.name, [row])[0]
+            return version_reads(session, component.name, [row])[0]
 
     def set_archived(self, workspace: str, name: str, version: str | None, archived: bool) -> None:
         """Archive (hide from lists and from ``latest``) or restore a version, or with no
@@ -259,12 +277,13 @@ class Components:
             )
         parsed = parse_component_ref(ref, field=field)
         if parsed.registry is not None:
-            raise InvalidInputError(
-                f"{ref[:200]!r}: registries are not available yet; register the component in "
-                "this workspace and use azureml:<name>:<version>",
-                code="registries_unavailable",
-                field=field,
-            )
+            if self.registries is None:
+                raise InvalidInputError(
+                    f"{ref[:200]!r}: this server has no registries",
+                    code="registries_unavailable",
+                    field=field,
+                )
+            return self.registries.resolve(principal, workspace, parsed, field=field)
         self.authorizer.authorize(principal, actions.COMPONENTS_READ, workspace_scope(workspace))
         with self.db.read() as session:
             try:
@@ -276,51 +295,51 @@ class Components:
             stored = {**row.spec, "description": row.description, "tags": dict(row.tags)}
             return ResolvedComponent(component.name, row.version, stored, row.definition_hash)
 
-    # -- helpers ----------------------------------------------------------------------------
 
-    def _reads(
-        self, session: Session, name: str, rows: Sequence[ComponentVersionRow]
-    ) -> list[ComponentVersionRead]:
-        users = names_of(session, UserRow, {row.created_by for row in rows})
-        reads = []
-        for row in rows:
-            common: dict[str, Any] = {
-                "name": name,
-                "version": row.version,
-                "description": row.description,
-                "tags": row.tags,
-                "definition_hash": row.definition_hash,
-                "archived": row.archived,
-                "created_by": users.get(row.created_by),
-                "created_at": row.created_at,
-                "updated_at": row.updated_at,
-            }
-            spec: ComponentSpec | PipelineComponentSpec
-            if is_pipeline_component(row.spec):
-                spec = PipelineComponentSpec.from_json(row.spec)
-                common.update(type="pipeline", jobs=spec.jobs)
-            else:
-                spec = ComponentSpec.from_json(row.spec)
-                common.update(
-                    is_deterministic=spec.is_deterministic,
-                    command=spec.command,
-                    code=spec.code,
-                    environment=f"azureml:{row.environment}",
-                    resources=spec.resources,
-                    distribution=spec.distribution,
-                )
-            reads.append(
-                ComponentVersionRead(
-                    display_name=spec.display_name,
-                    inputs={k: v.to_json() for k, v in spec.inputs.items()},
-                    outputs={k: v.to_json() for k, v in spec.outputs.items()},
-                    **common,
-                )
+def version_reads(
+    session: Session, name: str, rows: Sequence[ComponentVersionRow]
+) -> list[ComponentVersionRead]:
+    """Versions as the API shows them (a registry's component adds its own touches)."""
+    users = names_of(session, UserRow, {row.created_by for row in rows})
+    reads = []
+    for row in rows:
+        common: dict[str, Any] = {
+            "name": name,
+            "version": row.version,
+            "description": row.description,
+            "tags": row.tags,
+            "definition_hash": row.definition_hash,
+            "archived": row.archived,
+            "created_by": users.get(row.created_by),
+            "created_at": row.created_at,
+            "updated_at": row.updated_at,
+        }
+        spec: ComponentSpec | PipelineComponentSpec
+        if is_pipeline_component(row.spec):
+            spec = PipelineComponentSpec.from_json(row.spec)
+            common.update(type="pipeline", jobs=spec.jobs)
+        else:
+            spec = ComponentSpec.from_json(row.spec)
+            common.update(
+                is_deterministic=spec.is_deterministic,
+                command=spec.command,
+                code=spec.code,
+                environment=f"azureml:{row.environment}",
+                resources=spec.resources,
+                distribution=spec.distribution,
             )
-        return reads
+        reads.append(
+            ComponentVersionRead(
+                display_name=spec.display_name,
+                inputs={k: v.to_json() for k, v in spec.inputs.items()},
+                outputs={k: v.to_json() for k, v in spec.outputs.items()},
+                **common,
+            )
+        )
+    return reads
 
 
-def _maker(
+def version_maker(
     principal: Principal, spec: ComponentSpec | PipelineComponentSpec
 ) -> Callable[[str, str, int], ComponentVersionRow]:
     """How ``ASSETS.insert`` makes the version's row of a checked and pinned spec."""

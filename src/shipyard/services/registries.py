@@ -1,9 +1,9 @@
 """Registries: create (the creator becomes its Owner), show, list, update, delete.
 
-A registry is a named container for assets shared across workspaces. Later issues fill it
-with models, components, environments and data; deleting a registry will then be refused
-while it holds any. Today it holds none, so a delete removes the registry and every role
-assignment made at it, in one transaction.
+A registry is a named container for assets shared across workspaces: components today
+(``services.registry_components``); models, environments and data later. Deleting a registry
+is refused while it holds any (409 ``registry_not_empty``); an empty one goes with every role
+assignment made at it, in one transaction, and then its folder of code snapshots.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from shipyard.schemas.common import Page
 from shipyard.schemas.registries import RegistryCreate, RegistryRead, RegistryUpdate
 from shipyard.services.authz import registry_not_found
 from shipyard.services.paging import split_page
+from shipyard.services.registry_code import RegistryCode
+from shipyard.services.registry_components import count_components
 from shipyard.services.role_assignments import assign
 from shipyard.store import registries as store
 from shipyard.store import users as user_store
@@ -43,8 +45,9 @@ def registry_read(row: RegistryRow) -> RegistryRead:
 
 
 class RegistryService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, code: RegistryCode | None = None) -> None:
         self.db = db
+        self.code = code
 
     def create(self, creator_id: str, body: RegistryCreate) -> RegistryRead:
         if body.name in RESERVED_NAMES:
@@ -110,10 +113,22 @@ class RegistryService:
     def delete(self, name: str) -> None:
         with self.db.write() as session:
             row = _require(session, name)
+            registry_id = row.id
+            held, names = count_components(session, registry_id)
+            if held:
+                shown = ", ".join(names) + (", ..." if held > len(names) else "")
+                raise ConflictError(
+                    f"registry {name!r} still holds {held} component(s) ({shown}): delete them "
+                    f"first (shipyard component delete --registry {name} -n <name>)",
+                    code="registry_not_empty",
+                    field="registry",
+                )
             # Assignments name the registry by id: they go with it, so a registry made later
             # under the same name starts with none.
             delete_assignments_at(session, "registry", row.id)
             session.delete(row)
+        if self.code is not None:
+            self.code.delete_all(registry_id)
 
 
 def _require(session: Session, name: str) -> RegistryRow:

@@ -16,7 +16,8 @@ Never removed:
 - an upload in the workspace's own storage that a model version's files are in (or whose
   logged model a version came from);
 - a code snapshot (purpose ``code``) whose digest a submitted job or a component version
-  names (``job_submissions.code_digest``, ``component_versions.code_digest``);
+  names (``job_submissions.code_digest``, ``component_versions.code_digest``,
+  ``online_deployments.code_digest``);
 - an upload of a soft-deleted workspace (recovering it brings everything back), of a purpose
   this module does not know, or in a datastore that is read-only now.
 
@@ -52,6 +53,7 @@ from shipyard.store.base import utcnow
 from shipyard.store.components import ComponentRow, ComponentVersionRow
 from shipyard.store.data import DataAssetRow, DataVersionRow
 from shipyard.store.database import Database
+from shipyard.store.endpoints import OnlineDeploymentRow, OnlineEndpointRow
 from shipyard.store.jobs import JobSubmissionRow
 from shipyard.store.logged_models import LoggedModelRow
 from shipyard.store.models import ModelRow, ModelVersionRow
@@ -250,7 +252,11 @@ class UploadUsers:
             .join(ComponentRow, ComponentRow.id == ComponentVersionRow.component_id)
             .where(ComponentVersionRow.code_digest.is_not(None))
         )
-        users.code |= {(ws_id, digest) for ws_id, digest in session.execute(components) if digest}
+        # A registry's components (no workspace) keep their code in the registry's folder.
+        found = session.execute(components)
+        users.code |= {(ws_id, digest) for ws_id, digest in found if ws_id and digest}
+        deployments = session.execute(_DEPLOYMENT_CODE)
+        users.code |= {(ws_id, digest) for ws_id, digest in deployments if digest}
         return users
 
     def use(self, row: ContentUploadRow) -> bool:
@@ -313,7 +319,21 @@ def in_use(session: Session, ws: WorkspaceRow, row: ContentUploadRow) -> bool:
         .join(ComponentRow, ComponentRow.id == ComponentVersionRow.component_id)
         .where(ComponentRow.workspace_id == ws.id, ComponentVersionRow.code_digest == row.digest)
     )
-    return session.execute(components.limit(1)).first() is not None
+    if session.execute(components.limit(1)).first() is not None:
+        return True
+    deployments = _DEPLOYMENT_CODE.where(
+        OnlineEndpointRow.workspace_id == ws.id, OnlineDeploymentRow.code_digest == row.digest
+    )
+    return session.execute(deployments.limit(1)).first() is not None
+
+
+# The scoring code of every online deployment, by workspace: its instances load it again at
+# each restart, so it stays as long as the deployment does.
+_DEPLOYMENT_CODE = (
+    select(OnlineEndpointRow.workspace_id, OnlineDeploymentRow.code_digest)
+    .join(OnlineEndpointRow, OnlineEndpointRow.id == OnlineDeploymentRow.endpoint_id)
+    .where(OnlineDeploymentRow.code_digest.is_not(None))
+)
 
 
 def _model_versions_use(session: Session, ws: WorkspaceRow, row: ContentUploadRow) -> bool:

@@ -7,6 +7,11 @@ are in ``services.asset_versions``. A version keeps its whole pinned spec (envir
 included) as JSON, so it never changes after it is created, with the definition's hash and
 the code snapshot's digest beside it as columns (the upload collector keeps the snapshots
 versions name).
+
+A component belongs to a workspace or to a registry (``registry_id``, ``workspace_id`` then
+null): both kinds share these two tables, so a registry's versions are made, numbered, read
+and archived by the same code. A registry's component keeps the registry from being deleted
+(the foreign key restricts; ``services.registries`` says so first).
 """
 
 from __future__ import annotations
@@ -22,11 +27,18 @@ from shipyard.store.base import ID, Base, UtcDateTime, new_id, utcnow
 
 class ComponentRow(Base):
     __tablename__ = "components"
-    __table_args__ = (UniqueConstraint("workspace_id", "name"),)
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "name"),
+        UniqueConstraint("registry_id", "name"),
+    )
 
     id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
-    workspace_id: Mapped[str] = mapped_column(
+    # Exactly one of the two is set.
+    workspace_id: Mapped[str | None] = mapped_column(
         ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
+    )
+    registry_id: Mapped[str | None] = mapped_column(
+        ForeignKey("registries.id", ondelete="RESTRICT"), index=True
     )
     name: Mapped[str] = mapped_column(String(255))
     archived: Mapped[bool] = mapped_column(default=False)

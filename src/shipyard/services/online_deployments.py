@@ -1,0 +1,521 @@
+"""Online deployments: a model, scoring code and an environment, run as instances behind an
+endpoint (docs/endpoints.md).
+
+Creating or updating a deployment checks and pins everything its instances will need, as a
+job submission does (``services.jobs``): the model reference to a version and its files' URI,
+the environment to a version and its spec, the code to an uploaded snapshot that holds the
+scoring script, secret references to secrets that exist. The row keeps that desired spec and
+a ``generation`` that grows with every change; the runtime (``serving/``) runs what the spec
+says, and reports back through ``report_state``: the provisioning state, one entry per
+instance and the last error. Until a runtime picks a deployment up it stays ``Creating``.
+
+Instances write their output to ``<logs_root>/<deployment id>/*.log``; ``logs`` returns the
+last lines of those files.
+"""
+
+from __future__ import annotations
+
+import builtins
+import posixpath
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from shipyard.domain import actions
+from shipyard.domain.actions import workspace_scope
+from shipyard.domain.asset_uris import parse_asset_ref
+from shipyard.domain.content import is_digest
+from shipyard.domain.endpoints import (
+    CREATING,
+    PROVISIONING_STATES,
+    UPDATING,
+    check_deployment_name,
+    check_endpoint_name,
+    takes_traffic,
+    without_deployment,
+)
+from shipyard.domain.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    ShipyardError,
+)
+from shipyard.domain.paging import decode_page_token
+from shipyard.domain.principals import Principal
+from shipyard.schemas.common import Page
+from shipyard.schemas.endpoints import (
+    DeploymentLogsRead,
+    InlineModel,
+    OnlineDeploymentCreate,
+    OnlineDeploymentRead,
+    OnlineDeploymentUpdate,
+)
+from shipyard.schemas.jobs import DataInput
+from shipyard.services.authz import Authorizer
+from shipyard.services.endpoints import require_endpoint, workspace_of
+from shipyard.services.environments import Environments
+from shipyard.services.job_environment import SECRET_REFERENCE
+from shipyard.services.job_inputs import ASSET_SCHEMES, IoResolver
+from shipyard.services.model_assets import ModelAssetService
+from shipyard.services.paging import split_page
+from shipyard.services.secrets import SecretService
+from shipyard.store import endpoints as store
+from shipyard.store.base import utcnow
+from shipyard.store.database import Database
+from shipyard.store.endpoints import OnlineDeploymentRow, OnlineEndpointRow
+from shipyard.store.tracking import names_of
+from shipyard.store.uploads import get_upload
+from shipyard.store.users import UserRow
+
+DEFAULT_LOG_LINES = 100
+MAX_LOG_LINES = 10_000
+# Read from the end of each log file at most this much: a long-running instance's log grows.
+_LOG_TAIL_BYTES = 4 * 1024 * 1024
+# Fields of the body kept as given (Azure's, with no meaning here) in the spec's "extra".
+_EXTRA = (
+    "scale_settings",
+    "app_insights_enabled",
+    "data_collector",
+    "egress_public_network_access",
+)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    spec: dict[str, Any]
+    code_digest: str | None
+
+
+class OnlineDeploymentService:
+    def __init__(
+        self,
+        db: Database,
+        authorizer: Authorizer,
+        io: IoResolver,
+        models: ModelAssetService,
+        environments: Environments,
+        secrets: SecretService,
+        *,
+        logs_root: Path,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.db = db
+        self.authorizer = authorizer
+        self.io = io
+        self.models = models
+        self.environments = environments
+        self.secrets = secrets
+        self.logs_root = logs_root
+        self.clock = clock
+
+    # -- create, update ------------------------------------------------------------------------
+
+    def create(
+        self,
+        principal: Principal,
+        workspace: str,
+        endpoint: str,
+        body: OnlineDeploymentCreate,
+        *,
+        all_traffic: bool = False,
+    ) -> OnlineDeploymentRead:
+        """Refused (409) when the endpoint has a deployment of that name: update it instead.
+        ``all_traffic``: the endpoint sends it 100% of live traffic from now on."""
+        check_endpoint_name(endpoint, field="endpoint_name")
+        name = check_deployment_name(body.name)
+        _same_endpoint(body.endpoint_name, endpoint)
+        with self.db.read() as session:  # 404 and 409 before any resolving
+            parent = require_endpoint(session, workspace, endpoint)
+            if store.get_deployment(session, parent.id, name) is not None:
+                raise _exists(name, endpoint)
+        prepared = self._prepare(principal, workspace, body)
+        now = self.clock()
+        try:
+            with self.db.write() as session:
+                parent = require_endpoint(session, workspace, endpoint, lock=all_traffic)
+                if store.get_deployment(session, parent.id, name) is not None:
+                    raise _exists(name, endpoint)
+                row = OnlineDeploymentRow(
+                    endpoint_id=parent.id,
+                    name=name,
+                    description=body.description,
+                    tags=body.tags,
+                    spec=prepared.spec,
+                    code_digest=prepared.code_digest,
+                    provisioning_state=CREATING,
+                    created_by=principal.id,
+                    created_at=now,
+                    updated_at=now,
+                )
+                session.add(row)
+                if all_traffic:
+                    parent.traffic = {
+                        **dict.fromkeys(parent.traffic, 0),
+                        name: 100,
+                    }
+                    parent.mirror_traffic = without_deployment(parent.mirror_traffic, name)
+                    parent.updated_at = now
+                session.flush()
+                return self._reads(session, parent, [row])[0]
+        except IntegrityError as exc:
+            raise _exists(name, endpoint) from exc
+
+    def update(
+        self,
+        principal: Principal,
+        workspace: str,
+        endpoint: str,
+        name: str,
+        body: OnlineDeploymentUpdate,
+    ) -> OnlineDeploymentRead:
+        """The fields given replace the deployment's; the whole spec is checked again."""
+        check_endpoint_name(endpoint, field="endpoint_name")
+        check_deployment_name(name)
+        if body.name is not None and body.name != name:
+            raise ConflictError(
+                f"the body names deployment {body.name!r}, the path {name!r}; a deployment "
+                "cannot be renamed",
+                code="name_mismatch",
+                field="name",
+            )
+        _same_endpoint(body.endpoint_name, endpoint)
+        with self.db.read() as session:
+            parent = require_endpoint(session, workspace, endpoint)
+            current = _require(session, parent, name)
+            submitted = dict(current.spec.get("submitted") or {})
+        changes = body.model_dump(mode="json", by_alias=True, exclude_unset=True)
+        merged = OnlineDeploymentCreate.model_validate({**submitted, **changes, "name": name})
+        prepared = self._prepare(principal, workspace, merged)
+        with self.db.write() as session:
+            parent = require_endpoint(session, workspace, endpoint)
+            row = _require(session, parent, name)
+            row.description = merged.description
+            row.tags = merged.tags
+            if _runtime_part(prepared.spec) != _runtime_part(row.spec):
+                row.generation += 1
+                row.provisioning_state = UPDATING
+            row.spec = prepared.spec
+            row.code_digest = prepared.code_digest
+            row.updated_at = self.clock()
+            session.flush()
+            return self._reads(session, parent, [row])[0]
+
+    def _prepare(
+        self, principal: Principal, workspace: str, body: OnlineDeploymentCreate
+    ) -> _Prepared:
+        model = self._model(workspace, body.model)
+        code = body.code_configuration
+        if code is None and (model is None or model["type"] != "mlflow_model"):
+            raise InvalidInputError(
+                "code_configuration (code and scoring_script) is required unless the model "
+                "is an mlflow_model",
+                code="missing_field",
+                field="code_configuration",
+            )
+        if body.environment is None and code is not None:
+            raise InvalidInputError(
+                "environment is required with scoring code (only an mlflow_model deployment "
+                "without code may leave it out)",
+                code="missing_field",
+                field="environment",
+            )
+        environment = (
+            self.environments.resolve(principal, workspace, body.environment).pinned()
+            if body.environment is not None
+            else None
+        )
+        self._check_secrets(principal, workspace, body.environment_variables)
+        digest = self._check_code(workspace, code.code, code.scoring_script) if code else None
+        spec: dict[str, Any] = {
+            "model": model,
+            "code_configuration": (
+                {"code": code.code, "scoring_script": _script(code.scoring_script)}
+                if code
+                else None
+            ),
+            "environment": environment,
+            "environment_variables": body.environment_variables,
+            "instance_type": body.instance_type,
+            "instance_count": body.instance_count,
+            "request_settings": body.request_settings.model_dump(),
+            "liveness_probe": body.liveness_probe.model_dump(),
+            "readiness_probe": body.readiness_probe.model_dump(),
+            "extra": {k: getattr(body, k) for k in _EXTRA if getattr(body, k) is not None},
+            # As given, so an update can change some fields and check the whole again.
+            "submitted": body.model_dump(mode="json", by_alias=True, exclude_unset=True),
+        }
+        return _Prepared(spec, digest)
+
+    def _model(self, workspace: str, model: str | InlineModel | None) -> dict[str, Any] | None:
+        if model is None:
+            return None
+        if isinstance(model, str):
+            if not model.lower().startswith(ASSET_SCHEMES):
+                raise InvalidInputError(
+                    "model must be a reference (azureml:<name>:<version>, azureml:<name>@latest) "
+                    "or a mapping {path, type}",
+                    code="invalid_reference",
+                    field="model",
+                )
+            ref = parse_asset_ref(model, field="model")
+            if ref.label not in (None, "latest"):
+                raise InvalidInputError(
+                    f"the only label is 'latest', not {ref.label!r}",
+                    code="invalid_reference",
+                    field="model",
+                )
+            try:
+                found = self.models.get(workspace, ref.name, ref.version or "latest")
+                location = self.models.location(workspace, ref.name, str(found.version))
+            except ShipyardError as exc:
+                exc.field = "model"  # the model services name their own fields
+                raise
+            asset = f"{ref.name}:{found.version}"
+            return {"asset": asset, "type": found.type, "uri": location.uri}
+        given = DataInput(type=model.type, path=model.path, mode="download")
+        try:
+            resolved = self.io.inputs(workspace, {"model": given})["model"]
+        except ShipyardError as exc:
+            exc.field = "model.path"
+            raise
+        model_type = model.type
+        if resolved.get("asset"):
+            name, _, version = str(resolved["asset"]).partition(":")
+            model_type = self.models.get(workspace, name, version).type
+        return {"asset": resolved.get("asset"), "type": model_type, "uri": resolved["uri"]}
+
+    def _check_code(self, workspace: str, code: str, script: str) -> str:
+        field = "code_configuration.code"
+        digest = code.removeprefix("sha256:")
+        if not code.startswith("sha256:") or not is_digest(digest):
+            raise InvalidInputError(
+                "code must be 'sha256:<digest>' of an uploaded code snapshot; the CLI and SDK "
+                "upload a local folder and fill this in",
+                code="invalid_code",
+                field=field,
+            )
+        with self.db.read() as session:
+            ws = workspace_of(session, workspace)
+            upload = get_upload(session, ws.id, "code", digest)
+            if upload is None or upload.committed_at is None:
+                raise NotFoundError(
+                    "the code snapshot has not been uploaded to this workspace",
+                    code="code_not_found",
+                    field=field,
+                )
+            files = {entry[0] for entry in upload.manifest}
+        if _script(script) not in files:
+            raise InvalidInputError(
+                f"the code snapshot holds no file {script[:200]!r}",
+                code="scoring_script_not_found",
+                field="code_configuration.scoring_script",
+            )
+        return digest
+
+    def _check_secrets(
+        self, principal: Principal, workspace: str, variables: dict[str, str]
+    ) -> None:
+        names = {
+            (key, found.group(1))
+            for key, value in variables.items()
+            for found in SECRET_REFERENCE.finditer(value)
+        }
+        if not names:
+            return
+        # Injecting a secret shows it to the scoring code, and so to whoever wrote it.
+        self.authorizer.authorize(principal, actions.SECRETS_READ, workspace_scope(workspace))
+        for key, name in sorted(names):
+            try:
+                self.secrets.get(workspace, name)
+            except NotFoundError as exc:
+                raise InvalidInputError(
+                    f"secret {name!r} does not exist in this workspace's key vault",
+                    code="secret_not_found",
+                    field=f"environment_variables.{key}",
+                ) from exc
+
+    # -- read, delete ----------------------------------------------------------------------------
+
+    def get(self, workspace: str, endpoint: str, name: str) -> OnlineDeploymentRead:
+        with self.db.read() as session:
+            parent = require_endpoint(session, workspace, endpoint)
+            return self._reads(session, parent, [_require(session, parent, name)])[0]
+
+    def list(
+        self, workspace: str, endpoint: str, *, page_token: str | None, max_results: int
+    ) -> Page[OnlineDeploymentRead]:
+        after = decode_page_token(page_token)
+        with self.db.read() as session:
+            parent = require_endpoint(session, workspace, endpoint)
+            rows = store.list_deployments(session, parent.id, after=after, limit=max_results + 1)
+            page, token = split_page(rows, max_results, lambda r: r.name)
+            return Page[OnlineDeploymentRead](
+                items=self._reads(session, parent, page), next_page_token=token
+            )
+
+    def delete(self, workspace: str, endpoint: str, name: str) -> None:
+        """Refused while the endpoint sends it live or mirrored traffic (as Azure)."""
+        with self.db.write() as session:
+            parent = require_endpoint(session, workspace, endpoint, lock=True)
+            row = _require(session, parent, name)
+            split = takes_traffic(name, parent.traffic, parent.mirror_traffic)
+            if split is not None:
+                raise ConflictError(
+                    f"deployment {name!r} takes {split} of endpoint {endpoint!r}; set its "
+                    f"{split} to 0 first (online-endpoint update --{split.replace('_', '-')})",
+                    code="deployment_takes_traffic",
+                    field=split,
+                )
+            parent.traffic = without_deployment(parent.traffic, name)
+            parent.updated_at = self.clock()
+            session.delete(row)
+
+    def logs(
+        self, workspace: str, endpoint: str, name: str, *, lines: int = DEFAULT_LOG_LINES
+    ) -> DeploymentLogsRead:
+        if not 1 <= lines <= MAX_LOG_LINES:
+            raise InvalidInputError(
+                f"lines is 1 to {MAX_LOG_LINES}", code="invalid_lines", field="lines"
+            )
+        with self.db.read() as session:
+            parent = require_endpoint(session, workspace, endpoint)
+            row = _require(session, parent, name)
+            deployment_id, error = row.id, row.error
+        found = _tail(sorted((self.logs_root / deployment_id).glob("*.log")), lines)
+        if not found and error:
+            found = error.splitlines()[-lines:]
+        return DeploymentLogsRead(text="".join(f"{line}\n" for line in found), lines=len(found))
+
+    # -- the runtime's side ----------------------------------------------------------------------
+
+    def report_state(
+        self,
+        deployment_id: str,
+        *,
+        provisioning_state: str,
+        instances: Sequence[dict[str, Any]] = (),
+        error: str | None = None,
+        generation: int | None = None,
+    ) -> bool:
+        """Record what the runtime sees of a deployment. With ``generation``, only if the
+        spec is still that one (a report about a replaced spec is dropped): False then, or
+        when the deployment is gone."""
+        if provisioning_state not in PROVISIONING_STATES:
+            raise ValueError(f"not a provisioning state: {provisioning_state!r}")
+        with self.db.write() as session:
+            row = session.get(OnlineDeploymentRow, deployment_id)
+            if row is None or (generation is not None and row.generation != generation):
+                return False
+            row.provisioning_state = provisioning_state
+            row.instances = [dict(i) for i in instances]
+            row.error = error
+            row.state_updated_at = self.clock()
+            return True
+
+    def _reads(
+        self, session: Session, parent: OnlineEndpointRow, rows: builtins.list[OnlineDeploymentRow]
+    ) -> builtins.list[OnlineDeploymentRead]:
+        people = names_of(session, UserRow, {r.created_by for r in rows})
+        return [_read(row, parent.name, people.get(row.created_by)) for row in rows]
+
+
+def _read(row: OnlineDeploymentRow, endpoint: str, creator: str | None) -> OnlineDeploymentRead:
+    spec = row.spec
+    model = spec.get("model")
+    environment = spec.get("environment")
+    shown_model: str | dict[str, Any] | None = None
+    if model is not None:
+        shown_model = (
+            f"azureml:{model['asset']}"
+            if model.get("asset")
+            else {"path": model["uri"], "type": model["type"]}
+        )
+    return OnlineDeploymentRead(
+        name=row.name,
+        endpoint_name=endpoint,
+        description=row.description,
+        tags=row.tags,
+        model=shown_model,
+        model_type=model["type"] if model else None,
+        code_configuration=spec.get("code_configuration"),
+        environment=(
+            f"azureml:{environment['name']}:{environment['version']}" if environment else None
+        ),
+        environment_variables=spec.get("environment_variables") or {},
+        instance_type=spec.get("instance_type"),
+        instance_count=int(spec.get("instance_count") or 1),
+        request_settings=spec.get("request_settings") or {},
+        liveness_probe=spec.get("liveness_probe") or {},
+        readiness_probe=spec.get("readiness_probe") or {},
+        provisioning_state=row.provisioning_state,
+        generation=row.generation,
+        instances=list(row.instances or []),
+        error=row.error,
+        created_by=creator,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _runtime_part(spec: dict[str, Any]) -> dict[str, Any]:
+    """What the instances run: a change of it alone is a new generation (not tags)."""
+    return {k: v for k, v in spec.items() if k != "submitted"}
+
+
+def _script(path: str) -> str:
+    """The scoring script's path in the snapshot: relative, inside it."""
+    normal = posixpath.normpath(path.replace("\\", "/"))
+    if path.startswith("/") or normal == ".." or normal.startswith("../") or normal == ".":
+        raise InvalidInputError(
+            "scoring_script is a file inside the code folder, relative to it",
+            code="invalid_path",
+            field="code_configuration.scoring_script",
+        )
+    return normal
+
+
+def _tail(files: list[Path], lines: int) -> list[str]:
+    found: list[str] = []
+    for file in files:
+        try:
+            with open(file, "rb") as handle:
+                size = handle.seek(0, 2)
+                handle.seek(max(0, size - _LOG_TAIL_BYTES))
+                text = handle.read().decode("utf-8", errors="replace")
+        except OSError:
+            continue
+        found.extend(text.splitlines())
+    return found[-lines:]
+
+
+def _same_endpoint(given: str | None, endpoint: str) -> None:
+    if given is not None and given != endpoint:
+        raise InvalidInputError(
+            f"the body names endpoint {given!r}, the path {endpoint!r}",
+            code="name_mismatch",
+            field="endpoint_name",
+        )
+
+
+def _require(session: Session, parent: OnlineEndpointRow, name: str) -> OnlineDeploymentRow:
+    row = store.get_deployment(session, parent.id, name)
+    if row is None:
+        raise NotFoundError(
+            f"deployment {name!r} does not exist on online endpoint {parent.name!r}",
+            code="deployment_not_found",
+            field="name",
+        )
+    return row
+
+
+def _exists(name: str, endpoint: str) -> ConflictError:
+    return ConflictError(
+        f"deployment {name!r} already exists on online endpoint {endpoint!r}; update it instead",
+        code="deployment_exists",
+        field="name",
+    )
