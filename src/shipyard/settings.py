@@ -158,6 +158,11 @@ class Settings(BaseSettings):
         description="Run the job runner in this server (queue, local compute); off, jobs "
         "queue until a server with it on picks them up.",
     )
+    serving_enabled: bool | None = Field(
+        default=None,
+        description="Run the instances of online deployments in this server (and route "
+        "scoring requests to them); default: as jobs_enabled.",
+    )
     local_compute_cpus: float | None = Field(
         default=None, gt=0, description="CPUs the local compute hands to jobs; default: all."
     )

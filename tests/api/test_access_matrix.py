@@ -2061,3 +2061,33 @@ def _check_audit(
         api.settle()
         events = api.events(request_id, wait=False, principal=actor.name)
         assert events == [], f"{what}: a successful read left audit events: {events}"
+
+
+# ----------------------------------------------------------------------------------------
+# The scoring route: served by the gateway (api/scoring_gateway.py), not a FastAPI route
+# ----------------------------------------------------------------------------------------
+
+SCORE = ONLINE + "/{name}/score"
+
+
+def test_the_scoring_route_takes_the_endpoint_key_not_a_role(
+    api: Api, principals: Principals
+) -> None:
+    """``POST <scoring_uri>`` is not in the route table (no workspace role reaches it): its
+    credential is the endpoint's key or token. Every role's own token, the admin's too, is a
+    401 there, and the endpoint's key gets past authentication (503 here: this server runs
+    no deployments)."""
+    assert ("POST", SCORE) not in {(r.method, r.path) for r in SERVED}
+    workspace = api.workspace()
+    name = _admin_endpoint(api, workspace)
+    path = SCORE.format(workspace=workspace, name=name)
+    for role in ROLE_NAMES:
+        actor = principals.at_workspace(role, workspace)
+        response = api.call("POST", path, actor.headers, json={"data": [1]})
+        assert response.status_code == 401, f"{role}: {response.text}"
+        assert problem_code(response) == "invalid_endpoint_credentials"
+    assert api.call("POST", path, api.admin, json={}).status_code == 401
+    keys = api.as_admin("POST", f"{ONLINE.format(workspace=workspace)}/{name}/listKeys").json()
+    keyed = api.call("POST", path, {"Authorization": f"Bearer {keys['primary_key']}"}, json={})
+    assert keyed.status_code == 503, keyed.text
+    assert problem_code(keyed) == "no_ready_deployment"

@@ -101,8 +101,9 @@ def test_endpoint_and_deployment_round_trip(
     assert key_values(scaled.stdout)["instance_count"] == "3"
     shown_green = invoke(["online-deployment", "show", "-n", "green", *dep_args, "-o", "json"], env)
     assert json.loads(shown_green.stdout)["generation"] == 2
-    assert invoke(["online-deployment", "get-logs", "-n", "green", *dep_args,
-                   "--lines", "5"], env).stdout == ""  # fmt: skip
+    # The runtime may have started green's instances by now: at most the lines asked for.
+    logs = invoke(["online-deployment", "get-logs", "-n", "green", *dep_args, "--lines", "5"], env)
+    assert len(logs.stdout.splitlines()) <= 5
 
     # Keys: shown as JSON, the primary replaced on its own.
     creds = json.loads(invoke(["online-endpoint", "get-credentials", *ep_args, "-o", "json"],

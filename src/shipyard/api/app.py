@@ -52,6 +52,7 @@ from shipyard.api.routers import (
     users,
     workspaces,
 )
+from shipyard.api.scoring_gateway import ScoringForwarder, ScoringGateway
 from shipyard.compute import job_users
 from shipyard.compute.containers import ContainerEngine, host_environment
 from shipyard.compute.environments import EnvironmentBuilder, default_platform
@@ -70,6 +71,8 @@ from shipyard.services.datastores import (
     DatastoreService,
     NamedDatastoreResolver,
 )
+from shipyard.services.deployment_files import DeploymentPreparer
+from shipyard.services.deployment_runtime import DeploymentRuntime
 from shipyard.services.endpoint_keys import EndpointAuthenticator, EndpointKeys
 from shipyard.services.endpoints import OnlineEndpointService
 from shipyard.services.environments import Environments
@@ -281,6 +284,38 @@ def build_services(settings: Settings, db: Database) -> Services:
     sweeps = SweepService(db, jobs, wake=jobs.wake)
     endpoint_auth = EndpointAuthenticator(db)
     endpoint_keys = EndpointKeys(db, secret_service, changed=endpoint_auth.invalidate)
+    # The deployments' runtime is made below (it reports through the deployment service):
+    # the services wake it through this late-bound call.
+    runtime: DeploymentRuntime | None = None
+
+    def deployments_changed() -> None:
+        if runtime is not None:
+            runtime.wake()
+
+    online_deployments = OnlineDeploymentService(
+        db,
+        authorizer,
+        IoResolver(db, datastore_paths, data, model_assets),
+        model_assets,
+        environments,
+        secret_service,
+        logs_root=settings.data_dir / "deployments",
+        changed=deployments_changed,
+    )
+    serving = settings.serving_enabled
+    if serving if serving is not None else settings.jobs_enabled:
+        runtime = DeploymentRuntime(
+            db,
+            DeploymentPreparer(
+                db,
+                environments=environments,
+                resolver=datastore_paths,
+                secrets=secret_service,
+                max_body_bytes=settings.max_request_body_bytes,
+            ),
+            online_deployments.report_state,
+            work_dir=settings.data_dir / "deployments",
+        )
     return Services(
         settings=settings,
         db=db,
@@ -342,17 +377,12 @@ def build_services(settings: Settings, db: Database) -> Services:
         costs=CostService(db),
         lineage=LineageService(db),
         job_runner=runner,
-        online_endpoints=OnlineEndpointService(db, endpoint_keys, server_url=settings.server_url),
-        online_deployments=OnlineDeploymentService(
-            db,
-            authorizer,
-            IoResolver(db, datastore_paths, data, model_assets),
-            model_assets,
-            environments,
-            secret_service,
-            logs_root=settings.data_dir / "deployments",
+        online_endpoints=OnlineEndpointService(
+            db, endpoint_keys, server_url=settings.server_url, changed=deployments_changed
         ),
+        online_deployments=online_deployments,
         endpoint_auth=endpoint_auth,
+        deployment_runtime=runtime,
         registries=RegistryService(db, registry_code),
         registry_components=registry_components,
     )
@@ -368,6 +398,8 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         ),
     )
 
+    forwarder = ScoringForwarder()
+
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         tune_allocator()  # big request bodies: see file_transfer
@@ -378,12 +410,17 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         scheduler = asyncio.create_task(_schedule_loop(services, SCHEDULE_POLL_SECONDS))
         if services.job_runner is not None:
             await run_in_threadpool(services.job_runner.start)
+        if services.deployment_runtime is not None:
+            await run_in_threadpool(services.deployment_runtime.start)
         log.info("server ready", extra={"version": __version__})
         try:
             yield
         finally:
             if services.job_runner is not None:
                 await run_in_threadpool(services.job_runner.stop)
+            if services.deployment_runtime is not None:
+                await run_in_threadpool(services.deployment_runtime.stop)
+            await forwarder.aclose()
             purger.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await purger
@@ -413,6 +450,15 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
     # Added before the request context middleware, so it runs inside it (request id, body
     # limit, audit): MLflow's hottest methods without FastAPI's routing (see its module).
     app.add_middleware(mlflow_surface.HotRoutes, api=app)
+    # The same for scoring requests (see api.scoring_gateway): authenticated by the endpoint's
+    # key, routed to the deployments' instances.
+    app.add_middleware(
+        ScoringGateway,
+        runtime=services.deployment_runtime,
+        auth=services.endpoint_auth,
+        stats=services.scoring_stats,
+        forwarder=forwarder,
+    )
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_request_body_bytes,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 
@@ -14,6 +14,7 @@ from shipyard.services.computes import ComputeService
 from shipyard.services.costs import CostService
 from shipyard.services.data import DataService
 from shipyard.services.datastores import DatastoreService
+from shipyard.services.deployment_runtime import DeploymentRuntime
 from shipyard.services.endpoint_keys import EndpointAuthenticator
 from shipyard.services.endpoints import OnlineEndpointService
 from shipyard.services.environments import Environments
@@ -35,6 +36,7 @@ from shipyard.services.roles import RoleService
 from shipyard.services.run_inputs import RunInputService
 from shipyard.services.runs import RunService
 from shipyard.services.schedules import ScheduleService
+from shipyard.services.scoring_stats import ScoringStats
 from shipyard.services.secrets import SecretService
 from shipyard.services.service_principals import ServicePrincipalService
 from shipyard.services.sessions import SessionService
@@ -91,6 +93,9 @@ class Services:
     # The scoring gateway's key and token check (cached; see services.endpoint_keys).
     endpoint_auth: EndpointAuthenticator
     registry_components: RegistryComponents
+    # Runs online deployments' instances (None: serving_enabled off); the gateway's counts.
+    deployment_runtime: DeploymentRuntime | None = None
+    scoring_stats: ScoringStats = field(default_factory=ScoringStats)
 
 
 async def get_services(request: Request) -> Services:

@@ -159,6 +159,33 @@ def regenerate_keys(name: str, workspace: str, key_type: str) -> None:
     click.echo(f"{key_type} key of online endpoint {name} regenerated", err=True)
 
 
+@online_endpoint.command("invoke")
+@name_option
+@workspace_option
+@click.option(
+    "-r",
+    "--request-file",
+    required=True,
+    type=click.Path(dir_okay=False, exists=True),
+    help="The request body (JSON, or what the scoring script reads).",
+)
+@click.option(
+    "-d",
+    "--deployment-name",
+    help="Send it to this deployment, whatever the traffic split says.",
+)
+def invoke_endpoint(
+    name: str, workspace: str, request_file: str, deployment_name: str | None
+) -> None:
+    """Score the request file at the endpoint (with its key or a token) and print the
+    answer."""
+    with client() as c:
+        answer = c.workspace(workspace).online_endpoints.invoke(
+            name, request_file=request_file, deployment_name=deployment_name
+        )
+    click.echo(answer)
+
+
 @online_endpoint.command("delete")
 @name_option
 @workspace_option

@@ -64,11 +64,14 @@ class OnlineEndpointService:
         *,
         server_url: str,
         clock: Callable[[], datetime] = utcnow,
+        changed: Callable[[], None] = lambda: None,
     ) -> None:
         self.db = db
         self.keys = keys
         self.server_url = server_url.rstrip("/")
         self.clock = clock
+        # Wakes the deployment runtime, so the gateway routes by a new split at once.
+        self.changed = changed
 
     def create(
         self, principal: Principal, workspace: str, body: OnlineEndpointCreate
@@ -172,6 +175,7 @@ class OnlineEndpointService:
             self.keys.keep(workspace, endpoint_id, key_type, key, principal.id)
         if body.auth_mode is not None:
             self.keys.changed(endpoint_id)
+        self.changed()
         return self.get(workspace, name)
 
     def delete(self, workspace: str, name: str) -> None:
@@ -190,6 +194,7 @@ class OnlineEndpointService:
             endpoint_id = row.id
             session.delete(row)
         self.keys.forget(workspace, endpoint_id)
+        self.changed()
 
     # -- credentials ---------------------------------------------------------------------------
 

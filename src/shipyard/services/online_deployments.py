@@ -9,7 +9,7 @@ a ``generation`` that grows with every change; the runtime (``serving/``) runs w
 says, and reports back through ``report_state``: the provisioning state, one entry per
 instance and the last error. Until a runtime picks a deployment up it stays ``Creating``.
 
-Instances write their output to ``<logs_root>/<deployment id>/*.log``; ``logs`` returns the
+Instances write their output to ``<logs_root>/<deployment id>/logs/*.log``; ``logs`` returns the
 last lines of those files.
 """
 
@@ -103,6 +103,7 @@ class OnlineDeploymentService:
         *,
         logs_root: Path,
         clock: Callable[[], datetime] = utcnow,
+        changed: Callable[[], None] = lambda: None,
     ) -> None:
         self.db = db
         self.authorizer = authorizer
@@ -112,6 +113,7 @@ class OnlineDeploymentService:
         self.secrets = secrets
         self.logs_root = logs_root
         self.clock = clock
+        self.changed = changed  # wakes the runtime (services.deployment_runtime)
 
     # -- create, update ------------------------------------------------------------------------
 
@@ -161,9 +163,11 @@ class OnlineDeploymentService:
                     parent.mirror_traffic = without_deployment(parent.mirror_traffic, name)
                     parent.updated_at = now
                 session.flush()
-                return self._reads(session, parent, [row])[0]
+                created = self._reads(session, parent, [row])[0]
         except IntegrityError as exc:
             raise _exists(name, endpoint) from exc
+        self.changed()
+        return created
 
     def update(
         self,
@@ -203,7 +207,9 @@ class OnlineDeploymentService:
             row.code_digest = prepared.code_digest
             row.updated_at = self.clock()
             session.flush()
-            return self._reads(session, parent, [row])[0]
+            updated = self._reads(session, parent, [row])[0]
+        self.changed()
+        return updated
 
     def _prepare(
         self, principal: Principal, workspace: str, body: OnlineDeploymentCreate
@@ -374,6 +380,7 @@ class OnlineDeploymentService:
             parent.traffic = without_deployment(parent.traffic, name)
             parent.updated_at = self.clock()
             session.delete(row)
+        self.changed()
 
     def logs(
         self, workspace: str, endpoint: str, name: str, *, lines: int = DEFAULT_LOG_LINES
@@ -386,7 +393,11 @@ class OnlineDeploymentService:
             parent = require_endpoint(session, workspace, endpoint)
             row = _require(session, parent, name)
             deployment_id, error = row.id, row.error
-        found = _tail(sorted((self.logs_root / deployment_id).glob("*.log")), lines)
+        folder = self.logs_root / deployment_id
+        # The runtime's supervisor writes one log per instance under logs/; the one written
+        # last goes last, so the tail is the newest lines.
+        logs = [*folder.glob("*.log"), *folder.glob("logs/*.log")]
+        found = _tail(sorted(logs, key=_modified), lines)
         if not found and error:
             found = error.splitlines()[-lines:]
         return DeploymentLogsRead(text="".join(f"{line}\n" for line in found), lines=len(found))
@@ -477,6 +488,13 @@ def _script(path: str) -> str:
             field="code_configuration.scoring_script",
         )
     return normal
+
+
+def _modified(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:  # removed meanwhile: read as empty
+        return 0.0
 
 
 def _tail(files: list[Path], lines: int) -> list[str]:
