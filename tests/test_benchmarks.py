@@ -12,8 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import PG_ENV
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -140,14 +138,16 @@ def test_pipelines_benchmark_smoke_runs_and_prints_every_measure() -> None:
         assert row in out, out
 
 
-def test_serving_probe_smoke_runs_each_server_without_errors() -> None:
-    if os.environ.get(PG_ENV):
-        pytest.skip("no database involved: the SQLite pass runs it")
-    command = [sys.executable, str(BENCHMARKS / "serving_probe.py"), "--smoke"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+def test_serving_benchmark_smoke_runs_and_prints_every_measure() -> None:
+    result = run_smoke("serving.py")
     assert result.returncode == 0, result.stdout + result.stderr
-    rows = {line.split("  ")[0]: line.split() for line in result.stdout.splitlines()}
-    for server in ("shipyard instance", "mlflow models serve", "bare ASGI app"):
-        assert server in rows, result.stdout
-        assert float(rows[server][-4]) > 0, result.stdout  # req/s
-        assert rows[server][-1] == "0", result.stdout  # errors
+    out = result.stdout
+    backend = "postgresql" if os.environ.get(PG_ENV) else "sqlite"
+    assert f"serving benchmark ({backend})" in out, out
+    rows = {line[:22].strip(): line.split() for line in out.splitlines()}
+    for server in ("mlflow models serve", "Shipyard endpoint", "bare ASGI app"):
+        assert server in rows, out
+        assert float(rows[server][-4]) > 0, out  # req/s
+        assert rows[server][-1] == "0", out  # failed requests
+    for row in ("req/s", "p99", "of the bare app's req/s", "traffic shift + update under load"):
+        assert row in out, out
