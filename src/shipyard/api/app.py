@@ -22,6 +22,7 @@ from shipyard.api import problems
 from shipyard.api.authz import GuardedRoute, install_body_error_guard
 from shipyard.api.deps import Services
 from shipyard.api.file_transfer import tune_allocator
+from shipyard.api.instance_client import InstanceClient
 from shipyard.api.middleware import RequestContextMiddleware
 from shipyard.api.routers import (
     artifacts,
@@ -52,7 +53,7 @@ from shipyard.api.routers import (
     users,
     workspaces,
 )
-from shipyard.api.scoring_gateway import ScoringForwarder, ScoringGateway
+from shipyard.api.scoring_gateway import ScoringGateway
 from shipyard.compute import job_users
 from shipyard.compute.containers import ContainerEngine, host_environment
 from shipyard.compute.environments import EnvironmentBuilder, default_platform
@@ -398,7 +399,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         ),
     )
 
-    forwarder = ScoringForwarder()
+    forwarder = InstanceClient()
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

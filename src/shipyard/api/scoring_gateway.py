@@ -26,10 +26,14 @@ import time
 from collections.abc import Iterable
 from http import HTTPStatus
 
-import httpx
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shipyard.api.instance_client import (
+    InstanceAnswerError,
+    InstanceClient,
+    InstanceUnavailableError,
+)
 from shipyard.api.logging import request_id_var
 from shipyard.api.problems import PROBLEM_JSON
 from shipyard.services.deployment_runtime import (
@@ -48,28 +52,6 @@ _TAIL = "score"
 MAX_MIRRORED = 64
 # Past the instance's own timeout (it answers 504 itself), a little slack for the hop.
 _TIMEOUT_SLACK_SECONDS = 5.0
-_RETRIED = (httpx.ConnectError, httpx.RemoteProtocolError)
-
-
-class ScoringForwarder:
-    """The pooled HTTP client to the instances (made on the server's event loop)."""
-
-    def __init__(self) -> None:
-        self._client: httpx.AsyncClient | None = None
-
-    @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
-                trust_env=False,  # instances are on loopback: no proxy from the environment
-            )
-        return self._client
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
 
 
 class ScoringGateway:
@@ -80,7 +62,7 @@ class ScoringGateway:
         runtime: DeploymentRuntime | None,
         auth: EndpointAuthenticator,
         stats: ScoringStats,
-        forwarder: ScoringForwarder,
+        forwarder: InstanceClient,
     ) -> None:
         self.app = app
         self.runtime = runtime
@@ -180,31 +162,23 @@ class ScoringGateway:
         for attempt, (host, port) in enumerate(instances[:2]):
             last = attempt == min(len(instances), 2) - 1
             try:
-                answer = await self.forwarder.client.post(
-                    f"http://{host}:{port}/score",
-                    content=body,
-                    headers={"content-type": content_type.decode("latin-1")},
-                    timeout=timeout,
-                )
-            except _RETRIED:
+                answer = await self.forwarder.post(host, port, body, content_type, timeout)
+            except InstanceUnavailableError:
                 if last:
                     break
                 continue
-            except httpx.TimeoutException:
+            except TimeoutError:
                 return await _problem(
                     send, 504, "scoring_timeout", f"deployment {route.name!r} did not answer"
                 )
-            except httpx.HTTPError as exc:
+            except (InstanceAnswerError, OSError) as exc:
                 return await _problem(
                     send, 502, "instance_error", f"deployment {route.name!r} failed: {exc}"
                 )
-            if answer.status_code == 503 and not last:  # stopping or not ready: it ran nothing
+            if answer.status == 503 and not last:  # stopping or not ready: it ran nothing
                 continue
             headers = [(DEPLOYMENT_HEADER, route.name.encode())]
-            kind = answer.headers.get("content-type")
-            return await _respond(
-                send, answer.status_code, answer.content, kind.encode() if kind else None, headers
-            )
+            return await _respond(send, answer.status, answer.body, answer.content_type, headers)
         return await _problem(
             send,
             503,
@@ -229,15 +203,11 @@ class ScoringGateway:
         self, route: DeploymentRoute, address: tuple[str, int], body: bytes, kind: bytes
     ) -> None:
         started = time.perf_counter()
+        timeout = route.request_timeout_ms / 1000 + _TIMEOUT_SLACK_SECONDS
         try:
-            answer = await self.forwarder.client.post(
-                f"http://{address[0]}:{address[1]}/score",
-                content=body,
-                headers={"content-type": kind.decode("latin-1")},
-                timeout=route.request_timeout_ms / 1000 + _TIMEOUT_SLACK_SECONDS,
-            )
-            status = answer.status_code
-        except httpx.HTTPError:
+            answer = await self.forwarder.post(address[0], address[1], body, kind, timeout)
+            status = answer.status
+        except (InstanceUnavailableError, InstanceAnswerError, OSError, TimeoutError):
             status = 502
         self.stats.record(route.id, status, time.perf_counter() - started)
 
