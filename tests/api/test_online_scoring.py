@@ -243,6 +243,35 @@ def test_an_mlflow_model_is_served_without_code(
         assert wrong.status_code == 400, wrong.text
 
 
+def test_an_mlflow_model_without_an_environment_runs_in_its_own_requirements(
+    server: RunningServer, files: dict[str, Any], tmp_path: Path
+) -> None:
+    """MLflow's defaults all the way: saved in MLflow 3's default format (skops, which no
+    curated environment has), deployed with neither code nor environment: the instance runs
+    in what the model's requirements.txt pins."""
+    from mlflow.sklearn import save_model
+    from sklearn.linear_model import LinearRegression
+
+    fitted = LinearRegression().fit([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], [0.0, 2.0, 3.0])
+    save_model(fitted, tmp_path / "plain")
+    assert "skops" in (tmp_path / "plain" / "requirements.txt").read_text()
+    ws: WorkspaceHandle = files["ws"]
+    ws.models.create("plain", tmp_path / "plain", type="mlflow_model")
+    endpoint, key = _endpoint(ws)
+    spec = {"name": "plain", "endpoint_name": endpoint, "model": "azureml:plain:1"}
+    ws.online_deployments.create(spec, all_traffic=True)
+    shown = _settled(ws, endpoint, "plain")
+    assert shown.provisioning_state == "Succeeded", shown.error
+    with httpx.Client(timeout=30) as http:
+        answer = http.post(
+            _score_url(server, files, endpoint),
+            json={"inputs": [[1.0, 1.0]]},
+            headers=_headers(key),
+        )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["predictions"][0] == pytest.approx(5.0)
+
+
 def test_init_failing_fails_the_deployment_with_its_traceback(
     server: RunningServer, files: dict[str, Any]
 ) -> None:

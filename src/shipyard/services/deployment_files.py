@@ -23,8 +23,9 @@ from typing import Any
 
 from shipyard.domain.asset_uris import DatastorePath, parse_asset_path
 from shipyard.domain.content import UPLOADS_FOLDER
-from shipyard.domain.environments import curated
+from shipyard.domain.environments import EnvironmentSpec, curated
 from shipyard.domain.errors import ShipyardError
+from shipyard.domain.model_requirements import pip_requirements
 from shipyard.services import job_files
 from shipyard.services.datastore_uris import DatastoreResolver, Location
 from shipyard.services.environments import Environments
@@ -34,9 +35,12 @@ from shipyard.serving.spec import DeploymentSpec, Probe
 from shipyard.store.database import Database
 from shipyard.store.workspaces import WorkspaceRow
 
-#: What an ``mlflow_model`` deployment without an environment runs in: MLflow and the
-#: libraries of the models the workspace's own tools make (scikit-learn, pandas).
+#: What an ``mlflow_model`` deployment without an environment runs in when the model lists
+#: no usable requirements: MLflow and the libraries of the models the workspace's own tools
+#: make (scikit-learn, pandas).
 MLFLOW_DEFAULT_ENVIRONMENT = "shipyard-sklearn"
+#: A model's requirements.txt bigger than this is not MLflow's: the default is used.
+MAX_REQUIREMENTS_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -91,22 +95,21 @@ class DeploymentPreparer:
     ) -> DeploymentSpec:
         spec = ref.spec
         notes: list[str] = []
+        model_dir = self._model(ref, folder / "model")
         pinned = spec.get("environment")
         if pinned is not None:
             built = self.environments.prepare(dict(pinned), notes.append)
             held.enter_context(self.environments.hold(dict(pinned)))
         else:
-            default = curated(MLFLOW_DEFAULT_ENVIRONMENT)
-            assert default is not None
+            wanted = model_environment(model_dir)
             builder = self.environments.builder
-            built = builder.ensure(default.spec, notes.append)
-            held.enter_context(builder.hold(builder.spec_hash(default.spec)))
+            built = builder.ensure(wanted, notes.append)
+            held.enter_context(builder.hold(builder.spec_hash(wanted)))
         if built.image is not None:
             raise PreparationError(
                 "image environments cannot run online deployments here yet; use a conda_file "
                 "or pip environment"
             )
-        model_dir = self._model(ref, folder / "model")
         code = spec.get("code_configuration")
         code_dir: Path | None = None
         if code is not None and ref.code_digest:
@@ -173,6 +176,29 @@ class DeploymentPreparer:
         variables = ref.spec.get("environment_variables") or {}
         env = {key: SECRET_REFERENCE.sub(secret, str(value)) for key, value in variables.items()}
         return env, masked
+
+
+def model_environment(model_dir: Path) -> EnvironmentSpec:
+    """What an MLflow model with no environment of its own runs in: the packages its
+    ``requirements.txt`` pins (see domain/model_requirements.py), else the curated default."""
+    for folder in (model_dir, *_only_subfolder(model_dir)):
+        listed = folder / "requirements.txt"
+        if (folder / "MLmodel").is_file() and listed.is_file():
+            if listed.stat().st_size > MAX_REQUIREMENTS_BYTES:
+                break
+            pip = pip_requirements(listed.read_text(encoding="utf-8", errors="replace"))
+            if pip is not None:
+                return EnvironmentSpec(pip=pip)
+            break
+    default = curated(MLFLOW_DEFAULT_ENVIRONMENT)
+    assert default is not None
+    return default.spec
+
+
+def _only_subfolder(path: Path) -> list[Path]:
+    """A model registered from a folder that holds the MLflow model folder: that one."""
+    folders = [entry for entry in path.iterdir() if entry.is_dir()] if path.is_dir() else []
+    return folders if len(folders) == 1 else []
 
 
 def new_files_folder(root: Path, generation: int) -> Path:
