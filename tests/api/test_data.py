@@ -13,7 +13,12 @@ import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from sqlalchemy import select
 
+from shipyard.store.jobs import JobSubmissionRow
+from shipyard.store.lineage import JobAssetRow
+from shipyard.store.users import UserRow
+from shipyard.store.workspaces import WorkspaceRow
 from tests.api.test_uploads import manifest, upload
 from tests.conftest import RunningServer, unique
 
@@ -471,3 +476,43 @@ def test_an_mltable_may_point_at_files_elsewhere_in_a_datastore(
     mltable(http, ws, "web", {}, "paths:\n  - file: https://example.invalid/x.csv\n")
     got = http.get(data_url(ws, "/web/versions/1/preview"))
     assert (got.status_code, got.json()["code"]) == (400, "preview_unsupported")
+
+
+def test_a_version_a_job_took_as_input_is_not_deleted_unless_forced(
+    http: httpx.Client, ws: str, server: RunningServer
+) -> None:
+    create(http, ws, "inputs", path=folder(http, ws, {"a.csv": CSV}))
+    run = http.post(f"/api/v1/workspaces/{ws}/runs", json={})
+    assert run.status_code == 201, run.text
+    job = unique("job")
+    with server.db.write() as session:
+        workspace = session.scalars(select(WorkspaceRow).where(WorkspaceRow.name == ws)).one()
+        admin = session.scalars(select(UserRow).where(UserRow.name == "admin")).one()
+        # What submitting a job with `inputs: {d: azureml:inputs:1}` records (its lineage).
+        session.add(
+            JobSubmissionRow(
+                job_id=run.json()["id"],
+                workspace_id=workspace.id,
+                name=job,
+                compute="local",
+                created_by=admin.id,
+            )
+        )
+        session.flush()
+        session.add(
+            JobAssetRow(
+                job_id=run.json()["id"],
+                direction="input",
+                kind="data",
+                name="inputs",
+                version="1",
+                workspace_id=workspace.id,
+            )
+        )
+
+    refused = http.delete(data_url(ws, "/inputs/versions/1"))
+    assert (refused.status_code, refused.json()["code"]) == (409, "data_version_in_use")
+    assert f"job {job}" in refused.json()["detail"]
+    assert (
+        http.delete(data_url(ws, "/inputs/versions/1"), params={"force": True}).status_code == 204
+    )

@@ -467,3 +467,20 @@ def test_a_reader_cannot_list_keys(
         assert regen.status_code == 403
         assert client.patch(path, json={"description": "x"}).status_code == 403
         assert client.delete(path).status_code == 403
+
+
+def test_a_deployed_model_version_is_not_deleted(http: httpx.Client, setup: dict[str, Any]) -> None:
+    handle, ws = setup["handle"], setup["ws"]
+    endpoint = _endpoint(http, setup)
+    handle.models.create("served", setup["root"] / "model")
+    spec = _deployment_spec("blue", endpoint, model="azureml:served:1")
+    handle.online_deployments.create(spec, base_dir=setup["root"])
+
+    version = http.delete(f"/api/v1/workspaces/{ws}/models/served/versions/1")
+    assert _problem(version, 409, "version")["code"] == "model_version_in_use"
+    assert f"{endpoint}/blue" in version.json()["detail"]
+    whole = http.delete(f"/api/v1/workspaces/{ws}/models/served")
+    assert _problem(whole, 409, "name")["code"] == "model_in_use"
+
+    handle.online_deployments.delete("blue", endpoint)
+    assert http.delete(f"/api/v1/workspaces/{ws}/models/served/versions/1").status_code == 204

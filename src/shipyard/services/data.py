@@ -48,6 +48,8 @@ from shipyard.store import data as store
 from shipyard.store.base import utcnow
 from shipyard.store.data import DataAssetRow, DataVersionRow
 from shipyard.store.database import Database
+from shipyard.store.jobs import JobSubmissionRow
+from shipyard.store.lineage import JobAssetRow
 from shipyard.store.models import ModelRow, ModelVersionRow
 from shipyard.store.tracking import names_of
 from shipyard.store.uploads import get_upload
@@ -95,18 +97,36 @@ def version_reads(
 
 
 def data_version_referrers(session: Session, row: DataVersionRow) -> list[str]:
-    """Who uses this version, as people read it (``model churn:3``). The one place that
-    knows: jobs and deployments add their references here when they arrive."""
+    """Who uses this version, as people read it (``model churn:3``, ``job lively-owl-3``):
+    model versions registered from its files, and jobs that took it as an input. The one
+    place that knows."""
+    users: list[str] = []
     model_version_ids = store.model_versions_using(session, row.id)
-    if not model_version_ids:
-        return []
-    query = (
-        select(ModelRow.name, ModelVersionRow.version)
-        .join(ModelVersionRow, ModelVersionRow.model_id == ModelRow.id)
-        .where(ModelVersionRow.id.in_(model_version_ids))
-        .order_by(ModelRow.name, ModelVersionRow.version)
-    )
-    return [f"model {name}:{version}" for name, version in session.execute(query)]
+    if model_version_ids:
+        query = (
+            select(ModelRow.name, ModelVersionRow.version)
+            .join(ModelVersionRow, ModelVersionRow.model_id == ModelRow.id)
+            .where(ModelVersionRow.id.in_(model_version_ids))
+            .order_by(ModelRow.name, ModelVersionRow.version)
+        )
+        users += [f"model {name}:{version}" for name, version in session.execute(query)]
+    asset = session.get(DataAssetRow, row.asset_id)
+    if asset is not None:
+        jobs = (
+            select(JobSubmissionRow.name)
+            .join(JobAssetRow, JobAssetRow.job_id == JobSubmissionRow.job_id)
+            .where(
+                JobAssetRow.workspace_id == asset.workspace_id,
+                JobAssetRow.direction == "input",
+                JobAssetRow.kind == "data",
+                JobAssetRow.name == asset.name,
+                JobAssetRow.version == row.version,
+            )
+            .order_by(JobSubmissionRow.name)
+            .limit(6)
+        )
+        users += [f"job {name}" for name in session.scalars(jobs)]
+    return users
 
 
 class DataService:

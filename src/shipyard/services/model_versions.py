@@ -30,6 +30,7 @@ from shipyard.services.models import (
     check_tag,
     next_token,
     offset_of,
+    refuse_if_deployed,
     require_model,
     require_version,
     versions_read,
@@ -255,10 +256,13 @@ class ModelVersionService:
             return versions_read(session, [row])[0]
 
     def delete(self, workspace: str, name: str, version: int) -> None:
-        """The version and its aliases; its number is never issued again."""
+        """The version and its aliases; its number is never issued again. Refused while an
+        online deployment serves it: its instances load the files again at every restart."""
         with self.db.write() as session:
             model = require_model(session, workspace, name)
-            session.delete(require_version(session, model, version))
+            row = require_version(session, model, version)
+            refuse_if_deployed(session, model, name, version)
+            session.delete(row)
             model.updated_at = utcnow()
 
     def set_tag(self, workspace: str, name: str, version: int, key: str, value: str) -> None:

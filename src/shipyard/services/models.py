@@ -30,6 +30,7 @@ from shipyard.services.experiments import workspace_id_of
 from shipyard.store import models as store
 from shipyard.store.base import utcnow
 from shipyard.store.database import Database
+from shipyard.store.endpoints import deployments_using_model
 from shipyard.store.model_search import ordered, where
 from shipyard.store.models import ModelAliasRow, ModelRow, ModelVersionRow
 from shipyard.store.tracking import names_of
@@ -231,9 +232,12 @@ class ModelService:
             raise _exists(body.name or name) from exc
 
     def delete(self, workspace: str, name: str) -> None:
-        """The model, its versions and aliases (the files stay with their runs)."""
+        """The model, its versions and aliases (the files stay with their runs); refused
+        while an online deployment serves one of its versions."""
         with self.db.write() as session:
-            session.delete(require_model(session, workspace, name))
+            model = require_model(session, workspace, name)
+            refuse_if_deployed(session, model, name)
+            session.delete(model)
 
     def set_tag(self, workspace: str, name: str, key: str, value: str) -> None:
         check_tag(key, value)
@@ -302,3 +306,19 @@ def _exists(name: str) -> ConflictError:
     return ConflictError(
         f"registered model {name!r} already exists", code="model_exists", field="name"
     )
+
+
+def refuse_if_deployed(
+    session: Session, model: ModelRow, name: str, version: int | None = None
+) -> None:
+    """A model version an online deployment serves stays: its instances load the files
+    again at every restart (delete or update the deployment first)."""
+    serving = deployments_using_model(session, model.workspace_id, name, version)
+    if serving:
+        shown = ", ".join(serving[:5]) + (" ..." if len(serving) > 5 else "")
+        which = f"version {version} of model {name!r} is" if version else f"model {name!r} is"
+        raise ConflictError(
+            f"{which} deployed ({shown}); delete or update those deployments first",
+            code="model_version_in_use" if version else "model_in_use",
+            field="version" if version else "name",
+        )

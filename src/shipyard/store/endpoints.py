@@ -195,3 +195,27 @@ def delete_tokens(session: Session, endpoint_id: str) -> None:
     session.execute(
         delete(OnlineEndpointTokenRow).where(OnlineEndpointTokenRow.endpoint_id == endpoint_id)
     )
+
+
+def deployments_using_model(
+    session: Session, workspace_id: str, name: str, version: int | None = None
+) -> list[str]:
+    """``endpoint/deployment`` of each online deployment whose model is version ``version``
+    of model ``name`` (any version when None). A workspace has few deployments: their specs
+    are read and compared here rather than with each database's own JSON operators."""
+    rows = session.execute(
+        select(OnlineEndpointRow.name, OnlineDeploymentRow.name, OnlineDeploymentRow.spec)
+        .join(OnlineEndpointRow, OnlineEndpointRow.id == OnlineDeploymentRow.endpoint_id)
+        .where(OnlineEndpointRow.workspace_id == workspace_id)
+        .order_by(OnlineEndpointRow.name, OnlineDeploymentRow.name)
+    )
+    found = []
+    for endpoint, deployment, spec in rows:
+        model = spec.get("model")
+        asset = model.get("asset") if isinstance(model, dict) else None
+        if not isinstance(asset, str):
+            continue
+        asset_name, _, asset_version = asset.rpartition(":")
+        if asset_name == name and (version is None or asset_version == str(version)):
+            found.append(f"{endpoint}/{deployment}")
+    return found
