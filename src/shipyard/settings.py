@@ -163,6 +163,17 @@ class Settings(BaseSettings):
         description="Run the instances of online deployments in this server (and route "
         "scoring requests to them); default: as jobs_enabled.",
     )
+    endpoint_metrics_interval_seconds: float = Field(
+        default=60,
+        gt=0,
+        description="How often the online deployments' per-minute figures (requests, errors, "
+        "latency, restarts) are written to the store.",
+    )
+    endpoint_metrics_retention_days: float = Field(
+        default=30,
+        gt=0,
+        description="How long those per-minute figures are kept (removed by the purge loop).",
+    )
     local_compute_cpus: float | None = Field(
         default=None, gt=0, description="CPUs the local compute hands to jobs; default: all."
     )

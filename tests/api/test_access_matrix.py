@@ -127,6 +127,13 @@ ROUTE_ACTIONS = frozenset(
         "workspaces/onlineEndpoints/deployments/read",
         "workspaces/onlineEndpoints/deployments/write",
         "workspaces/onlineEndpoints/deployments/delete",
+        # batch endpoints and their deployments (invoking one is a job submission)
+        "workspaces/batchEndpoints/read",
+        "workspaces/batchEndpoints/write",
+        "workspaces/batchEndpoints/delete",
+        "workspaces/batchEndpoints/deployments/read",
+        "workspaces/batchEndpoints/deployments/write",
+        "workspaces/batchEndpoints/deployments/delete",
         # registries and the role assignments made at one
         "registries/read",
         "registries/write",
@@ -203,6 +210,8 @@ _READS = frozenset(
         "workspaces/secrets/metadata/read",
         "workspaces/onlineEndpoints/read",
         "workspaces/onlineEndpoints/deployments/read",
+        "workspaces/batchEndpoints/read",
+        "workspaces/batchEndpoints/deployments/read",
         "registries/read",
         "registries/roleAssignments/read",
         "registries/assets/read",
@@ -223,6 +232,8 @@ _ML_ENGINEERING = frozenset(
         "workspaces/onlineEndpoints/token/action",
         "workspaces/onlineEndpoints/deployments/delete",
         "workspaces/batchEndpoints/write",
+        "workspaces/batchEndpoints/delete",
+        "workspaces/batchEndpoints/deployments/write",
         "workspaces/batchEndpoints/deployments/delete",
         "workspaces/schedules/write",
         "workspaces/schedules/delete",
@@ -261,6 +272,8 @@ ALLOWED: dict[str, frozenset[str]] = {
             "workspaces/secrets/write",
             "workspaces/onlineEndpoints/read",
             "workspaces/onlineEndpoints/deployments/read",
+            "workspaces/batchEndpoints/read",
+            "workspaces/batchEndpoints/deployments/read",
             "workspaces/secrets/delete",
         }
         | _ML_ENGINEERING
@@ -845,6 +858,43 @@ def _deployment_call(suffix: str = "", body: Any = None) -> Maker:
         return Call(f"{base}/deployments/blue{suffix}", body)
 
     return make
+
+
+BATCH = "/api/v1/workspaces/{workspace}/batchEndpoints"
+
+
+def _admin_batch_endpoint(api: Api, workspace: str | None) -> str:
+    """A batch endpoint the admin made, with deployment "main" (its default): the native
+    model and a committed code snapshot (its file a.csv stands in for the scoring script)."""
+    name = unique("be")
+    base = BATCH.format(workspace=_ws(workspace))
+    api.as_admin("POST", base, json={"name": name})
+    body = _deployment_body(api, workspace, "main")
+    api.as_admin("POST", f"{base}/{name}/deployments", json=body)
+    return name
+
+
+def _batch_call(suffix: str = "", body: Any = None) -> Maker:
+    """A route about a batch endpoint (and its deployment "main") the admin made."""
+
+    def make(api: Api, _: Actor, workspace: str | None) -> Call:
+        name = _admin_batch_endpoint(api, workspace)
+        return Call(f"{BATCH.format(workspace=_ws(workspace))}/{name}{suffix}", body)
+
+    return make
+
+
+def _batch_invoke(api: Api, _: Actor, workspace: str | None) -> Call:
+    name = _admin_batch_endpoint(api, workspace)
+    root, _content = _begun_upload(api, workspace, "data", sent=True)
+    uri = api.as_admin("POST", f"{root}/commit").json()["uri"]
+    body = {"inputs": {"data": {"type": "uri_folder", "path": uri}}}
+    return Call(f"{BATCH.format(workspace=_ws(workspace))}/{name}/jobs", body)
+
+
+def _new_batch_deployment(api: Api, _: Actor, workspace: str | None) -> Call:
+    base = f"{BATCH.format(workspace=_ws(workspace))}/{_admin_batch_endpoint(api, workspace)}"
+    return Call(f"{base}/deployments", _deployment_body(api, workspace, "other"))
 
 
 def _registry_component_call(suffix: str = "", body: Any = None) -> Maker:
@@ -1705,6 +1755,50 @@ ROUTES: dict[tuple[str, str], Recipe] = {
     ),
     ("GET", ONLINE + "/{endpoint}/deployments/{name}/logs"): Recipe(
         "workspaces/onlineEndpoints/deployments/read", make=_deployment_call("/logs")
+    ),
+    # batch endpoints and deployments; invoking one submits a job
+    ("POST", BATCH): Recipe(
+        "workspaces/batchEndpoints/write",
+        make=lambda api, a, w: Call(BATCH.format(workspace=_ws(w)), {"name": unique("be")}),
+    ),
+    ("GET", BATCH): Recipe(
+        "workspaces/batchEndpoints/read",
+        make=lambda api, a, w: Call(BATCH.format(workspace=_ws(w))),
+    ),
+    ("GET", BATCH + "/{name}"): Recipe("workspaces/batchEndpoints/read", make=_batch_call()),
+    ("PATCH", BATCH + "/{name}"): Recipe(
+        "workspaces/batchEndpoints/write", make=_batch_call("", {"description": "changed"})
+    ),
+    ("DELETE", BATCH + "/{name}"): Recipe("workspaces/batchEndpoints/delete", make=_batch_call()),
+    ("POST", BATCH + "/{name}/jobs"): Recipe("workspaces/jobs/write", make=_batch_invoke),
+    ("GET", BATCH + "/{name}/jobs"): Recipe(
+        "workspaces/batchEndpoints/read", make=_batch_call("/jobs")
+    ),
+    ("POST", BATCH + "/{endpoint}/deployments"): Recipe(
+        "workspaces/batchEndpoints/deployments/write", make=_new_batch_deployment
+    ),
+    ("GET", BATCH + "/{endpoint}/deployments"): Recipe(
+        "workspaces/batchEndpoints/deployments/read", make=_batch_call("/deployments")
+    ),
+    ("GET", BATCH + "/{endpoint}/deployments/{name}"): Recipe(
+        "workspaces/batchEndpoints/deployments/read", make=_batch_call("/deployments/main")
+    ),
+    ("PATCH", BATCH + "/{endpoint}/deployments/{name}"): Recipe(
+        "workspaces/batchEndpoints/deployments/write",
+        make=_batch_call("/deployments/main", {"description": "changed"}),
+    ),
+    ("DELETE", BATCH + "/{endpoint}/deployments/{name}"): Recipe(
+        "workspaces/batchEndpoints/deployments/delete", make=_batch_call("/deployments/main")
+    ),
+    # monitoring: the series of an endpoint and a deployment; /metrics spans every workspace
+    ("GET", ONLINE + "/{endpoint}/metrics"): Recipe(
+        "workspaces/onlineEndpoints/read", make=_endpoint_call("/metrics")
+    ),
+    ("GET", ONLINE + "/{endpoint}/deployments/{name}/metrics"): Recipe(
+        "workspaces/onlineEndpoints/deployments/read", make=_deployment_call("/metrics")
+    ),
+    ("GET", "/metrics"): Recipe(
+        "workspaces/onlineEndpoints/read", make=lambda api, a, w: Call("/metrics")
     ),
     # components
     ("GET", COMPONENTS): Recipe(

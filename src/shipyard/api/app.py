@@ -27,11 +27,13 @@ from shipyard.api.middleware import RequestContextMiddleware
 from shipyard.api.routers import (
     artifacts,
     audit,
+    batch_endpoints,
     components,
     computes,
     costs,
     data,
     datastores,
+    endpoint_metrics,
     endpoints,
     environments,
     experiments,
@@ -39,6 +41,7 @@ from shipyard.api.routers import (
     health,
     jobs,
     models,
+    prometheus,
     registries,
     registry_components,
     role_assignments,
@@ -62,6 +65,9 @@ from shipyard.compute.launchers.ray import RayLauncher
 from shipyard.services.artifacts import ArtifactService
 from shipyard.services.audit import AuditService
 from shipyard.services.authz import RoleBasedAuthorizer
+from shipyard.services.batch_code import BatchCode
+from shipyard.services.batch_deployments import BatchDeploymentService
+from shipyard.services.batch_endpoints import BatchEndpointService
 from shipyard.services.components import Components
 from shipyard.services.computes import ComputeService
 from shipyard.services.costs import CostService
@@ -75,6 +81,7 @@ from shipyard.services.datastores import (
 from shipyard.services.deployment_files import DeploymentPreparer
 from shipyard.services.deployment_runtime import DeploymentRuntime
 from shipyard.services.endpoint_keys import EndpointAuthenticator, EndpointKeys
+from shipyard.services.endpoint_metrics import EndpointMetrics
 from shipyard.services.endpoints import OnlineEndpointService
 from shipyard.services.environments import Environments
 from shipyard.services.experiments import ExperimentService
@@ -102,6 +109,7 @@ from shipyard.services.roles import RoleService
 from shipyard.services.run_inputs import RunInputService
 from shipyard.services.runs import RunService
 from shipyard.services.schedules import ScheduleService, submitter
+from shipyard.services.scoring_stats import ScoringStats
 from shipyard.services.secrets import SecretService
 from shipyard.services.service_principals import ServicePrincipalService
 from shipyard.services.sessions import LoginPolicy, SessionService
@@ -283,6 +291,7 @@ def build_services(settings: Settings, db: Database) -> Services:
     components = Components(db, environments, authorizer, registries=registry_components)
     pipelines = PipelineService(db, jobs, components, wake=jobs.wake)
     sweeps = SweepService(db, jobs, wake=jobs.wake)
+    # Notes each scoring request's credential kind for the per-deployment counts.
     endpoint_auth = EndpointAuthenticator(db)
     endpoint_keys = EndpointKeys(db, secret_service, changed=endpoint_auth.invalidate)
     # The deployments' runtime is made below (it reports through the deployment service):
@@ -317,6 +326,7 @@ def build_services(settings: Settings, db: Database) -> Services:
             online_deployments.report_state,
             work_dir=settings.data_dir / "deployments",
         )
+    scoring_stats = ScoringStats()
     return Services(
         settings=settings,
         db=db,
@@ -384,8 +394,25 @@ def build_services(settings: Settings, db: Database) -> Services:
         online_deployments=online_deployments,
         endpoint_auth=endpoint_auth,
         deployment_runtime=runtime,
+        scoring_stats=scoring_stats,
+        endpoint_metrics=EndpointMetrics(
+            db,
+            scoring_stats,
+            runtime,
+            retention_days=settings.endpoint_metrics_retention_days,
+        ),
         registries=RegistryService(db, registry_code),
         registry_components=registry_components,
+        batch_endpoints=BatchEndpointService(db, jobs, pipelines, server_url=settings.server_url),
+        batch_deployments=BatchDeploymentService(
+            db,
+            authorizer,
+            IoResolver(db, datastore_paths, data, model_assets),
+            model_assets,
+            environments,
+            secret_service,
+            BatchCode(db, datastore_paths),
+        ),
     )
 
 
@@ -409,6 +436,9 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
             _upload_gc_loop(services, settings.upload_gc_interval_seconds)
         )
         scheduler = asyncio.create_task(_schedule_loop(services, SCHEDULE_POLL_SECONDS))
+        metrics = asyncio.create_task(
+            _endpoint_metrics_loop(services, settings.endpoint_metrics_interval_seconds)
+        )
         if services.job_runner is not None:
             await run_in_threadpool(services.job_runner.start)
         if services.deployment_runtime is not None:
@@ -431,6 +461,10 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
             scheduler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await scheduler
+            metrics.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await metrics
+            await _flush_endpoint_metrics(services)  # the last requests' figures
             services.db.dispose()
             log.info("server stopped")
 
@@ -496,6 +530,9 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         components.router,
         schedules.router,
         endpoints.router,
+        batch_endpoints.router,
+        endpoint_metrics.router,
+        prometheus.router,
         models.router,
         mlflow_surface.router,
     ):
@@ -511,6 +548,12 @@ async def _purge_loop(services: Services, interval: float) -> None:
                 log.info("purged expired workspaces", extra={"workspaces": purged})
         except Exception:  # the loop must outlive a failed pass; the next pass retries
             log.exception("purging expired workspaces failed")
+        try:
+            removed = await run_in_threadpool(services.endpoint_metrics.purge)
+            if removed:
+                log.info("purged endpoint metrics", extra={"rows": removed})
+        except Exception:  # the loop must outlive a failed pass; the next pass retries
+            log.exception("purging endpoint metrics failed")
         await asyncio.sleep(interval)
 
 
@@ -525,6 +568,20 @@ async def _upload_gc_loop(services: Services, interval: float) -> None:
                 log.info("removed uploads", extra={"uploads": len(sweep.removed)})
         except Exception:  # the loop must outlive a failed pass; the next pass retries
             log.exception("removing unused uploads failed")
+
+
+async def _endpoint_metrics_loop(services: Services, interval: float) -> None:
+    """Write the online deployments' figures to the store (``services.endpoint_metrics``)."""
+    while True:
+        await asyncio.sleep(interval)
+        await _flush_endpoint_metrics(services)
+
+
+async def _flush_endpoint_metrics(services: Services) -> None:
+    try:
+        await run_in_threadpool(services.endpoint_metrics.flush)
+    except Exception:  # the loop must outlive a failed pass; the next pass retries
+        log.exception("writing endpoint metrics failed")
 
 
 async def _schedule_loop(services: Services, interval: float) -> None:

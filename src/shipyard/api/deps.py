@@ -9,6 +9,8 @@ from fastapi import Request
 from shipyard.services.artifacts import ArtifactService
 from shipyard.services.audit import AuditService
 from shipyard.services.authz import Authorizer
+from shipyard.services.batch_deployments import BatchDeploymentService
+from shipyard.services.batch_endpoints import BatchEndpointService
 from shipyard.services.components import Components
 from shipyard.services.computes import ComputeService
 from shipyard.services.costs import CostService
@@ -16,6 +18,7 @@ from shipyard.services.data import DataService
 from shipyard.services.datastores import DatastoreService
 from shipyard.services.deployment_runtime import DeploymentRuntime
 from shipyard.services.endpoint_keys import EndpointAuthenticator
+from shipyard.services.endpoint_metrics import EndpointMetrics
 from shipyard.services.endpoints import OnlineEndpointService
 from shipyard.services.environments import Environments
 from shipyard.services.experiments import ExperimentService
@@ -93,6 +96,10 @@ class Services:
     # The scoring gateway's key and token check (cached; see services.endpoint_keys).
     endpoint_auth: EndpointAuthenticator
     registry_components: RegistryComponents
+    # The deployments' figures as time series (writes them every minute, reads ranges).
+    endpoint_metrics: EndpointMetrics
+    batch_endpoints: BatchEndpointService
+    batch_deployments: BatchDeploymentService
     # Runs online deployments' instances (None: serving_enabled off); the gateway's counts.
     deployment_runtime: DeploymentRuntime | None = None
     scoring_stats: ScoringStats = field(default_factory=ScoringStats)

@@ -81,7 +81,8 @@ class ScoringGateway:
         # Authenticated before the body is read: a caller without a key sends nothing on.
         # The check reads the store at most once a second per endpoint (its cache), so it
         # runs on the event loop rather than paying a thread hand-off per request.
-        if self.auth.authenticate(workspace, endpoint, _bearer(scope)) is None:
+        caller = self.auth.authenticate(workspace, endpoint, _bearer(scope))
+        if caller is None:
             await _problem(
                 send,
                 401,
@@ -98,10 +99,16 @@ class ScoringGateway:
             return
         if body is None:  # the client went away
             return
-        await self._score(scope, send, workspace, endpoint, body)
+        await self._score(scope, send, workspace, endpoint, body, caller.credential)
 
     async def _score(
-        self, scope: Scope, send: Send, workspace: str, endpoint: str, body: bytes
+        self,
+        scope: Scope,
+        send: Send,
+        workspace: str,
+        endpoint: str,
+        body: bytes,
+        credential: str,
     ) -> None:
         routes = self.runtime.routes(workspace, endpoint) if self.runtime else None
         wanted = _header(scope, DEPLOYMENT_HEADER)
@@ -125,7 +132,7 @@ class ScoringGateway:
         content_type = _header(scope, b"content-type") or b"application/json"
         started = time.perf_counter()
         status = await self._forward(send, chosen, body, content_type)
-        self.stats.record(chosen.id, status, time.perf_counter() - started)
+        self.stats.record(chosen.id, status, time.perf_counter() - started, credential)
         if wanted is None and routes is not None and routes.mirror is not None:
             self._mirror(routes.mirror, body, content_type)
 

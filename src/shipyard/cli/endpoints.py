@@ -72,9 +72,17 @@ def create_endpoint(
 @workspace_option
 @output_option
 def show_endpoint(name: str, workspace: str, output: str) -> None:
-    """Show an endpoint, with its scoring URI and traffic split."""
+    """Show an endpoint, with its scoring URI and traffic split, and each deployment's last
+    hour: requests, error rate, latency percentiles (ms), instance restarts."""
     with client() as c:
-        print_one(c.workspace(workspace).online_endpoints.get(name), output)
+        operations = c.workspace(workspace).online_endpoints
+        shown = operations.get(name).model_dump(mode="json")
+        metrics = operations.get_metrics(name)
+    if metrics.deployments:  # an endpoint without deployments has nothing to summarise
+        shown["last_hour"] = {
+            d.deployment: d.summary.model_dump(mode="json") for d in metrics.deployments
+        }
+    print_one(shown, output)
 
 
 @online_endpoint.command("list")

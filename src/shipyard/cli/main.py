@@ -8,6 +8,7 @@ import click
 
 from shipyard._version import __version__
 from shipyard.cli.audit import audit
+from shipyard.cli.batch_endpoints import batch_deployment, batch_endpoint
 from shipyard.cli.components import component
 from shipyard.cli.computes import compute
 from shipyard.cli.costs import cost
@@ -59,6 +60,8 @@ for command in (
     schedule,
     online_endpoint,
     online_deployment,
+    batch_endpoint,
+    batch_deployment,
     cost,
     admin,
 ):

@@ -82,6 +82,13 @@ ONLINE_ENDPOINTS_SCORE = "workspaces/onlineEndpoints/score/action"
 ONLINE_DEPLOYMENTS_READ = "workspaces/onlineEndpoints/deployments/read"
 ONLINE_DEPLOYMENTS_WRITE = "workspaces/onlineEndpoints/deployments/write"
 ONLINE_DEPLOYMENTS_DELETE = "workspaces/onlineEndpoints/deployments/delete"
+# Batch endpoints (Azure's names). Invoking one starts a job, so it also needs jobs/write.
+BATCH_ENDPOINTS_READ = "workspaces/batchEndpoints/read"
+BATCH_ENDPOINTS_WRITE = "workspaces/batchEndpoints/write"
+BATCH_ENDPOINTS_DELETE = "workspaces/batchEndpoints/delete"
+BATCH_DEPLOYMENTS_READ = "workspaces/batchEndpoints/deployments/read"
+BATCH_DEPLOYMENTS_WRITE = "workspaces/batchEndpoints/deployments/write"
+BATCH_DEPLOYMENTS_DELETE = "workspaces/batchEndpoints/deployments/delete"
 # Registries: creating one is registries/write at global scope (the registry does not exist
 # yet); reading, changing and deleting it are checked at the registry's own scope.
 REGISTRIES_READ = "registries/read"

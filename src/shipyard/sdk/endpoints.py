@@ -14,6 +14,7 @@ from __future__ import annotations
 import builtins
 import json
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -25,6 +26,7 @@ from shipyard.domain.endpoints import (
     parse_assignments,
 )
 from shipyard.domain.errors import InvalidInputError
+from shipyard.schemas.endpoint_metrics import DeploymentMetricsRead, EndpointMetricsRead
 from shipyard.schemas.endpoints import (
     DeploymentLogsRead,
     EndpointKeysRead,
@@ -142,6 +144,14 @@ class OnlineEndpointOperations:
 
     def get_token(self, name: str) -> EndpointToken:
         return self._http.send_model("POST", self._path(name) + "/token", EndpointToken)
+
+    def get_metrics(
+        self, name: str, *, since: datetime | None = None, until: datetime | None = None
+    ) -> EndpointMetricsRead:
+        """Each deployment's per-minute figures and their summary (default: the last hour)."""
+        return self._http.get_model(
+            self._path(name) + "/metrics", EndpointMetricsRead, params=_range(since, until)
+        )
 
     def regenerate_keys(self, name: str, key_type: str = "primary") -> None:
         """Replace one key; the old one stops working at once."""
@@ -331,8 +341,28 @@ class OnlineDeploymentOperations:
         )
         return found.text
 
+    def get_metrics(
+        self,
+        name: str,
+        endpoint_name: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> DeploymentMetricsRead:
+        """Its per-minute figures and their summary (default: the last hour)."""
+        return self._http.get_model(
+            self._path(name, endpoint_name) + "/metrics",
+            DeploymentMetricsRead,
+            params=_range(since, until),
+        )
+
     def __repr__(self) -> str:
         return f"OnlineDeploymentOperations({self._root!r})"
+
+
+def _range(since: datetime | None, until: datetime | None) -> dict[str, str]:
+    given = {"since": since, "until": until}
+    return {key: moment.isoformat() for key, moment in given.items() if moment is not None}
 
 
 def _endpoint_name(spec: Mapping[str, Any], given: str | None) -> str:

@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 from shipyard.schemas.tracking import RunRead
 from shipyard.schemas.workspaces import WorkspaceRead
+from shipyard.sdk.batch_endpoints import BatchDeploymentOperations, BatchEndpointOperations
 from shipyard.sdk.components import ComponentOperations
 from shipyard.sdk.computes import ComputeOperations
 from shipyard.sdk.costs import CostOperations
@@ -122,6 +123,8 @@ class WorkspaceHandle:
         self.schedules = ScheduleOperations(http, name, self.jobs._submitted)
         self.online_endpoints = OnlineEndpointOperations(http, name)
         self.online_deployments = OnlineDeploymentOperations(http, name, self.models)
+        self.batch_endpoints = BatchEndpointOperations(http, name, self.jobs._submitted)
+        self.batch_deployments = BatchDeploymentOperations(http, name, self.models)
 
     def get(self) -> Workspace:
         return self._http.get_model(_path(self.name), Workspace)

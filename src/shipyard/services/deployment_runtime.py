@@ -111,6 +111,10 @@ class DeploymentRuntime:
         self._swept = False
         self._ready: dict[str, list[tuple[str, int]]] = {}
         self._statuses: dict[str, DeploymentStatus] = {}  # latest, not yet reported
+        # Instance restarts since this server started them, and each instance's count as last
+        # reported (monitoring: a counter that survives instances being replaced).
+        self._restarts: dict[str, int] = {}
+        self._instance_restarts: dict[str, dict[str, int]] = {}
         self._reported = threading.Condition()
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="deploy-prepare")
         self._loop_thread = threading.Thread(target=self._loop, name="deployments", daemon=True)
@@ -163,6 +167,18 @@ class DeploymentRuntime:
         last reported (a dict read: the gateway calls it on the event loop, and the
         supervisor's own lock is held while it starts processes)."""
         return self._ready.get(deployment_id, [])
+
+    def deployments(self) -> list[tuple[str, str, DeploymentRoute]]:
+        """(workspace, endpoint, deployment) of every deployment the last pass saw."""
+        return [
+            (workspace, endpoint, route)
+            for (workspace, endpoint), routes in self._routes.items()
+            for route in routes.deployments.values()
+        ]
+
+    def restarts(self, deployment_id: str) -> int:
+        """Instance restarts of the deployment since this server started it."""
+        return self._restarts.get(deployment_id, 0)
 
     def status(self, deployment_id: str) -> DeploymentStatus | None:
         run = self._running.get(deployment_id)
@@ -289,6 +305,8 @@ class DeploymentRuntime:
                 self._running.pop(ref.id, None)
             _release(run)
         self._ready.pop(ref.id, None)
+        self._restarts.pop(ref.id, None)
+        self._instance_restarts.pop(ref.id, None)
         remove_tree(self.work_dir / ref.id)
         log.info("online deployment stopped", extra={"deployment": ref.id})
 
@@ -312,9 +330,18 @@ class DeploymentRuntime:
             for i in status.instances
             if i.state is InstanceState.READY and i.port is not None
         ]
+        self._count_restarts(deployment_id, status)
         with self._reported:
             self._statuses[deployment_id] = status
             self._reported.notify_all()
+
+    def _count_restarts(self, deployment_id: str, status: DeploymentStatus) -> None:
+        """Only this deployment's supervisor thread calls it: no lock."""
+        before = self._instance_restarts.get(deployment_id, {})
+        added = sum(max(0, i.restarts - before.get(i.id, 0)) for i in status.instances)
+        self._instance_restarts[deployment_id] = {i.id: i.restarts for i in status.instances}
+        if added:
+            self._restarts[deployment_id] = self._restarts.get(deployment_id, 0) + added
 
     def _report_loop(self) -> None:
         while True:

@@ -17,7 +17,7 @@ Never removed:
   logged model a version came from);
 - a code snapshot (purpose ``code``) whose digest a submitted job or a component version
   names (``job_submissions.code_digest``, ``component_versions.code_digest``,
-  ``online_deployments.code_digest``);
+  ``online_deployments.code_digest``, ``batch_deployments.code_digest``);
 - an upload of a soft-deleted workspace (recovering it brings everything back), of a purpose
   this module does not know, or in a datastore that is read-only now.
 
@@ -50,6 +50,7 @@ from shipyard.domain.errors import NotFoundError
 from shipyard.services.datastore_uris import DatastoreResolver, Location
 from shipyard.services.model_sources import ARTIFACTS_SCHEME
 from shipyard.store.base import utcnow
+from shipyard.store.batch_endpoints import BatchDeploymentRow, BatchEndpointRow
 from shipyard.store.components import ComponentRow, ComponentVersionRow
 from shipyard.store.data import DataAssetRow, DataVersionRow
 from shipyard.store.database import Database
@@ -257,6 +258,8 @@ class UploadUsers:
         users.code |= {(ws_id, digest) for ws_id, digest in found if ws_id and digest}
         deployments = session.execute(_DEPLOYMENT_CODE)
         users.code |= {(ws_id, digest) for ws_id, digest in deployments if digest}
+        batch = session.execute(_BATCH_DEPLOYMENT_CODE)
+        users.code |= {(ws_id, digest) for ws_id, digest in batch if digest}
         return users
 
     def use(self, row: ContentUploadRow) -> bool:
@@ -324,7 +327,12 @@ def in_use(session: Session, ws: WorkspaceRow, row: ContentUploadRow) -> bool:
     deployments = _DEPLOYMENT_CODE.where(
         OnlineEndpointRow.workspace_id == ws.id, OnlineDeploymentRow.code_digest == row.digest
     )
-    return session.execute(deployments.limit(1)).first() is not None
+    if session.execute(deployments.limit(1)).first() is not None:
+        return True
+    batch = _BATCH_DEPLOYMENT_CODE.where(
+        BatchEndpointRow.workspace_id == ws.id, BatchDeploymentRow.code_digest == row.digest
+    )
+    return session.execute(batch.limit(1)).first() is not None
 
 
 # The scoring code of every online deployment, by workspace: its instances load it again at
@@ -333,6 +341,12 @@ _DEPLOYMENT_CODE = (
     select(OnlineEndpointRow.workspace_id, OnlineDeploymentRow.code_digest)
     .join(OnlineEndpointRow, OnlineEndpointRow.id == OnlineDeploymentRow.endpoint_id)
     .where(OnlineDeploymentRow.code_digest.is_not(None))
+)
+# The same for batch deployments: every invoke makes a job from their code snapshot.
+_BATCH_DEPLOYMENT_CODE = (
+    select(BatchEndpointRow.workspace_id, BatchDeploymentRow.code_digest)
+    .join(BatchEndpointRow, BatchEndpointRow.id == BatchDeploymentRow.endpoint_id)
+    .where(BatchDeploymentRow.code_digest.is_not(None))
 )
 
 
