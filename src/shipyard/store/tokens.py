@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, ForeignKey, String, bindparam, select
@@ -10,6 +10,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from shipyard.store.authz_state import version_query
 from shipyard.store.base import ID, Base, UtcDateTime, new_id, utcnow
+from shipyard.store.driver import DriverStatement
 from shipyard.store.users import UserRow
 
 
@@ -87,18 +88,26 @@ def _credential_query() -> Any:
 # Built once: every request runs it, and a prebuilt statement skips building and cache-key
 # work (it still compiles once per dialect).
 _CREDENTIAL = _credential_query()
+_CREDENTIAL_ON_DRIVER = DriverStatement(_CREDENTIAL)
 
 
 def credential(conn: Connection, token_hash: str) -> Credential | None:
     """The token, its user and the authorization counter, in one statement on a bare
-    connection (this runs on every request)."""
-    row = conn.execute(_CREDENTIAL, {"token_hash": token_hash}).first()
+    connection (this runs on every request: on the driver's own cursor, see store/driver.py,
+    which is why the two times are converted here)."""
+    cursor = _CREDENTIAL_ON_DRIVER.execute(conn, {"token_hash": token_hash})
+    try:
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
     if row is None:
         return None
+    expires_at = _utc(row[2])
+    assert expires_at is not None  # the column is NOT NULL
     return Credential(
         row[0],
-        row[1],
-        row[2],
+        _utc(row[1]),
+        expires_at,
         row[3],
         row[4],
         bool(row[5]),
@@ -106,3 +115,12 @@ def credential(conn: Connection, token_hash: str) -> Credential | None:
         int(row[7] or 0),
         row[8],
     )
+
+
+def _utc(value: datetime | str | None) -> datetime | None:
+    """A time as the driver returns it (SQLite: ISO text without a zone; PostgreSQL: an
+    aware datetime) as an aware UTC datetime, as ``UtcDateTime`` would."""
+    if value is None:
+        return None
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
