@@ -205,18 +205,25 @@ def measure_big_file(server: Server, folder: Path, size: Size) -> BigFile:
     pids = process_tree(server.process.pid)
     for repetition in range(size.repetitions):
         target = folder / f"copy-{repetition}.bin"
+        # Each transfer starts with nothing left to write back: otherwise one pays for the
+        # last one's dirty pages (the kernel flushes them meanwhile, on the same disk), and
+        # which one pays depends on the order, not on what is measured.
+        os.sync()
         result.copy_s.append(timed(partial(plain_copy, source, target)))
         target.unlink()
         back = folder / f"back-{repetition}"
         with ws.start_run(experiment="storage-bench") as run:
             files = ws.jobs.artifacts(run.id)
             with peak_rss(server.process.pid) as rss:
+                os.sync()
                 before = cpu_seconds(pids)
                 result.upload_s.append(timed(partial(run.log_artifact, source)))
                 uploaded = cpu_seconds(pids)
+                os.sync()
+                downloading = cpu_seconds(pids)
                 result.download_s.append(timed(partial(files.download, "big.bin", back)))
                 result.upload_cpu_s.append(uploaded - before)
-                result.download_cpu_s.append(cpu_seconds(pids) - uploaded)
+                result.download_cpu_s.append(cpu_seconds(pids) - downloading)
             result.rss_growth_mb = max(result.rss_growth_mb, rss[1] - rss[0])
         if not filecmp.cmp(back / "big.bin", source, shallow=False):
             raise RuntimeError("the downloaded file differs from the uploaded one")
