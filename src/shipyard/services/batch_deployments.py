@@ -11,7 +11,6 @@ it submits a pipeline job.
 from __future__ import annotations
 
 import builtins
-import posixpath
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -20,13 +19,10 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from shipyard.domain import actions
-from shipyard.domain.actions import workspace_scope
-from shipyard.domain.asset_uris import parse_asset_ref
 from shipyard.domain.batch_endpoints import check_output_file_name
 from shipyard.domain.content import is_digest
 from shipyard.domain.endpoints import check_deployment_name, check_endpoint_name
-from shipyard.domain.errors import ConflictError, InvalidInputError, NotFoundError, ShipyardError
+from shipyard.domain.errors import ConflictError, InvalidInputError, NotFoundError
 from shipyard.domain.paging import decode_page_token
 from shipyard.domain.principals import Principal
 from shipyard.schemas.batch_endpoints import (
@@ -36,16 +32,19 @@ from shipyard.schemas.batch_endpoints import (
     ModelBatchSettings,
 )
 from shipyard.schemas.common import Page
-from shipyard.schemas.endpoints import InlineModel
-from shipyard.schemas.jobs import DataInput
 from shipyard.schemas.pipelines import PipelineSettings
 from shipyard.services.authz import Authorizer
 from shipyard.services.batch_code import BatchCode
+from shipyard.services.deployment_specs import (
+    pin_model,
+    same_endpoint,
+    scoring_script_path,
+)
 from shipyard.services.environments import Environments
-from shipyard.services.job_environment import SECRET_REFERENCE
-from shipyard.services.job_inputs import ASSET_SCHEMES, IoResolver
+from shipyard.services.job_inputs import IoResolver
 from shipyard.services.model_assets import ModelAssetService
 from shipyard.services.paging import split_page
+from shipyard.services.secret_references import check_secret_references
 from shipyard.services.secrets import SecretService
 from shipyard.store import batch_endpoints as store
 from shipyard.store.base import utcnow
@@ -98,7 +97,7 @@ class BatchDeploymentService:
         endpoint's default from now on (also when it had none)."""
         check_endpoint_name(endpoint, field="endpoint_name")
         name = check_deployment_name(body.name)
-        _same_endpoint(body.endpoint_name, endpoint)
+        same_endpoint(body.endpoint_name, endpoint)
         with self.db.read() as session:
             parent = require_batch_endpoint(session, workspace, endpoint)
             if store.get_deployment(session, parent.id, name) is not None:
@@ -150,7 +149,7 @@ class BatchDeploymentService:
                 code="name_mismatch",
                 field="name",
             )
-        _same_endpoint(body.endpoint_name, endpoint)
+        same_endpoint(body.endpoint_name, endpoint)
         with self.db.read() as session:
             parent = require_batch_endpoint(session, workspace, endpoint)
             submitted = dict(require_deployment(session, parent, name).spec.get("submitted") or {})
@@ -193,7 +192,7 @@ class BatchDeploymentService:
                 "a model deployment needs a model", code="missing_field", field="model"
             )
         settings = _model_settings(body.settings)
-        model = self._model(workspace, body.model)
+        model = pin_model(self.models, self.io, workspace, body.model, with_location=False)
         code = body.code_configuration
         if code is None and model["type"] != "mlflow_model":
             raise InvalidInputError(
@@ -212,8 +211,15 @@ class BatchDeploymentService:
         environment = self.environments.pin(
             principal, workspace, body.environment or MLFLOW_ENVIRONMENT
         )
-        self._check_secrets(principal, workspace, settings.environment_variables)
-        script = _script(code.scoring_script) if code else None
+        check_secret_references(
+            self.authorizer,
+            self.secrets,
+            principal,
+            workspace,
+            settings.environment_variables,
+            field="settings.environment_variables",
+        )
+        script = scoring_script_path(code.scoring_script) if code else None
         with self.db.read() as session:
             ws = workspace_row(session, workspace)
             compute = _check_compute(session, ws, body.compute)
@@ -265,61 +271,6 @@ class BatchDeploymentService:
             "compute": body.compute,
             "settings": settings.model_dump(exclude_unset=True),
         }
-
-    def _model(self, workspace: str, model: str | InlineModel) -> dict[str, Any]:
-        if isinstance(model, str):
-            if not model.lower().startswith(ASSET_SCHEMES):
-                raise InvalidInputError(
-                    "model must be a reference (azureml:<name>:<version>, azureml:<name>@latest) "
-                    "or a mapping {path, type}",
-                    code="invalid_reference",
-                    field="model",
-                )
-            ref = parse_asset_ref(model, field="model")
-            if ref.label not in (None, "latest"):
-                raise InvalidInputError(
-                    f"the only label is 'latest', not {ref.label!r}",
-                    code="invalid_reference",
-                    field="model",
-                )
-            try:
-                found = self.models.get(workspace, ref.name, ref.version or "latest")
-            except ShipyardError as exc:
-                exc.field = "model"
-                raise
-            return {"asset": f"{ref.name}:{found.version}", "type": found.type, "uri": None}
-        given = DataInput(type=model.type, path=model.path, mode="download")
-        try:
-            resolved = self.io.inputs(workspace, {"model": given})["model"]
-        except ShipyardError as exc:
-            exc.field = "model.path"
-            raise
-        model_type = model.type
-        if resolved.get("asset"):
-            name, _, version = str(resolved["asset"]).partition(":")
-            model_type = self.models.get(workspace, name, version).type
-        return {"asset": resolved.get("asset"), "type": model_type, "uri": resolved["uri"]}
-
-    def _check_secrets(
-        self, principal: Principal, workspace: str, variables: dict[str, str]
-    ) -> None:
-        names = {
-            (key, found.group(1))
-            for key, value in variables.items()
-            for found in SECRET_REFERENCE.finditer(value)
-        }
-        if not names:
-            return
-        self.authorizer.authorize(principal, actions.SECRETS_READ, workspace_scope(workspace))
-        for key, name in sorted(names):
-            try:
-                self.secrets.get(workspace, name)
-            except NotFoundError as exc:
-                raise InvalidInputError(
-                    f"secret {name!r} does not exist in this workspace's key vault",
-                    code="secret_not_found",
-                    field=f"settings.environment_variables.{key}",
-                ) from exc
 
     # -- read, delete ----------------------------------------------------------------------------
 
@@ -454,17 +405,6 @@ def _user_digest(code: str) -> str:
     return digest
 
 
-def _script(path: str) -> str:
-    normal = posixpath.normpath(path.replace("\\", "/"))
-    if path.startswith("/") or normal == ".." or normal.startswith("../") or normal == ".":
-        raise InvalidInputError(
-            "scoring_script is a file inside the code folder, relative to it",
-            code="invalid_path",
-            field="code_configuration.scoring_script",
-        )
-    return normal
-
-
 def workspace_row(session: Session, workspace: str) -> WorkspaceRow:
     row = get_workspace(session, workspace)
     if row is None or row.deleted_at is not None:
@@ -483,15 +423,6 @@ def require_batch_endpoint(session: Session, workspace: str, name: str) -> Batch
             field="endpoint_name",
         )
     return row
-
-
-def _same_endpoint(given: str | None, endpoint: str) -> None:
-    if given is not None and given != endpoint:
-        raise InvalidInputError(
-            f"the body names endpoint {given!r}, the path {endpoint!r}",
-            code="name_mismatch",
-            field="endpoint_name",
-        )
 
 
 def require_deployment(session: Session, parent: BatchEndpointRow, name: str) -> BatchDeploymentRow:

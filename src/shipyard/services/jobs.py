@@ -22,8 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from shipyard.domain import actions, command_template
-from shipyard.domain.actions import workspace_scope
+from shipyard.domain import command_template
 from shipyard.domain.asset_uris import datastore_uri
 from shipyard.domain.content import UPLOADS_FOLDER, is_digest
 from shipyard.domain.errors import ConflictError, InvalidInputError, NotFoundError, ShipyardError
@@ -39,10 +38,10 @@ from shipyard.services import lineage
 from shipyard.services.authz import Authorizer
 from shipyard.services.datastore_uris import Location
 from shipyard.services.experiments import get_or_create
-from shipyard.services.job_environment import SECRET_REFERENCE
 from shipyard.services.job_inputs import MODEL_TYPES, IoResolver
 from shipyard.services.job_reads import PRIORITIES, job_read
 from shipyard.services.paging import split_page
+from shipyard.services.secret_references import check_secret_references
 from shipyard.services.secrets import SecretService
 from shipyard.services.workspaces import DEFAULT_DATASTORE
 from shipyard.store import jobs as job_store
@@ -377,24 +376,7 @@ class JobService:
     def _check_secrets(
         self, principal: Principal, workspace: str, variables: dict[str, str]
     ) -> None:
-        names = {
-            (key, found.group(1))
-            for key, value in variables.items()
-            for found in SECRET_REFERENCE.finditer(value)
-        }
-        if not names:
-            return
-        # Injecting a secret shows it to the job, and so to whoever reads its output.
-        self.authorizer.authorize(principal, actions.SECRETS_READ, workspace_scope(workspace))
-        for key, name in sorted(names):
-            try:
-                self.secrets.get(workspace, name)
-            except NotFoundError as exc:
-                raise InvalidInputError(
-                    f"secret {name!r} does not exist in this workspace's key vault",
-                    code="secret_not_found",
-                    field=f"environment_variables.{key}",
-                ) from exc
+        check_secret_references(self.authorizer, self.secrets, principal, workspace, variables)
 
     # -- read -------------------------------------------------------------------------------
 

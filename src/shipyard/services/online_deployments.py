@@ -16,7 +16,6 @@ last lines of those files.
 from __future__ import annotations
 
 import builtins
-import posixpath
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,9 +25,6 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from shipyard.domain import actions
-from shipyard.domain.actions import workspace_scope
-from shipyard.domain.asset_uris import parse_asset_ref
 from shipyard.domain.content import is_digest
 from shipyard.domain.endpoints import (
     CREATING,
@@ -43,26 +39,28 @@ from shipyard.domain.errors import (
     ConflictError,
     InvalidInputError,
     NotFoundError,
-    ShipyardError,
 )
 from shipyard.domain.paging import decode_page_token
 from shipyard.domain.principals import Principal
 from shipyard.schemas.common import Page
 from shipyard.schemas.endpoints import (
     DeploymentLogsRead,
-    InlineModel,
     OnlineDeploymentCreate,
     OnlineDeploymentRead,
     OnlineDeploymentUpdate,
 )
-from shipyard.schemas.jobs import DataInput
 from shipyard.services.authz import Authorizer
+from shipyard.services.deployment_specs import (
+    pin_model,
+    same_endpoint,
+    scoring_script_path,
+)
 from shipyard.services.endpoints import require_endpoint, workspace_of
 from shipyard.services.environments import Environments
-from shipyard.services.job_environment import SECRET_REFERENCE
-from shipyard.services.job_inputs import ASSET_SCHEMES, IoResolver
+from shipyard.services.job_inputs import IoResolver
 from shipyard.services.model_assets import ModelAssetService
 from shipyard.services.paging import split_page
+from shipyard.services.secret_references import check_secret_references
 from shipyard.services.secrets import SecretService
 from shipyard.store import endpoints as store
 from shipyard.store.base import utcnow
@@ -130,7 +128,7 @@ class OnlineDeploymentService:
         ``all_traffic``: the endpoint sends it 100% of live traffic from now on."""
         check_endpoint_name(endpoint, field="endpoint_name")
         name = check_deployment_name(body.name)
-        _same_endpoint(body.endpoint_name, endpoint)
+        same_endpoint(body.endpoint_name, endpoint)
         with self.db.read() as session:  # 404 and 409 before any resolving
             parent = require_endpoint(session, workspace, endpoint)
             if store.get_deployment(session, parent.id, name) is not None:
@@ -187,7 +185,7 @@ class OnlineDeploymentService:
                 code="name_mismatch",
                 field="name",
             )
-        _same_endpoint(body.endpoint_name, endpoint)
+        same_endpoint(body.endpoint_name, endpoint)
         with self.db.read() as session:
             parent = require_endpoint(session, workspace, endpoint)
             current = _require(session, parent, name)
@@ -214,7 +212,11 @@ class OnlineDeploymentService:
     def _prepare(
         self, principal: Principal, workspace: str, body: OnlineDeploymentCreate
     ) -> _Prepared:
-        model = self._model(workspace, body.model)
+        model = (
+            pin_model(self.models, self.io, workspace, body.model, with_location=True)
+            if body.model is not None
+            else None
+        )
         code = body.code_configuration
         if code is None and (model is None or model["type"] != "mlflow_model"):
             raise InvalidInputError(
@@ -235,12 +237,14 @@ class OnlineDeploymentService:
             if body.environment is not None
             else None
         )
-        self._check_secrets(principal, workspace, body.environment_variables)
+        check_secret_references(
+            self.authorizer, self.secrets, principal, workspace, body.environment_variables
+        )
         digest = self._check_code(workspace, code.code, code.scoring_script) if code else None
         spec: dict[str, Any] = {
             "model": model,
             "code_configuration": (
-                {"code": code.code, "scoring_script": _script(code.scoring_script)}
+                {"code": code.code, "scoring_script": scoring_script_path(code.scoring_script)}
                 if code
                 else None
             ),
@@ -256,44 +260,6 @@ class OnlineDeploymentService:
             "submitted": body.model_dump(mode="json", by_alias=True, exclude_unset=True),
         }
         return _Prepared(spec, digest)
-
-    def _model(self, workspace: str, model: str | InlineModel | None) -> dict[str, Any] | None:
-        if model is None:
-            return None
-        if isinstance(model, str):
-            if not model.lower().startswith(ASSET_SCHEMES):
-                raise InvalidInputError(
-                    "model must be a reference (azureml:<name>:<version>, azureml:<name>@latest) "
-                    "or a mapping {path, type}",
-                    code="invalid_reference",
-                    field="model",
-                )
-            ref = parse_asset_ref(model, field="model")
-            if ref.label not in (None, "latest"):
-                raise InvalidInputError(
-                    f"the only label is 'latest', not {ref.label!r}",
-                    code="invalid_reference",
-                    field="model",
-                )
-            try:
-                found = self.models.get(workspace, ref.name, ref.version or "latest")
-                location = self.models.location(workspace, ref.name, str(found.version))
-            except ShipyardError as exc:
-                exc.field = "model"  # the model services name their own fields
-                raise
-            asset = f"{ref.name}:{found.version}"
-            return {"asset": asset, "type": found.type, "uri": location.uri}
-        given = DataInput(type=model.type, path=model.path, mode="download")
-        try:
-            resolved = self.io.inputs(workspace, {"model": given})["model"]
-        except ShipyardError as exc:
-            exc.field = "model.path"
-            raise
-        model_type = model.type
-        if resolved.get("asset"):
-            name, _, version = str(resolved["asset"]).partition(":")
-            model_type = self.models.get(workspace, name, version).type
-        return {"asset": resolved.get("asset"), "type": model_type, "uri": resolved["uri"]}
 
     def _check_code(self, workspace: str, code: str, script: str) -> str:
         field = "code_configuration.code"
@@ -315,35 +281,13 @@ class OnlineDeploymentService:
                     field=field,
                 )
             files = {entry[0] for entry in upload.manifest}
-        if _script(script) not in files:
+        if scoring_script_path(script) not in files:
             raise InvalidInputError(
                 f"the code snapshot holds no file {script[:200]!r}",
                 code="scoring_script_not_found",
                 field="code_configuration.scoring_script",
             )
         return digest
-
-    def _check_secrets(
-        self, principal: Principal, workspace: str, variables: dict[str, str]
-    ) -> None:
-        names = {
-            (key, found.group(1))
-            for key, value in variables.items()
-            for found in SECRET_REFERENCE.finditer(value)
-        }
-        if not names:
-            return
-        # Injecting a secret shows it to the scoring code, and so to whoever wrote it.
-        self.authorizer.authorize(principal, actions.SECRETS_READ, workspace_scope(workspace))
-        for key, name in sorted(names):
-            try:
-                self.secrets.get(workspace, name)
-            except NotFoundError as exc:
-                raise InvalidInputError(
-                    f"secret {name!r} does not exist in this workspace's key vault",
-                    code="secret_not_found",
-                    field=f"environment_variables.{key}",
-                ) from exc
 
     # -- read, delete ----------------------------------------------------------------------------
 
@@ -478,18 +422,6 @@ def _runtime_part(spec: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in spec.items() if k != "submitted"}
 
 
-def _script(path: str) -> str:
-    """The scoring script's path in the snapshot: relative, inside it."""
-    normal = posixpath.normpath(path.replace("\\", "/"))
-    if path.startswith("/") or normal == ".." or normal.startswith("../") or normal == ".":
-        raise InvalidInputError(
-            "scoring_script is a file inside the code folder, relative to it",
-            code="invalid_path",
-            field="code_configuration.scoring_script",
-        )
-    return normal
-
-
 def _modified(path: Path) -> float:
     try:
         return path.stat().st_mtime
@@ -509,15 +441,6 @@ def _tail(files: list[Path], lines: int) -> list[str]:
             continue
         found.extend(text.splitlines())
     return found[-lines:]
-
-
-def _same_endpoint(given: str | None, endpoint: str) -> None:
-    if given is not None and given != endpoint:
-        raise InvalidInputError(
-            f"the body names endpoint {given!r}, the path {endpoint!r}",
-            code="name_mismatch",
-            field="endpoint_name",
-        )
 
 
 def _require(session: Session, parent: OnlineEndpointRow, name: str) -> OnlineDeploymentRow:
