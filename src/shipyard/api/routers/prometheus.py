@@ -22,7 +22,7 @@ router = APIRouter(route_class=GuardedRoute, tags=["monitoring"])
     "/metrics",
     dependencies=[require(actions.ONLINE_ENDPOINTS_READ)],
     response_class=Response,
-    include_in_schema=False,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
 )
 def prometheus_metrics(request: Request, services: Services = Depends(get_services)) -> Response:
     """Requests by status code, latency histogram, instance restarts and ready instances,
