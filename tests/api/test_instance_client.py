@@ -112,6 +112,7 @@ def test_a_refused_connection_is_unavailable() -> None:
         (b"", InstanceUnavailableError),  # closed before answering
         (b"garbage\r\n\r\n", InstanceAnswerError),  # not HTTP
         (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", InstanceAnswerError),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: ten\r\n\r\n", InstanceAnswerError),
     ],
 )
 def test_broken_answers(reply: bytes, error: type[Exception]) -> None:

@@ -152,7 +152,10 @@ async def _read_answer(reader: asyncio.StreamReader) -> tuple[Answer, bool]:
         name, _, value = line.partition(b":")
         name = name.strip().lower()
         if name == b"content-length":
-            length = int(value.strip())
+            try:
+                length = int(value.strip())
+            except ValueError as exc:
+                raise InstanceAnswerError("the instance's answer has a bad length") from exc
         elif name == b"content-type":
             content_type = value.strip()
         elif name == b"connection" and value.strip().lower() == b"close":
