@@ -359,6 +359,9 @@ class JobRunner:
         with self._lock:
             if self._stop.is_set():
                 raise RuntimeError("the server is stopping")
+        # The job's time (and cost) counts from its process's start, not from after the
+        # write below, which may wait for the database's writer lock on a busy server.
+        started = time.monotonic()
         handle = self._start(job)
         job.note("started")
         with self.db.write() as session:
@@ -376,7 +379,7 @@ class JobRunner:
             job_id,
             job.workspace,
             handle,
-            time.monotonic(),
+            started,
             timeout_s,
             job.memory_mb,
             job.cpus,
