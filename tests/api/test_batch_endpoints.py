@@ -286,6 +286,10 @@ def test_failed_files_past_the_error_threshold_fail_the_job(files: dict[str, Any
     assert "error_threshold exceeded: 2 files failed" in failed.tags["batch.error"]
     assert "cannot score bad-" in failed.tags["batch.error"]
     assert "error_threshold exceeded" in _log(ws, strict.name)
+    # The job's own error says why, not only that the driver exited with 1.
+    assert failed.error is not None
+    assert failed.error.startswith("the command exited with code 1: batch scoring failed: ")
+    assert "error_threshold exceeded: 2 files failed" in failed.error
     done = _wait(ws, lenient.name)
     assert done.status == "Completed", _log(ws, lenient.name)
     # The slow file timed out twice (tried again once), the bad ones raised twice.

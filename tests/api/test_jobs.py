@@ -148,6 +148,14 @@ def test_a_failing_command_ends_failed_with_its_exit_code(ws: WorkspaceHandle) -
     assert "about to fail" in log_of(ws, job.name)
 
 
+def test_a_failed_jobs_error_quotes_the_last_error_its_log_names(ws: WorkspaceHandle) -> None:
+    script = "import sys; print('loading'); raise ValueError('column x is missing')"
+    job = ws.jobs.create(command(command=f'python -c "{script}"'))
+    ended = wait(ws, job.name)
+    assert (ended.status, ended.exit_code) == ("Failed", 1)
+    assert ended.error == "the command exited with code 1: ValueError: column x is missing"
+
+
 def test_mlflow_inside_the_job_logs_into_the_job_with_no_setup(
     ws: WorkspaceHandle, code: Path
 ) -> None:

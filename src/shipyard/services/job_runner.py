@@ -48,6 +48,7 @@ from shipyard.services.job_environment import (
     revoke_job_tokens,
 )
 from shipyard.services.job_inputs import MODEL_TYPES
+from shipyard.services.job_logs import last_error_line
 from shipyard.services.job_outputs import SYSTEM_LOG, USER_LOG, JobOutputs
 from shipyard.services.job_preparation import (
     EnvironmentProvider,
@@ -647,6 +648,11 @@ class JobRunner:
                 )
             self.containers.remove(job_id)
         status, error = _outcome(run, ended)
+        if status == "Failed" and run.final_status is None and ended.exit_code:
+            # Say why it failed, as far as its log tells, without a trip to the log.
+            quoted = last_error_line(self.settings.jobs_dir / job_id / USER_LOG)
+            if quoted:
+                error = f"{error}: {quoted}"
         registered, problems = self.outputs.store(
             run.workspace,
             sub.workspace_id,
