@@ -134,6 +134,7 @@ ROUTE_ACTIONS = frozenset(
         "workspaces/batchEndpoints/deployments/read",
         "workspaces/batchEndpoints/deployments/write",
         "workspaces/batchEndpoints/deployments/delete",
+        "workspaces/batchEndpoints/deployments/jobs/write",
         # registries and the role assignments made at one
         "registries/read",
         "registries/write",
@@ -235,6 +236,7 @@ _ML_ENGINEERING = frozenset(
         "workspaces/batchEndpoints/delete",
         "workspaces/batchEndpoints/deployments/write",
         "workspaces/batchEndpoints/deployments/delete",
+        "workspaces/batchEndpoints/deployments/jobs/write",
         "workspaces/schedules/write",
         "workspaces/schedules/delete",
     }
@@ -1770,7 +1772,9 @@ ROUTES: dict[tuple[str, str], Recipe] = {
         "workspaces/batchEndpoints/write", make=_batch_call("", {"description": "changed"})
     ),
     ("DELETE", BATCH + "/{name}"): Recipe("workspaces/batchEndpoints/delete", make=_batch_call()),
-    ("POST", BATCH + "/{name}/jobs"): Recipe("workspaces/jobs/write", make=_batch_invoke),
+    ("POST", BATCH + "/{name}/jobs"): Recipe(
+        "workspaces/batchEndpoints/deployments/jobs/write", make=_batch_invoke
+    ),
     ("GET", BATCH + "/{name}/jobs"): Recipe(
         "workspaces/batchEndpoints/read", make=_batch_call("/jobs")
     ),

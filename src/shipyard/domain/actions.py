@@ -82,13 +82,16 @@ ONLINE_ENDPOINTS_SCORE = "workspaces/onlineEndpoints/score/action"
 ONLINE_DEPLOYMENTS_READ = "workspaces/onlineEndpoints/deployments/read"
 ONLINE_DEPLOYMENTS_WRITE = "workspaces/onlineEndpoints/deployments/write"
 ONLINE_DEPLOYMENTS_DELETE = "workspaces/onlineEndpoints/deployments/delete"
-# Batch endpoints (Azure's names). Invoking one starts a job, so it also needs jobs/write.
+# Batch endpoints (Azure's names). Invoking one starts a scoring job, which is Azure's
+# deployments/jobs/write: the endpoint's people (ML Engineer) may run what they deployed
+# without holding jobs/write, which would let them run any command.
 BATCH_ENDPOINTS_READ = "workspaces/batchEndpoints/read"
 BATCH_ENDPOINTS_WRITE = "workspaces/batchEndpoints/write"
 BATCH_ENDPOINTS_DELETE = "workspaces/batchEndpoints/delete"
 BATCH_DEPLOYMENTS_READ = "workspaces/batchEndpoints/deployments/read"
 BATCH_DEPLOYMENTS_WRITE = "workspaces/batchEndpoints/deployments/write"
 BATCH_DEPLOYMENTS_DELETE = "workspaces/batchEndpoints/deployments/delete"
+BATCH_ENDPOINTS_INVOKE = "workspaces/batchEndpoints/deployments/jobs/write"
 # Registries: creating one is registries/write at global scope (the registry does not exist
 # yet); reading, changing and deleting it are checked at the registry's own scope.
 REGISTRIES_READ = "registries/read"
@@ -132,6 +135,7 @@ CATALOG: tuple[str, ...] = (
     "workspaces/onlineEndpoints/listKeys/action",
     "workspaces/onlineEndpoints/regenerateKeys/action",
     "workspaces/onlineEndpoints/token/action",
+    BATCH_ENDPOINTS_INVOKE,
     "workspaces/datastores/listSecrets/action",
     "workspaces/secrets/metadata/read",  # names and dates, never values
     "workspaces/secrets/read",  # secret values

@@ -92,7 +92,7 @@ def invoke_batch_endpoint(
         alias="azureml-model-deployment",
         description="The deployment to run (Azure's header); the default when unset.",
     ),
-    principal: Principal = require(actions.JOBS_WRITE),
+    principal: Principal = require(actions.BATCH_ENDPOINTS_INVOKE),
     services: Services = Depends(get_services),
 ) -> JobRead:
     """Start a scoring job; follow it with the job routes (``job show``, logs, cancel)."""
