@@ -233,8 +233,7 @@ def test_an_mlflow_model_is_scored_without_code(files: dict[str, Any], tmp_path:
     from sklearn.linear_model import LinearRegression
 
     fitted = LinearRegression().fit([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], [0.0, 2.0, 3.0])
-    # cloudpickle: the curated environment has it (skops, mlflow's default now, it has not).
-    save_model(fitted, tmp_path / "regression", serialization_format="cloudpickle")
+    save_model(fitted, tmp_path / "regression")  # MLflow 3's default format: skops
     ws: WorkspaceHandle = files["ws"]
     ws.models.create("regression", tmp_path / "regression", type="mlflow_model")
     data = tmp_path / "tables"
