@@ -14,6 +14,15 @@ from typing import Any
 import click
 
 from shipyard.cli.context import client, name_option, set_option
+from shipyard.cli.endpoint_files import (
+    deployment_spec,
+    endpoint_override,
+    endpoint_spec,
+    file_required,
+    name_override,
+    required_endpoint_option,
+    workspace_option,
+)
 from shipyard.cli.files import with_file
 from shipyard.cli.output import output_option, print_many, print_one
 from shipyard.domain.batch_endpoints import INPUT_TYPES
@@ -23,20 +32,7 @@ ENDPOINT_COLUMNS = ("name", "defaults", "scoring_uri")
 DEPLOYMENT_COLUMNS = ("name", "type", "model", "compute", "is_default")
 JOB_COLUMNS = ("name", "status", "display_name", "creation_time")
 
-workspace_option = click.option(
-    "-w", "--workspace", required=True, help="The workspace the endpoint belongs to."
-)
-endpoint_option = click.option(
-    "-e", "--endpoint-name", "endpoint", required=True, help="The batch endpoint."
-)
-file_required = click.option(
-    "-f",
-    "--file",
-    "file",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="The YAML file (Azure ML's shape).",
-)
+endpoint_option = required_endpoint_option("batch")
 
 
 @click.group("batch-endpoint")
@@ -46,7 +42,7 @@ def batch_endpoint() -> None:
 
 @batch_endpoint.command("create")
 @file_required
-@click.option("-n", "--name", help="The name (overrides the file's).")
+@name_override
 @workspace_option
 @set_option
 @output_option
@@ -54,13 +50,7 @@ def create_endpoint(
     file: str, name: str | None, workspace: str, overrides: tuple[str, ...], output: str
 ) -> None:
     """Create a batch endpoint from a YAML file."""
-    document = load_yaml_file(file, overrides)
-    spec: dict[str, Any] = dict(document.data)
-    if name:
-        spec["name"] = name
-    if not spec.get("name"):
-        raise click.UsageError("give the endpoint a name: in the file, or with -n NAME")
-    flags = frozenset({"name"} if name else set())
+    document, spec, flags = endpoint_spec(file, overrides, name)
     with client() as c:
         operations = c.workspace(workspace).batch_endpoints
         made = with_file(document, lambda: operations.create(spec), flags)
@@ -195,29 +185,10 @@ def batch_deployment() -> None:
     endpoint."""
 
 
-def _deployment_spec(
-    file: str, overrides: tuple[str, ...], name: str | None, endpoint: str | None
-) -> tuple[Any, dict[str, Any], frozenset[str]]:
-    document = load_yaml_file(file, overrides)
-    spec: dict[str, Any] = dict(document.data)
-    flags: set[str] = set()
-    if name:
-        spec["name"] = name
-        flags.add("name")
-    if endpoint:
-        spec["endpoint_name"] = endpoint
-        flags.add("endpoint_name")
-    if not spec.get("name"):
-        raise click.UsageError("give the deployment a name: in the file, or with -n NAME")
-    if not spec.get("endpoint_name"):
-        raise click.UsageError("name its endpoint: endpoint_name in the file, or -e ENDPOINT")
-    return document, spec, frozenset(flags)
-
-
 @batch_deployment.command("create")
 @file_required
-@click.option("-n", "--name", help="The name (overrides the file's).")
-@click.option("-e", "--endpoint-name", "endpoint", help="The endpoint (overrides the file's).")
+@name_override
+@endpoint_override
 @workspace_option
 @click.option("--set-default", is_flag=True, help="Make it the endpoint's default.")
 @set_option
@@ -233,7 +204,7 @@ def create_deployment(
 ) -> None:
     """Create a deployment from a YAML file (local code and model folders are uploaded); an
     endpoint's first deployment is its default."""
-    document, spec, flags = _deployment_spec(file, overrides, name, endpoint)
+    document, spec, flags = deployment_spec(file, overrides, name, endpoint)
     base_dir = Path(file).resolve().parent
     with client() as c:
         operations = c.workspace(workspace).batch_deployments
@@ -248,7 +219,7 @@ def create_deployment(
 @batch_deployment.command("update")
 @file_required
 @click.option("-n", "--name", help="The deployment (overrides the file's).")
-@click.option("-e", "--endpoint-name", "endpoint", help="The endpoint (overrides the file's).")
+@endpoint_override
 @workspace_option
 @click.option("--set-default", is_flag=True, help="Make it the endpoint's default.")
 @set_option
@@ -263,7 +234,7 @@ def update_deployment(
     output: str,
 ) -> None:
     """Change a deployment from its YAML file; jobs already started keep what they had."""
-    document, spec, flags = _deployment_spec(file, overrides, name, endpoint)
+    document, spec, flags = deployment_spec(file, overrides, name, endpoint)
     base_dir = Path(file).resolve().parent
     with client() as c:
         operations = c.workspace(workspace).batch_deployments

@@ -14,6 +14,15 @@ from typing import Any
 import click
 
 from shipyard.cli.context import client, name_option, set_option
+from shipyard.cli.endpoint_files import (
+    deployment_spec,
+    endpoint_override,
+    endpoint_spec,
+    file_required,
+    name_override,
+    required_endpoint_option,
+    workspace_option,
+)
 from shipyard.cli.files import with_file
 from shipyard.cli.output import output_option, print_many, print_one
 from shipyard.schemas.endpoints import EndpointKeysRead
@@ -23,20 +32,7 @@ from shipyard.sdk.yaml import load_yaml_file
 ENDPOINT_COLUMNS = ("name", "auth_mode", "traffic", "provisioning_state", "scoring_uri")
 DEPLOYMENT_COLUMNS = ("name", "model", "instance_count", "provisioning_state", "generation")
 
-workspace_option = click.option(
-    "-w", "--workspace", required=True, help="The workspace the endpoint belongs to."
-)
-endpoint_option = click.option(
-    "-e", "--endpoint-name", "endpoint", required=True, help="The online endpoint."
-)
-file_required = click.option(
-    "-f",
-    "--file",
-    "file",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="The YAML file (Azure ML's shape).",
-)
+endpoint_option = required_endpoint_option("online")
 
 
 @click.group("online-endpoint")
@@ -46,7 +42,7 @@ def online_endpoint() -> None:
 
 @online_endpoint.command("create")
 @file_required
-@click.option("-n", "--name", help="The name (overrides the file's).")
+@name_override
 @workspace_option
 @set_option
 @output_option
@@ -54,13 +50,7 @@ def create_endpoint(
     file: str, name: str | None, workspace: str, overrides: tuple[str, ...], output: str
 ) -> None:
     """Create an endpoint from a YAML file (its keys are made now: see get-credentials)."""
-    document = load_yaml_file(file, overrides)
-    spec: dict[str, Any] = dict(document.data)
-    if name:
-        spec["name"] = name
-    if not spec.get("name"):
-        raise click.UsageError("give the endpoint a name: in the file, or with -n NAME")
-    flags = frozenset({"name"} if name else set())
+    document, spec, flags = endpoint_spec(file, overrides, name)
     with client() as c:
         operations = c.workspace(workspace).online_endpoints
         made = with_file(document, lambda: operations.create(spec), flags)
@@ -215,29 +205,10 @@ def online_deployment() -> None:
     """Deployments: a model, scoring code and an environment behind an online endpoint."""
 
 
-def _deployment_spec(
-    file: str, overrides: tuple[str, ...], name: str | None, endpoint: str | None
-) -> tuple[Any, dict[str, Any], frozenset[str]]:
-    document = load_yaml_file(file, overrides)
-    spec: dict[str, Any] = dict(document.data)
-    flags: set[str] = set()
-    if name:
-        spec["name"] = name
-        flags.add("name")
-    if endpoint:
-        spec["endpoint_name"] = endpoint
-        flags.add("endpoint_name")
-    if not spec.get("name"):
-        raise click.UsageError("give the deployment a name: in the file, or with -n NAME")
-    if not spec.get("endpoint_name"):
-        raise click.UsageError("name its endpoint: endpoint_name in the file, or -e ENDPOINT")
-    return document, spec, frozenset(flags)
-
-
 @online_deployment.command("create")
 @file_required
-@click.option("-n", "--name", help="The name (overrides the file's).")
-@click.option("-e", "--endpoint-name", "endpoint", help="The endpoint (overrides the file's).")
+@name_override
+@endpoint_override
 @workspace_option
 @click.option("--all-traffic", is_flag=True, help="Send it 100% of the endpoint's traffic.")
 @set_option
@@ -252,7 +223,7 @@ def create_deployment(
     output: str,
 ) -> None:
     """Create a deployment from a YAML file (local code and model folders are uploaded)."""
-    document, spec, flags = _deployment_spec(file, overrides, name, endpoint)
+    document, spec, flags = deployment_spec(file, overrides, name, endpoint)
     base_dir = Path(file).resolve().parent
     with client() as c:
         operations = c.workspace(workspace).online_deployments
@@ -268,7 +239,7 @@ def create_deployment(
 @online_deployment.command("update")
 @click.option("-f", "--file", "file", type=click.Path(dir_okay=False), help="A YAML file.")
 @click.option("-n", "--name", help="The deployment (overrides the file's).")
-@click.option("-e", "--endpoint-name", "endpoint", help="The endpoint (overrides the file's).")
+@endpoint_override
 @workspace_option
 @click.option("--instance-count", type=click.IntRange(min=1), help="Scale to this many.")
 @set_option
@@ -285,7 +256,7 @@ def update_deployment(
     """Change a deployment from its YAML file (or just --instance-count); its instances are
     replaced one at a time."""
     if file:
-        document, spec, flags = _deployment_spec(file, overrides, name, endpoint)
+        document, spec, flags = deployment_spec(file, overrides, name, endpoint)
         base_dir: Path | None = Path(file).resolve().parent
     else:
         if not name or not endpoint:
