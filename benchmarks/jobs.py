@@ -134,7 +134,7 @@ def wait_for(client: Client, workspace: str, name: str, timeout: float = 300) ->
     jobs = client.workspace(workspace).jobs
     deadline = time.monotonic() + timeout
     while True:
-        job = jobs._submitted.get(name)
+        job = jobs.get_job(name)
         if job.status in TERMINAL:
             return job
         if time.monotonic() > deadline:

@@ -53,10 +53,10 @@ def chain(steps: int) -> dict[str, Any]:
 
 
 def wait(client: Client, workspace: str, name: str, timeout: float = 900) -> JobRead:
-    jobs = client.workspace(workspace).jobs._submitted
+    jobs = client.workspace(workspace).jobs
     deadline = time.monotonic() + timeout
     while True:
-        job = jobs.get(name)
+        job = jobs.get_job(name)
         if job.status in TERMINAL:
             return job
         if time.monotonic() > deadline:
@@ -74,10 +74,10 @@ def run_pipeline(client: Client, workspace: str, body: dict[str, Any]) -> tuple[
 
 
 def step_times(client: Client, workspace: str, pipeline: JobRead) -> list[float]:
-    jobs = client.workspace(workspace).jobs._submitted
+    jobs = client.workspace(workspace).jobs
     times = []
     for child in (pipeline.steps or {}).values():
-        step = jobs.get(child)
+        step = jobs.get_job(child)
         if step.reused_from is None:
             times.append((when(step, "Completed") - when(step, "Preparing")).total_seconds())
     return times
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         reused = sum(
             1
             for child in (again.steps or {}).values()
-            if client.workspace("bench-pipes").jobs._submitted.get(child).reused_from
+            if client.workspace("bench-pipes").jobs.get_job(child).reused_from
         )
         trials, seconds = (4, 0.5) if args.smoke else (20, 1.0)
         print(f"3. a random sweep of {trials} trials of {seconds:g} s, 2 at once", file=sys.stderr)

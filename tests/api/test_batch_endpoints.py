@@ -144,7 +144,7 @@ def _wait(ws: WorkspaceHandle, name: str, timeout: float = 600) -> JobRead:
     """Completed, Failed or Canceled (the first build of an environment takes a while)."""
     deadline = time.monotonic() + timeout
     while True:
-        job = ws.jobs._submitted.get(name)
+        job = ws.jobs.get_job(name)
         if job.status in ("Completed", "Failed", "Canceled"):
             return job
         assert time.monotonic() < deadline, f"job {name} still {job.status}"
@@ -156,7 +156,7 @@ def _log(ws: WorkspaceHandle, name: str) -> str:
 
 
 def _score(ws: WorkspaceHandle, job: str, tmp_path: Path) -> Path:
-    return ws.jobs._submitted.download(job, output_name="score", download_path=tmp_path)
+    return ws.jobs.download(job, output_name="score", download_path=tmp_path)
 
 
 def _rows(path: Path) -> list[list[str]]:
@@ -512,9 +512,7 @@ def test_a_pipeline_deployment_submits_a_pipeline_job(
     )
     assert _wait(ws, again.name).status == "Completed"
     steps = {str(j.step): j for j in ws.jobs.list_jobs(parent_job_name=again.name)}
-    inner = ws.jobs._submitted.download(
-        steps["batch"].name, output_name="result", download_path=tmp_path
-    )
+    inner = ws.jobs.download(steps["batch"].name, output_name="result", download_path=tmp_path)
     assert (inner / "count.txt").read_text().strip() == "again=5"
 
 

@@ -297,7 +297,7 @@ def test_a_job_on_a_cluster_that_does_not_answer_fails_after_its_retries(
         ws.computes.create("down", address=NOWHERE, skip_validation=True)
         job = ws.jobs.create(command(command="echo never", compute="down"))
         deadline = time.monotonic() + 120
-        while (ended := ws.jobs._submitted.get(job.name)).status not in ("Failed", "Completed"):
+        while (ended := ws.jobs.get_job(job.name)).status not in ("Failed", "Completed"):
             assert time.monotonic() < deadline, ended.status
             time.sleep(0.1)
         assert ended.status == "Failed"

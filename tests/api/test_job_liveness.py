@@ -35,7 +35,7 @@ def test_a_silent_runner_s_job_turns_not_responding(tmp_path: Path, database_url
             job.status = "Running"
     with start_server(data, database_url) as runner, runner.client() as client:
         deadline = time.monotonic() + 30
-        while (status := client.workspace("liveness").jobs._submitted.get(name).status) != (
+        while (status := client.workspace("liveness").jobs.get_job(name).status) != (
             "NotResponding"
         ):
             assert time.monotonic() < deadline, status

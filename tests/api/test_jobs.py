@@ -62,7 +62,7 @@ def code(tmp_path: Path) -> Path:
 def wait(ws: WorkspaceHandle, name: str, timeout: float = 90) -> JobRead:
     deadline = time.monotonic() + timeout
     while True:
-        job = ws.jobs._submitted.get(name)
+        job = ws.jobs.get_job(name)
         if job.status in ("Completed", "Failed", "Canceled"):
             return job
         assert time.monotonic() < deadline, f"job {name} still {job.status}"
@@ -237,7 +237,7 @@ def test_secrets_are_injected_by_reference_and_masked(
     assert "s3cr3t-value-123" not in text
     assert "KEY=***" in text
     assert "LEN=16" in text
-    shown = ws.jobs._submitted.get(job.name)
+    shown = ws.jobs.get_job(job.name)
     assert shown.environment_variables == {"API_KEY": "${{secrets.api-key}}"}
     assert "s3cr3t" not in shown.model_dump_json()
     with pytest.raises(InvalidInputError) as caught:
@@ -293,7 +293,7 @@ def test_local_inputs_are_uploaded_at_submit(ws: WorkspaceHandle, tmp_path: Path
 def test_cancel_stops_a_running_job_and_a_queued_one(ws: WorkspaceHandle) -> None:
     job = ws.jobs.create(command(command="echo started; sleep 60"))
     deadline = time.monotonic() + 60
-    while ws.jobs._submitted.get(job.name).status != "Running":
+    while ws.jobs.get_job(job.name).status != "Running":
         assert time.monotonic() < deadline
         time.sleep(0.1)
     ws.jobs.cancel(job.name)
@@ -438,7 +438,7 @@ def test_names_are_unique_in_a_workspace_and_unknown_jobs_are_404(ws: WorkspaceH
     with pytest.raises(ConflictError):
         ws.jobs.create(command(command="true", name="fixed-name"))
     with pytest.raises(NotFoundError):
-        ws.jobs._submitted.get("no-such-job")
+        ws.jobs.get_job("no-such-job")
     with pytest.raises(NotFoundError):
         ws.jobs.cancel("no-such-job")
 
@@ -545,7 +545,7 @@ def test_lineage_answers_which_models_were_trained_on_a_data_version(
     ended = wait(ws, train.name)
     assert ended.status == "Completed", ended.error
     assert ended.outputs["model"].registered == "churn:1"
-    shown = ws.jobs._submitted.get(train.name)
+    shown = ws.jobs.get_job(train.name)
     assert shown.lineage is not None
     assert "data:sales:1" in shown.lineage.inputs
     assert "environment:shipyard-minimal:1" in shown.lineage.inputs
@@ -582,7 +582,7 @@ def test_archiving_hides_a_job_from_lists_and_restore_brings_it_back(
     assert name in {j.name for j in ws.jobs.list_jobs()}
     ws.jobs.archive(name)
     assert name not in {j.name for j in ws.jobs.list_jobs()}
-    assert ws.jobs._submitted.get(name).name == name  # show still finds it
+    assert ws.jobs.get_job(name).name == name  # show still finds it
     ws.jobs.restore_job(name)
     assert name in {j.name for j in ws.jobs.list_jobs()}
     with pytest.raises(NotFoundError):

@@ -63,7 +63,7 @@ def submit(http: httpx.Client, ws: WorkspaceHandle, body: dict[str, Any]) -> htt
 def wait(ws: WorkspaceHandle, name: str, timeout: float = 120) -> JobRead:
     deadline = time.monotonic() + timeout
     while True:
-        job = ws.jobs._submitted.get(name)
+        job = ws.jobs.get_job(name)
         if job.status in TERMINAL:
             return job
         assert time.monotonic() < deadline, f"{name} still {job.status}"

@@ -49,7 +49,7 @@ def submit(server: RunningServer, ws: WorkspaceHandle, body: dict[str, Any]) -> 
 def wait(ws: WorkspaceHandle, name: str, timeout: float = 120) -> JobRead:
     deadline = time.monotonic() + timeout
     while True:
-        job = ws.jobs._submitted.get(name)
+        job = ws.jobs.get_job(name)
         if job.status in TERMINAL:
             return job
         assert time.monotonic() < deadline, f"{name} still {job.status}"
@@ -110,7 +110,7 @@ def three_steps(lr: float = 0.5) -> dict[str, Any]:
 
 def steps_of(ws: WorkspaceHandle, pipeline: JobRead) -> dict[str, JobRead]:
     assert pipeline.steps is not None
-    return {step: ws.jobs._submitted.get(child) for step, child in pipeline.steps.items()}
+    return {step: ws.jobs.get_job(child) for step, child in pipeline.steps.items()}
 
 
 def test_a_pipeline_runs_its_steps_in_dependency_order_and_reuses_them_when_resubmitted(
@@ -197,7 +197,7 @@ def test_canceling_a_pipeline_cancels_its_steps(server: RunningServer, ws: Works
     }
     name = submit(server, ws, body).json()["name"]
     deadline = time.monotonic() + 60
-    while steps_of(ws, ws.jobs._submitted.get(name))["slow"].status != "Running":
+    while steps_of(ws, ws.jobs.get_job(name))["slow"].status != "Running":
         assert time.monotonic() < deadline
         time.sleep(0.1)
     ws.jobs.cancel(name)

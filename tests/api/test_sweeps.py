@@ -95,7 +95,7 @@ def submit(server: RunningServer, ws: WorkspaceHandle, body: dict[str, Any]) -> 
 def wait(ws: WorkspaceHandle, name: str, timeout: float = 90) -> JobRead:
     deadline = time.monotonic() + timeout
     while True:
-        job = ws.jobs._submitted.get(name)
+        job = ws.jobs.get_job(name)
         if job.status in TERMINAL:
             return job
         assert time.monotonic() < deadline, f"{name} still {job.status}"
@@ -456,7 +456,7 @@ def test_a_sweep_is_a_pipeline_step_whose_outputs_are_the_best_trials(
     pipeline = wait(ws, ws.jobs.create(body).name)
     assert pipeline.status == "Completed", pipeline
     assert pipeline.steps is not None
-    tune = ws.jobs._submitted.get(pipeline.steps["tune"])
+    tune = ws.jobs.get_job(pipeline.steps["tune"])
     assert tune.type == "sweep"
     assert tune.sweep is not None
     assert tune.sweep.best_parameters == {"x": 5}
@@ -465,7 +465,7 @@ def test_a_sweep_is_a_pipeline_step_whose_outputs_are_the_best_trials(
     best = next(t for t in trials if t.name == tune.sweep.best_trial)
     assert tune.outputs["model"].path == best.outputs["model"].path
     assert all(t.outputs["model"].path != best.outputs["model"].path for t in trials if t != best)
-    report = ws.jobs._submitted.get(pipeline.steps["report"])
+    report = ws.jobs.get_job(pipeline.steps["report"])
     log = "".join(piece.text for piece in ws.jobs._submitted.follow(report.name))
     assert log.strip() == "5"
 
@@ -527,7 +527,7 @@ jobs:
     assert done.returncode == 0, done.stdout + done.stderr
     pipeline = next(j for j in ws.jobs.list_jobs() if j.type == "pipeline")
     assert pipeline.steps is not None
-    tune = ws.jobs._submitted.get(pipeline.steps["tune"])
+    tune = ws.jobs.get_job(pipeline.steps["tune"])
     trials = trials_of(ws, tune.name)
     assert len(trials) == 2  # max_total_trials cuts the grid short
     assert all(t.inputs["epochs"].value == "2" for t in trials)

@@ -16,7 +16,7 @@ def test_cost_report_by_experiment_as_table_and_json(server: RunningServer, admi
     jobs = admin.workspace(ws).jobs
     names = [jobs.create(command(command="true", experiment_name=e)).name for e in ("a", "b")]
     deadline = time.monotonic() + 120
-    while any(jobs._submitted.get(n).status != "Completed" for n in names):
+    while any(jobs.get_job(n).status != "Completed" for n in names):
         assert time.monotonic() < deadline
         time.sleep(0.1)
     env = as_admin(server)

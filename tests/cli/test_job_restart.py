@@ -20,7 +20,7 @@ from tests.cli.test_server_process import ENV_ADMIN_TOKEN, environment, server_p
 
 
 def status_of(client: Client, workspace: str, name: str) -> str:
-    return client.workspace(workspace).jobs._submitted.get(name).status
+    return client.workspace(workspace).jobs.get_job(name).status
 
 
 def wait_for(client: Client, workspace: str, name: str, wanted: set[str], timeout: float) -> str:
@@ -66,7 +66,7 @@ def test_jobs_survive_a_killed_server(tmp_path: Path, database_url: str) -> None
     time.sleep(1.5)  # the short job ends while no server is up
     with server_process(data_dir, env) as second, Client(second.url, ENV_ADMIN_TOKEN) as client:
         assert wait_for(client, "restart", short, {"Failed"}, timeout=30) == "Failed"
-        ended = client.workspace("restart").jobs._submitted.get(short)
+        ended = client.workspace("restart").jobs.get_job(short)
         assert ended.exit_code == 4
         assert ended.error == "the command exited with code 4"
         assert wait_for(client, "restart", long, {"Completed", "Failed"}, timeout=60) == "Completed"
@@ -77,6 +77,6 @@ def test_jobs_survive_a_killed_server(tmp_path: Path, database_url: str) -> None
         assert "begun" in log
         assert "survived" in log
         assert wait_for(client, "restart", lost, {"Completed", "Failed"}, timeout=60) == "Completed"
-        retried = client.workspace("restart").jobs._submitted.get(lost)
+        retried = client.workspace("restart").jobs.get_job(lost)
         assert retried.attempt == 1
         assert mark.exists()

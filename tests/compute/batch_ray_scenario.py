@@ -86,17 +86,15 @@ def run(settings: Any, address: str, folder: Path, results: dict[str, Any]) -> N
         results["deployment_compute"] = made.compute
         job = ws.batch_endpoints.invoke("ray-batch", input=str(folder / "docs"))
         deadline = time.monotonic() + 150
-        shown = ws.jobs._submitted.get(job.name)
+        shown = ws.jobs.get_job(job.name)
         while shown.status not in TERMINAL and time.monotonic() < deadline:
             time.sleep(0.5)
-            shown = ws.jobs._submitted.get(job.name)
+            shown = ws.jobs.get_job(job.name)
         results["job"] = shown.model_dump(
             mode="json", include={"status", "compute", "error", "tags"}
         )
         results["log"] = "".join(piece.text for piece in ws.jobs._submitted.follow(job.name))
-        score = ws.jobs._submitted.download(
-            job.name, output_name="score", download_path=folder / "out"
-        )
+        score = ws.jobs.download(job.name, output_name="score", download_path=folder / "out")
         predictions = score / "predictions.csv"
         results["predictions"] = predictions.read_text() if predictions.exists() else None
 

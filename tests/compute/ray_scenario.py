@@ -116,11 +116,11 @@ def run(settings: Any, address: str, folder: Path, results: dict[str, Any]) -> N
             ),
             "busy": submit(ws, f'python -c "{BUSY}"', **small),
         }
-        results["submitted"] = {k: ws.jobs._submitted.get(v).status for k, v in names.items()}
+        results["submitted"] = {k: ws.jobs.get_job(v).status for k, v in names.items()}
         # Cancel the sleeper once it runs and has said so.
         started = wait_for_log(ws, names["sleeper"], "sleeping", timeout=60)
         results["sleeper_started"] = started
-        results["sleeper_status_before_cancel"] = ws.jobs._submitted.get(names["sleeper"]).status
+        results["sleeper_status_before_cancel"] = ws.jobs.get_job(names["sleeper"]).status
         canceled_at = time.monotonic()
         ws.jobs.cancel(names["sleeper"])
         results["sleeper"] = outcome(ws, names["sleeper"])
@@ -144,11 +144,11 @@ def run(settings: Any, address: str, folder: Path, results: dict[str, Any]) -> N
             **small,
         )
         results["restart_seen_before"] = wait_for_log(ws, restart, "before", timeout=60)
-        results["restart_status_at_stop"] = ws.jobs._submitted.get(restart).status
+        results["restart_status_at_stop"] = ws.jobs.get_job(restart).status
     settings2 = settings.model_copy(update={"port": free_port()})
     with ServerThread(settings2) as server, server.client() as admin:
         ws = admin.workspace("ray-ws")
-        results["restart_status_after_start"] = ws.jobs._submitted.get(restart).status
+        results["restart_status_after_start"] = ws.jobs.get_job(restart).status
         results["restart"] = outcome(ws, restart)
 
 
@@ -170,10 +170,10 @@ def wait_for_log(ws: WorkspaceHandle, name: str, text: str, timeout: float) -> b
 
 def outcome(ws: WorkspaceHandle, name: str, timeout: float = 90) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
-    job: JobRead = ws.jobs._submitted.get(name)
+    job: JobRead = ws.jobs.get_job(name)
     while job.status not in TERMINAL and time.monotonic() < deadline:
         time.sleep(0.2)
-        job = ws.jobs._submitted.get(name)
+        job = ws.jobs.get_job(name)
     found = job.model_dump(mode="json", include={"id", "status", "exit_code", "error", "cost"})
     found["history"] = [s.status for s in job.status_history]
     found["log"] = "".join(piece.text for piece in ws.jobs._submitted.follow(name))

@@ -48,7 +48,7 @@ def ws(admin: Client) -> WorkspaceHandle:
 def wait(ws: WorkspaceHandle, name: str, timeout: float = 120) -> JobRead:
     deadline = time.monotonic() + timeout
     while True:
-        job = ws.jobs._submitted.get(name)
+        job = ws.jobs.get_job(name)
         if job.status in TERMINAL:
             return job
         assert time.monotonic() < deadline, f"{name} still {job.status}"

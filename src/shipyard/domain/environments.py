@@ -477,8 +477,7 @@ CURATED: tuple[CuratedEnvironment, ...] = (
     CuratedEnvironment(
         "shipyard-sklearn",
         "1",
-        "scikit-learn, pandas, skops and the MLflow client (Azure's AzureML-sklearn-* map "
-        "here).",
+        "scikit-learn, pandas, skops and the MLflow client (Azure's AzureML-sklearn-* map here).",
         # skops: the format MLflow 3 saves scikit-learn models in by default.
         EnvironmentSpec(pip=(MLFLOW, "pandas==3.1.1", "scikit-learn==1.9.1", "skops==0.16.0")),
     ),

@@ -347,6 +347,10 @@ class JobOperations:
         except NotFoundError:
             return self.get_run(name)
 
+    def get_job(self, name: str) -> JobRead:
+        """A submitted job by name (NotFoundError for a run no one submitted)."""
+        return self._submitted.get(name)
+
     def get_run(self, run_id: str) -> RunRead:
         """What a run or job logged (params, tags, latest metrics), by run id."""
         return self._http.get_model(self._path(run_id), RunRead)

@@ -36,7 +36,7 @@ from shipyard.compute.containers import ContainerEngine
 from shipyard.compute.gpus import GpuSampler
 from shipyard.compute.job_users import JobUsers
 from shipyard.compute.launchers.local import Exit, LocalLauncher, Usage
-from shipyard.compute.launchers.ray import RayExit, RayLauncher
+from shipyard.compute.launchers.ray import RayLauncher
 from shipyard.compute.scheduler import Candidate, Capacity, pick
 from shipyard.domain.errors import ShipyardError
 from shipyard.domain.principals import Principal
@@ -48,7 +48,7 @@ from shipyard.services.job_environment import (
     revoke_job_tokens,
 )
 from shipyard.services.job_inputs import MODEL_TYPES
-from shipyard.services.job_logs import last_error_line
+from shipyard.services.job_outcome import container_stop, outcome
 from shipyard.services.job_outputs import SYSTEM_LOG, USER_LOG, JobOutputs
 from shipyard.services.job_preparation import (
     EnvironmentProvider,
@@ -594,7 +594,7 @@ class JobRunner:
             if ended.lost and run.final_status is None:
                 # Nothing the job did ended it (the host or the cluster lost it): an
                 # infrastructure failure, retried like one while attempts remain.
-                _, reason = _outcome(run, ended)
+                _, reason = outcome(_stopped(run), ended)
                 job_dir = self.settings.jobs_dir / run.job_id
                 append(job_dir / SYSTEM_LOG, f"error: {reason}\n")
                 self._end_unlaunched(run.job_id, reason or "the job was lost", retry=True)
@@ -631,28 +631,13 @@ class JobRunner:
             set_status(job, "Finalizing")
             spec = dict(sub.spec)
             principal = _principal(session, sub.created_by)
+        stopped = _stopped(run)
         if run.handle.get("container") and self.containers is not None:
             # The kernel enforces an image job's memory: the engine says whether it did.
-            if run.final_status is None and self.containers.oom_killed(job_id):
-                run.final_status = "Failed"
-                run.reason = (
-                    f"exceeded its memory limit of {run.memory_mb} MB (killed by the kernel)"
-                )
-            elif run.final_status is None and run.memory_mb and ended.exit_code == 137:
-                # Not every engine flags a process the kernel killed that is not the
-                # container's first one: say what is known.
-                run.final_status = "Failed"
-                run.reason = (
-                    f"killed (exit code 137) while limited to {run.memory_mb} MB of memory: "
-                    "most likely the kernel stopped it for exceeding that limit"
-                )
+            if stopped is None:
+                stopped = container_stop(self.containers, job_id, ended.exit_code, run.memory_mb)
             self.containers.remove(job_id)
-        status, error = _outcome(run, ended)
-        if status == "Failed" and run.final_status is None and ended.exit_code:
-            # Say why it failed, as far as its log tells, without a trip to the log.
-            quoted = last_error_line(self.settings.jobs_dir / job_id / USER_LOG)
-            if quoted:
-                error = f"{error}: {quoted}"
+        status, error = outcome(stopped, ended, self.settings.jobs_dir / job_id / USER_LOG)
         registered, problems = self.outputs.store(
             run.workspace,
             sub.workspace_id,
@@ -767,22 +752,9 @@ def _claim(session: Session, job_id: str, host: str, *, devices: list[int] | Non
     return True
 
 
-def _outcome(run: _Running, ended: Exit) -> tuple[str, str | None]:
-    if run.final_status is not None:
-        return run.final_status, run.reason
-    message = ended.message if isinstance(ended, RayExit) else None
-    if ended.lost:
-        return "Failed", message or (
-            "the job's process ended while the server was down and left no exit status"
-        )
-    if ended.exit_code == 0:
-        return "Completed", None
-    if ended.exit_code is None and ended.signal is None and message:
-        return "Failed", message
-    if ended.signal is not None:
-        hint = " (the system may have run out of memory)" if ended.signal == signal.SIGKILL else ""
-        return "Failed", f"the job was killed by signal {ended.signal}{hint}"
-    return "Failed", f"the command exited with code {ended.exit_code}"
+def _stopped(run: _Running) -> tuple[str, str | None] | None:
+    """The status and reason the runner gave a job it ended itself, if it did."""
+    return (run.final_status, run.reason) if run.final_status is not None else None
 
 
 def _principal(session: Session, user_id: str) -> Principal:
