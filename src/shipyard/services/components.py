@@ -20,7 +20,7 @@ reference (``azureml://registries/<r>/components/...``) goes to the ``RegistryRe
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
@@ -44,23 +44,19 @@ from shipyard.domain.pipeline_components import (
     parse_pipeline_component,
 )
 from shipyard.domain.principals import Principal
-from shipyard.schemas.common import Page
 from shipyard.schemas.components import (
-    ComponentRead,
     ComponentVersionCreate,
     ComponentVersionRead,
-    ComponentVersionUpdate,
 )
 from shipyard.services.asset_versions import LATEST, VersionedAssets, live_workspace
 from shipyard.services.authz import Authorizer
+from shipyard.services.component_catalog import ComponentCatalog, version_reads
 from shipyard.services.environments import Environments
 from shipyard.services.pipeline_components import PipelineComponentPins
 from shipyard.store.base import utcnow
 from shipyard.store.components import ComponentRow, ComponentVersionRow
 from shipyard.store.database import Database
-from shipyard.store.tracking import names_of
 from shipyard.store.uploads import get_upload
-from shipyard.store.users import UserRow
 from shipyard.store.workspaces import WorkspaceRow
 
 ASSETS: VersionedAssets[ComponentRow, ComponentVersionRow] = VersionedAssets(
@@ -80,7 +76,7 @@ class RegistryResolver(Protocol):
         """A registry component for a step of a pipeline in ``workspace``."""
 
 
-class Components:
+class Components(ComponentCatalog):
     def __init__(
         self,
         db: Database,
@@ -89,7 +85,7 @@ class Components:
         *,
         registries: RegistryResolver | None = None,
     ) -> None:
-        self.db = db
+        super().__init__(db, ASSETS)
         self.environments = environments
         self.authorizer = authorizer
         self.registries = registries
@@ -158,89 +154,6 @@ class Components:
         )
         return spec.with_environment(environment.pinned())
 
-    # -- read -------------------------------------------------------------------------------
-
-    def get(self, workspace: str, name: str, version: str) -> ComponentVersionRead:
-        """A version, or with ``latest`` the newest one that is not archived."""
-        with self.db.read() as session:
-            component, row = ASSETS.version(session, workspace, name, version)
-            return version_reads(session, component.name, [row])[0]
-
-    def list_assets(
-        self,
-        workspace: str,
-        *,
-        include_archived: bool = False,
-        page_token: str | None = None,
-        max_results: int = 100,
-    ) -> Page[ComponentRead]:
-        """By name."""
-        with self.db.read() as session:
-            rows, token = ASSETS.page_assets(
-                session,
-                workspace,
-                include_archived=include_archived,
-                page_token=page_token,
-                max_results=max_results,
-            )
-            latest = ASSETS.latest_numbers(session, [row.id for row in rows])
-            users = names_of(session, UserRow, {row.created_by for row in rows})
-            items = [
-                ComponentRead(
-                    name=row.name,
-                    latest_version=latest.get(row.id),
-                    archived=row.archived,
-                    created_by=users.get(row.created_by),
-                    created_at=row.created_at,
-                    updated_at=row.updated_at,
-                )
-                for row in rows
-            ]
-        return Page[ComponentRead](items=items, next_page_token=token)
-
-    def list_versions(
-        self,
-        workspace: str,
-        name: str,
-        *,
-        include_archived: bool = False,
-        page_token: str | None = None,
-        max_results: int = 100,
-    ) -> Page[ComponentVersionRead]:
-        """Newest first."""
-        with self.db.read() as session:
-            component = ASSETS.asset(session, workspace, name)
-            rows, token = ASSETS.page_versions(
-                session,
-                component.id,
-                include_archived=include_archived,
-                page_token=page_token,
-                max_results=max_results,
-            )
-            items = version_reads(session, component.name, rows)
-        return Page[ComponentVersionRead](items=items, next_page_token=token)
-
-    # -- change -----------------------------------------------------------------------------
-
-    def update(
-        self, workspace: str, name: str, version: str, body: ComponentVersionUpdate
-    ) -> ComponentVersionRead:
-        with self.db.write() as session:
-            component, row = ASSETS.version(session, workspace, name, version, labels=False)
-            if "description" in body.model_fields_set:
-                row.description = body.description
-            if body.tags is not None:
-                row.tags = body.tags
-            row.updated_at = utcnow()
-            session.flush()
-            return version_reads(session, component.name, [row])[0]
-
-    def set_archived(self, workspace: str, name: str, version: str | None, archived: bool) -> None:
-        """Archive (hide from lists and from ``latest``) or restore a version, or with no
-        version the whole component. Archived versions are still used by their version."""
-        with self.db.write() as session:
-            ASSETS.set_archived(session, workspace, name, version, archived)
-
     # -- what pipelines use -----------------------------------------------------------------
 
     def resolve(
@@ -294,49 +207,6 @@ class Components:
                 raise NotFoundError(exc.detail, code=exc.code, field=field) from exc
             stored = {**row.spec, "description": row.description, "tags": dict(row.tags)}
             return ResolvedComponent(component.name, row.version, stored, row.definition_hash)
-
-
-def version_reads(
-    session: Session, name: str, rows: Sequence[ComponentVersionRow]
-) -> list[ComponentVersionRead]:
-    """Versions as the API shows them (a registry's component adds its own touches)."""
-    users = names_of(session, UserRow, {row.created_by for row in rows})
-    reads = []
-    for row in rows:
-        common: dict[str, Any] = {
-            "name": name,
-            "version": row.version,
-            "description": row.description,
-            "tags": row.tags,
-            "definition_hash": row.definition_hash,
-            "archived": row.archived,
-            "created_by": users.get(row.created_by),
-            "created_at": row.created_at,
-            "updated_at": row.updated_at,
-        }
-        spec: ComponentSpec | PipelineComponentSpec
-        if is_pipeline_component(row.spec):
-            spec = PipelineComponentSpec.from_json(row.spec)
-            common.update(type="pipeline", jobs=spec.jobs)
-        else:
-            spec = ComponentSpec.from_json(row.spec)
-            common.update(
-                is_deterministic=spec.is_deterministic,
-                command=spec.command,
-                code=spec.code,
-                environment=f"azureml:{row.environment}",
-                resources=spec.resources,
-                distribution=spec.distribution,
-            )
-        reads.append(
-            ComponentVersionRead(
-                display_name=spec.display_name,
-                inputs={k: v.to_json() for k, v in spec.inputs.items()},
-                outputs={k: v.to_json() for k, v in spec.outputs.items()},
-                **common,
-            )
-        )
-    return reads
 
 
 def version_maker(

@@ -22,7 +22,7 @@ step's reuse fingerprint takes the version's ``definition_hash`` as for a worksp
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -50,24 +50,20 @@ from shipyard.domain.errors import InvalidInputError, NotFoundError, ShipyardErr
 from shipyard.domain.paging import decode_page_token, encode_page_token
 from shipyard.domain.pipeline_components import ResolvedComponent, is_pipeline_component
 from shipyard.domain.principals import Principal
-from shipyard.schemas.common import Page
 from shipyard.schemas.components import (
-    ComponentRead,
     ComponentVersionRead,
-    ComponentVersionUpdate,
     RegistryComponentVersionCreate,
 )
 from shipyard.services.asset_versions import LATEST, VersionedAssets, live_workspace
 from shipyard.services.authz import Authorizer, registry_not_found
-from shipyard.services.components import version_maker, version_reads
+from shipyard.services.component_catalog import ComponentCatalog, version_reads
+from shipyard.services.components import version_maker
 from shipyard.services.environments import Environments, ResolvedEnvironment
 from shipyard.services.registry_code import RegistryCode
-from shipyard.store.base import Base, utcnow
+from shipyard.store.base import Base
 from shipyard.store.components import ComponentRow, ComponentVersionRow
 from shipyard.store.database import Database
 from shipyard.store.registries import RegistryRow, get_registry
-from shipyard.store.tracking import names_of
-from shipyard.store.users import UserRow
 
 A = TypeVar("A", bound=Base)
 V = TypeVar("V", bound=Base)
@@ -175,7 +171,7 @@ def count_components(session: Session, registry_id: str) -> tuple[int, list[str]
     return int(total), list(names)[:5]
 
 
-class RegistryComponents:
+class RegistryComponents(ComponentCatalog):
     def __init__(
         self,
         db: Database,
@@ -183,7 +179,7 @@ class RegistryComponents:
         authorizer: Authorizer,
         code: RegistryCode,
     ) -> None:
-        self.db = db
+        super().__init__(db, ASSETS)
         self.environments = environments
         self.authorizer = authorizer
         self.code = code
@@ -323,83 +319,7 @@ class RegistryComponents:
                 raise
         self.code.take_from_workspace(ws, registry_id, digest, field="code")
 
-    # -- read -------------------------------------------------------------------------------
-
-    def get(self, registry: str, name: str, version: str) -> ComponentVersionRead:
-        with self.db.read() as session:
-            component, row = ASSETS.version(session, registry, name, version)
-            return self._reads(session, registry, component.name, [row])[0]
-
-    def list_assets(
-        self,
-        registry: str,
-        *,
-        include_archived: bool = False,
-        page_token: str | None = None,
-        max_results: int = 100,
-    ) -> Page[ComponentRead]:
-        with self.db.read() as session:
-            rows, token = ASSETS.page_assets(
-                session,
-                registry,
-                include_archived=include_archived,
-                page_token=page_token,
-                max_results=max_results,
-            )
-            latest = ASSETS.latest_numbers(session, [row.id for row in rows])
-            users = names_of(session, UserRow, {row.created_by for row in rows})
-            items = [
-                ComponentRead(
-                    name=row.name,
-                    latest_version=latest.get(row.id),
-                    archived=row.archived,
-                    created_by=users.get(row.created_by),
-                    created_at=row.created_at,
-                    updated_at=row.updated_at,
-                )
-                for row in rows
-            ]
-        return Page[ComponentRead](items=items, next_page_token=token)
-
-    def list_versions(
-        self,
-        registry: str,
-        name: str,
-        *,
-        include_archived: bool = False,
-        page_token: str | None = None,
-        max_results: int = 100,
-    ) -> Page[ComponentVersionRead]:
-        with self.db.read() as session:
-            component = ASSETS.asset(session, registry, name)
-            rows, token = ASSETS.page_versions(
-                session,
-                component.id,
-                include_archived=include_archived,
-                page_token=page_token,
-                max_results=max_results,
-            )
-            items = self._reads(session, registry, component.name, rows)
-        return Page[ComponentVersionRead](items=items, next_page_token=token)
-
     # -- change -----------------------------------------------------------------------------
-
-    def update(
-        self, registry: str, name: str, version: str, body: ComponentVersionUpdate
-    ) -> ComponentVersionRead:
-        with self.db.write() as session:
-            component, row = ASSETS.version(session, registry, name, version, labels=False)
-            if "description" in body.model_fields_set:
-                row.description = body.description
-            if body.tags is not None:
-                row.tags = body.tags
-            row.updated_at = utcnow()
-            session.flush()
-            return self._reads(session, registry, component.name, [row])[0]
-
-    def set_archived(self, registry: str, name: str, version: str | None, archived: bool) -> None:
-        with self.db.write() as session:
-            ASSETS.set_archived(session, registry, name, version, archived)
 
     def delete(self, registry: str, name: str, version: str | None) -> None:
         """Delete a version, or with no version the component. Pipelines submitted before
@@ -450,7 +370,7 @@ class RegistryComponents:
     # -- helpers ----------------------------------------------------------------------------
 
     def _reads(
-        self, session: Session, registry: str, name: str, rows: list[ComponentVersionRow]
+        self, session: Session, registry: str, name: str, rows: Sequence[ComponentVersionRow]
     ) -> list[ComponentVersionRead]:
         reads = version_reads(session, name, rows)
         return [
