@@ -174,6 +174,18 @@ class Settings(BaseSettings):
         gt=0,
         description="How long those per-minute figures are kept (removed by the purge loop).",
     )
+    data_collector_flush_seconds: float = Field(
+        default=5,
+        gt=0,
+        description="How often the scoring requests and responses sampled by online "
+        "deployments' data_collector are written to their datastore.",
+    )
+    data_collector_buffer_bytes: int = Field(
+        default=64 * 1024**2,
+        ge=0,
+        description="Most bytes of sampled requests and responses held in memory between "
+        "writes; a sample past it is dropped and counted.",
+    )
     local_compute_cpus: float | None = Field(
         default=None, gt=0, description="CPUs the local compute hands to jobs; default: all."
     )

@@ -42,6 +42,8 @@ def init():
 
 def run(raw_data):
     data = json.loads(raw_data)
+    if data.get("mark"):  # tells a test the call is under way
+        open(data["mark"], "w").close()
     if data.get("sleep"):
         time.sleep(data["sleep"])
     if data.get("fail"):

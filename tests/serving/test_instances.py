@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import psutil
 
+from shipyard.compute.job_users import JobUsers
 from shipyard.serving.spec import DeploymentState, InstanceState, Probe
 from tests.serving.conftest import Load, script_spec, wait_for, write_code
 
@@ -207,3 +208,16 @@ def test_instances_see_none_of_the_servers_environment(
     names = httpx.post(f"http://{host}:{port}/score", content=b"{}").json()
     assert "SHIPYARD_DATABASE_URL" not in names
     assert {"A", "AZUREML_MODEL_DIR", "PATH", "HOME"} <= set(names)
+
+
+def test_no_free_job_user_fails_the_start_like_any_other(supervise: Any, tmp_path: Path):
+    """A pool with every id taken: each start fails with the pool's error (no process is
+    started), with the backoff, until the revision is given up."""
+    users = JobUsers(range(61990, 61991))
+    users.take("a job that holds the only id")
+    supervisor = supervise(script_spec(tmp_path), users=users)
+    status = wait_for(supervisor, "Failed")
+    assert status.error is not None
+    assert status.error.startswith("the instance could not be started: no_free_job_user")
+    assert "widen local_compute_uids" in status.error
+    assert not (tmp_path / "deployments" / "blue" / "logs" / "i0.log").exists()

@@ -225,13 +225,18 @@ def test_a_script_outside_the_code_folder_is_refused(start_server: Any, tmp_path
 def test_sigterm_finishes_the_request_in_flight(start_server: Any, tmp_path: Path):
     server = _script_server(start_server, tmp_path)
     results: dict[str, Any] = {}
+    mark = tmp_path / "in-flight"
 
     def slow() -> None:
-        results["r"] = httpx.post(f"{server.url}/score", json={"sleep": 0.5, "x": [1]})
+        body = {"sleep": 1.0, "x": [1], "mark": str(mark)}
+        results["r"] = httpx.post(f"{server.url}/score", json=body, timeout=30)
 
     thread = threading.Thread(target=slow)
     thread.start()
-    time.sleep(0.2)
+    deadline = time.monotonic() + 20
+    while not mark.exists():  # run() has the request: a busy machine may take a while
+        assert time.monotonic() < deadline, "the request never reached run()"
+        time.sleep(0.01)
     server.process.terminate()
     thread.join()
     assert results["r"].status_code == 200

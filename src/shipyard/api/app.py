@@ -72,6 +72,7 @@ from shipyard.services.components import Components
 from shipyard.services.computes import ComputeService
 from shipyard.services.costs import CostService
 from shipyard.services.data import DataService
+from shipyard.services.data_collector import DataCollector
 from shipyard.services.datastore_uris import DefaultDatastoreResolver
 from shipyard.services.datastores import (
     DatastorePolicy,
@@ -120,6 +121,7 @@ from shipyard.services.upload_gc import UploadCollector
 from shipyard.services.uploads import UploadService
 from shipyard.services.users import UserService
 from shipyard.services.workspaces import StoragePolicy, WorkspaceService
+from shipyard.serving.spec import SupervisorSettings
 from shipyard.settings import Settings
 from shipyard.storage.base import Storage
 from shipyard.storage.factory import open_storage
@@ -174,6 +176,23 @@ def environments_dir(settings: Settings) -> Path:
     return settings.environment_cache_dir or settings.data_dir / "environments"
 
 
+def job_user_pool(settings: Settings) -> job_users.JobUsers | None:
+    """The user ids local jobs and deployment instances run as (``local_compute_uids``);
+    None: they run as the server."""
+    runs_code = settings.jobs_enabled or settings.serving_enabled is True
+    if not settings.local_compute_uids or not runs_code:
+        return None
+    return job_users.set_up(
+        settings.local_compute_uids,
+        settings.data_dir,
+        settings.data_dir / "jobs",
+        environments_dir(settings),
+        # Local artifact storage (no scheme): made now, so it is made private.
+        private=[Path(a) for a in [settings.artifact_root_uri] if "://" not in a],
+        reachable=[settings.data_dir / "deployments"],
+    )
+
+
 def build_jobs(
     settings: Settings,
     db: Database,
@@ -186,6 +205,7 @@ def build_jobs(
     runs: RunService,
     data: DataService,
     model_assets: ModelAssetService,
+    users: job_users.JobUsers | None = None,
 ) -> tuple[JobService, JobRunner | None]:
     """The job service, and the runner that executes jobs here (None when this server only
     takes submissions: ``jobs_enabled`` off)."""
@@ -193,16 +213,6 @@ def build_jobs(
     jobs_dir = settings.data_dir / "jobs"
     runner = None
     if settings.jobs_enabled:
-        users = None
-        if settings.local_compute_uids:
-            users = job_users.set_up(
-                settings.local_compute_uids,
-                settings.data_dir,
-                jobs_dir,
-                environments_dir(settings),
-                # Local artifact storage (no scheme): made now, so it is made private.
-                private=[Path(a) for a in [settings.artifact_root_uri] if "://" not in a],
-            )
         runner = JobRunner(
             db,
             RunnerSettings(
@@ -274,6 +284,7 @@ def build_services(settings: Settings, db: Database) -> Services:
     runs = RunService(db)
     data = DataService(db, datastore_paths)
     model_assets = ModelAssetService(db, datastore_paths, authorizer)
+    users = job_user_pool(settings)
     jobs, runner = build_jobs(
         settings,
         db,
@@ -285,6 +296,7 @@ def build_services(settings: Settings, db: Database) -> Services:
         runs=runs,
         data=data,
         model_assets=model_assets,
+        users=users,
     )
     registry_code = RegistryCode(db, datastore_paths, opener, settings.artifact_root_uri)
     registry_components = RegistryComponents(db, environments, authorizer, registry_code)
@@ -297,10 +309,13 @@ def build_services(settings: Settings, db: Database) -> Services:
     # The deployments' runtime is made below (it reports through the deployment service):
     # the services wake it through this late-bound call.
     runtime: DeploymentRuntime | None = None
+    data_collector: DataCollector | None = None
 
     def deployments_changed() -> None:
         if runtime is not None:
             runtime.wake()
+        if data_collector is not None:
+            data_collector.wake()
 
     online_deployments = OnlineDeploymentService(
         db,
@@ -325,8 +340,19 @@ def build_services(settings: Settings, db: Database) -> Services:
             ),
             online_deployments.report_state,
             work_dir=settings.data_dir / "deployments",
+            # Instances run as job users too, taken from the same pool as local jobs.
+            supervisor=SupervisorSettings(work_dir=settings.data_dir / "deployments", users=users),
         )
     scoring_stats = ScoringStats()
+    if runtime is not None:  # where the gateway routes scoring requests, it samples them
+        data_collector = DataCollector(
+            db,
+            datastore_paths,
+            data,
+            scoring_stats,
+            flush_seconds=settings.data_collector_flush_seconds,
+            max_buffer_bytes=settings.data_collector_buffer_bytes,
+        )
     return Services(
         settings=settings,
         db=db,
@@ -395,6 +421,7 @@ def build_services(settings: Settings, db: Database) -> Services:
         endpoint_auth=endpoint_auth,
         deployment_runtime=runtime,
         scoring_stats=scoring_stats,
+        data_collector=data_collector,
         endpoint_metrics=EndpointMetrics(
             db,
             scoring_stats,
@@ -443,6 +470,8 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
             await run_in_threadpool(services.job_runner.start)
         if services.deployment_runtime is not None:
             await run_in_threadpool(services.deployment_runtime.start)
+        if services.data_collector is not None:
+            await run_in_threadpool(services.data_collector.start)
         log.info("server ready", extra={"version": __version__})
         try:
             yield
@@ -451,6 +480,8 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
                 await run_in_threadpool(services.job_runner.stop)
             if services.deployment_runtime is not None:
                 await run_in_threadpool(services.deployment_runtime.stop)
+            if services.data_collector is not None:  # writes what it still holds
+                await run_in_threadpool(services.data_collector.stop)
             await forwarder.aclose()
             purger.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -493,6 +524,7 @@ def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
         auth=services.endpoint_auth,
         stats=services.scoring_stats,
         forwarder=forwarder,
+        collector=services.data_collector,
     )
     app.add_middleware(
         RequestContextMiddleware,

@@ -15,6 +15,7 @@ from shipyard.services.components import Components
 from shipyard.services.computes import ComputeService
 from shipyard.services.costs import CostService
 from shipyard.services.data import DataService
+from shipyard.services.data_collector import DataCollector
 from shipyard.services.datastores import DatastoreService
 from shipyard.services.deployment_runtime import DeploymentRuntime
 from shipyard.services.endpoint_keys import EndpointAuthenticator
@@ -103,6 +104,8 @@ class Services:
     # Runs online deployments' instances (None: serving_enabled off); the gateway's counts.
     deployment_runtime: DeploymentRuntime | None = None
     scoring_stats: ScoringStats = field(default_factory=ScoringStats)
+    # Samples scoring requests to datastores (data_collector; None where nothing is served).
+    data_collector: DataCollector | None = None
 
 
 async def get_services(request: Request) -> Services:

@@ -51,13 +51,20 @@ class InstanceClient:
         self._idle: defaultdict[tuple[str, int], list[_Connection]] = defaultdict(list)
 
     async def post(
-        self, host: str, port: int, body: bytes, content_type: bytes, timeout: float
+        self,
+        host: str,
+        port: int,
+        body: bytes,
+        content_type: bytes,
+        timeout: float,
+        path: bytes = b"/score",
     ) -> Answer:
-        """``POST /score`` to the instance; ``TimeoutError`` past ``timeout`` seconds."""
+        """``POST <path>`` to the instance (``/score``; a Ray Serve application's route
+        prefix on Serve's HTTP proxy); ``TimeoutError`` past ``timeout`` seconds."""
         address = (host, port)
         head = (
-            b"POST /score HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
-            b"\r\n" % (host.encode(), port, content_type, len(body))
+            b"POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
+            b"\r\n" % (path, host.encode(), port, content_type, len(body))
         )
         async with asyncio.timeout(timeout):
             connection, kept = await self._connection(address)

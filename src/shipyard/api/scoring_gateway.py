@@ -13,7 +13,9 @@ live traffic split among deployments with a ready instance), an instance picked 
 robin), and the body forwarded over pooled keep-alive connections. The instance's status,
 body and content type come back as they are (its 400, 413, 429, 500, 504); a refused
 connection or an instance that is stopping is retried once on another instance. A share of
-the requests is copied to the mirrored deployment without waiting for it.
+the requests is copied to the mirrored deployment without waiting for it. A deployment with
+a ``data_collector`` has its sampled requests and answers handed to the collector, which
+only buffers them (``services.data_collector``).
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ from shipyard.api.instance_client import (
 )
 from shipyard.api.logging import request_id_var
 from shipyard.api.problems import PROBLEM_JSON
+from shipyard.api.scoring_capture import CapturedSend
+from shipyard.services.collected_rows import Sample
+from shipyard.services.data_collector import DataCollector
 from shipyard.services.deployment_runtime import (
     DeploymentRoute,
     DeploymentRuntime,
@@ -43,6 +48,7 @@ from shipyard.services.deployment_runtime import (
 )
 from shipyard.services.endpoint_keys import EndpointAuthenticator
 from shipyard.services.scoring_stats import ScoringStats
+from shipyard.serving.spec import Address
 
 DEPLOYMENT_HEADER = b"azureml-model-deployment"
 _HEAD = "/api/v1/workspaces/"
@@ -63,12 +69,14 @@ class ScoringGateway:
         auth: EndpointAuthenticator,
         stats: ScoringStats,
         forwarder: InstanceClient,
+        collector: DataCollector | None = None,
     ) -> None:
         self.app = app
         self.runtime = runtime
         self.auth = auth
         self.stats = stats
         self.forwarder = forwarder
+        self.collector = collector  # data_collector sampling (services.data_collector)
         self._turns: dict[str, itertools.count[int]] = {}
         self._mirrored: set[asyncio.Task[None]] = set()
 
@@ -130,11 +138,39 @@ class ScoringGateway:
                 await _problem(send, 503, "no_ready_deployment", _unavailable(endpoint, routes))
                 return
         content_type = _header(scope, b"content-type") or b"application/json"
+        captured: CapturedSend | None = None
+        if self.collector is not None and self.collector.sampled(chosen.id):
+            send = captured = CapturedSend(send)
         started = time.perf_counter()
         status = await self._forward(send, chosen, body, content_type)
-        self.stats.record(chosen.id, status, time.perf_counter() - started, credential)
+        elapsed = time.perf_counter() - started
+        self.stats.record(chosen.id, status, elapsed, credential)
+        if captured is not None:
+            self._collect(chosen, body, content_type, captured, elapsed)
         if wanted is None and routes is not None and routes.mirror is not None:
             self._mirror(routes.mirror, body, content_type)
+
+    def _collect(
+        self,
+        route: DeploymentRoute,
+        body: bytes,
+        content_type: bytes,
+        answer: CapturedSend,
+        elapsed: float,
+    ) -> None:
+        assert self.collector is not None
+        sample = Sample(
+            deployment_id=route.id,
+            time=time.time() - elapsed,
+            request_id=request_id_var.get(),
+            request=body,
+            request_type=content_type,
+            status=answer.status,
+            response=answer.body,
+            response_type=answer.content_type,
+            latency=elapsed,
+        )
+        self.collector.collect(sample)
 
     def _weighted(self, traffic: Iterable[tuple[DeploymentRoute, int]]) -> DeploymentRoute | None:
         """By the split's weights, among the deployments that have a ready instance: a new
@@ -151,7 +187,7 @@ class ScoringGateway:
                 return route
         return live[-1][0]
 
-    def _instances(self, deployment_id: str) -> list[tuple[str, int]]:
+    def _instances(self, deployment_id: str) -> list[Address]:
         ready = self.runtime.ready(deployment_id) if self.runtime else []
         if len(ready) > 1:
             turn = next(self._turns.setdefault(deployment_id, itertools.count()))
@@ -166,10 +202,10 @@ class ScoringGateway:
         client got."""
         instances = self._instances(route.id)
         timeout = route.request_timeout_ms / 1000 + _TIMEOUT_SLACK_SECONDS
-        for attempt, (host, port) in enumerate(instances[:2]):
+        for attempt, (host, port, path) in enumerate(instances[:2]):
             last = attempt == min(len(instances), 2) - 1
             try:
-                answer = await self.forwarder.post(host, port, body, content_type, timeout)
+                answer = await self.forwarder.post(host, port, body, content_type, timeout, path)
             except InstanceUnavailableError:
                 if last:
                     break
@@ -207,12 +243,13 @@ class ScoringGateway:
         task.add_done_callback(self._mirrored.discard)
 
     async def _copy(
-        self, route: DeploymentRoute, address: tuple[str, int], body: bytes, kind: bytes
+        self, route: DeploymentRoute, address: Address, body: bytes, kind: bytes
     ) -> None:
         started = time.perf_counter()
         timeout = route.request_timeout_ms / 1000 + _TIMEOUT_SLACK_SECONDS
         try:
-            answer = await self.forwarder.post(address[0], address[1], body, kind, timeout)
+            host, port, path = address
+            answer = await self.forwarder.post(host, port, body, kind, timeout, path)
             status = answer.status
         except (InstanceUnavailableError, InstanceAnswerError, OSError, TimeoutError):
             status = 502

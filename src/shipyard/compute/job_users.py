@@ -10,8 +10,11 @@ snapshot's parent, the environment) it can read but not change. When the job end
 process still running as that id is killed before the id is handed out again, so nothing a
 job leaves behind meets the next one.
 
-The data folder is made private except for the path to the job folders and the environment
-cache: ``harden`` below.
+Online deployment instances run the same way: each instance process as an id of this pool
+(``serving/process.py``), freed and reaped when that process ends.
+
+The data folder is made private except for the path to the job folders, the deployments'
+work folder and the environment cache: ``harden`` below.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import contextlib
 import os
 import stat
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import psutil
@@ -59,10 +63,15 @@ class JobUsers:
 
     def take(self, job_id: str) -> int:
         with self._lock:
-            for uid in self.uids:
-                if uid not in self._taken:
-                    self._taken[uid] = job_id
-                    return uid
+            uid = next((u for u in self.uids if u not in self._taken), None)
+            if uid is not None:
+                self._taken[uid] = job_id
+        if uid is not None:
+            # A free id runs nothing, unless a server that was killed left something behind
+            # (a daemon of an instance's init()): it must not meet the id's next holder.
+            # Re-attached jobs are adopted before anything is taken.
+            reap(uid)
+            return uid
         raise NoFreeJobUserError(
             f"every job user id in {self.uids.start}-{self.uids.stop - 1} is in use; "
             "widen local_compute_uids",
@@ -99,8 +108,9 @@ def give(path: Path, uid: int) -> None:
 
 def harden(data_dir: Path, shared: list[Path]) -> None:
     """Make the data folder private to the server, except that job users may pass through it
-    to the folders in ``shared`` (the jobs folder, the environment cache): the data folder and
-    those folders are ``0711`` (enter, not list), every other entry ``0700``/``0600``."""
+    to the folders in ``shared`` (the jobs folder, the deployments' work folder, the
+    environment cache): the data folder and those folders are ``0711`` (enter, not list),
+    every other entry ``0700``/``0600``."""
     data_dir.chmod(0o711)
     keep = {p.resolve() for p in shared}
     for entry in data_dir.iterdir():
@@ -134,11 +144,12 @@ def set_up(
     environments_dir: Path,
     *,
     private: list[Path],
+    reachable: Sequence[Path] = (),
 ) -> JobUsers:
     """The pool for ``local_compute_uids``, once the server may use it: running as root,
-    the data folder private, the job and environment folders reachable by job users.
-    ``private`` are folders the server makes later (local artifact storage): made now, so
-    they are made private with the rest."""
+    the data folder private, the job and environment folders (and ``reachable``: the
+    deployments' work folder) reachable by job users. ``private`` are folders the server
+    makes later (local artifact storage): made now, so they are made private with the rest."""
     uids = parse_uid_range(uid_range)
     if os.geteuid() != 0:
         raise InvalidInputError(
@@ -146,11 +157,12 @@ def set_up(
             "users); unset it, or start the server as root",
             field="local_compute_uids",
         )
-    for folder in (jobs_dir, environments_dir, *private):
+    shared = [jobs_dir, environments_dir, *reachable]
+    for folder in (*shared, *private):
         folder.mkdir(parents=True, exist_ok=True)
-    harden(data_dir, [jobs_dir, environments_dir])
+    harden(data_dir, shared)
     environments_dir.chmod(environments_dir.stat().st_mode | 0o011)
-    for folder in (jobs_dir, environments_dir):
+    for folder in shared:
         if not reachable_by_all(folder):
             raise InvalidInputError(
                 f"local_compute_uids: job users cannot reach {folder}: a folder above it "

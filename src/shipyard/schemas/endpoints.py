@@ -1,6 +1,9 @@
 """Online endpoints and deployments: Azure ML's ``managedOnlineEndpoint`` and
 ``managedOnlineDeployment`` YAML as request bodies, and what the API shows of them.
 
+``compute`` (Azure's Kubernetes endpoint field, here also on a deployment, which wins) names
+a Ray compute: the deployments run there as Ray Serve applications (docs/endpoints.md).
+
 Fields Azure accepts that mean nothing here (``identity``, ``public_network_access``,
 ``instance_type``, ``scale_settings``, ``app_insights_enabled``, ``data_collector``,
 ``egress_public_network_access``) are accepted, kept, and ignored, so a file written for Azure
@@ -40,6 +43,12 @@ class OnlineEndpointCreate(RequestBody):
     identity: dict[str, Any] | None = None
     public_network_access: str | None = None
     kind: str | None = None
+    compute: str | None = Field(
+        default=None,
+        max_length=200,
+        description="azureml:<ray compute>: the deployments run on that Ray cluster as Ray "
+        "Serve applications; none (or local): on the server's host. Cannot change later.",
+    )
 
 
 class OnlineEndpointUpdate(RequestBody):
@@ -55,6 +64,7 @@ class OnlineEndpointUpdate(RequestBody):
     identity: dict[str, Any] | None = None
     public_network_access: str | None = None
     kind: str | None = None
+    compute: str | None = Field(default=None, max_length=200, description="As it is, or left out.")
 
 
 class OnlineEndpointRead(ResponseBody):
@@ -67,6 +77,7 @@ class OnlineEndpointRead(ResponseBody):
     provisioning_state: str
     scoring_uri: str
     openapi_uri: str | None = None
+    compute: str | None = Field(default=None, description="The Ray compute; none: local.")
     created_by: str | None
     created_at: datetime
     updated_at: datetime
@@ -137,6 +148,11 @@ class OnlineDeploymentCreate(RequestBody):
     environment: str | dict[str, Any] | None = None
     environment_variables: dict[str, str] = Field(default_factory=dict)
     instance_type: str | None = Field(default=None, description="Accepted, ignored.")
+    compute: str | None = Field(
+        default=None,
+        max_length=200,
+        description="azureml:<ray compute> (or local), instead of the endpoint's; cannot change.",
+    )
     instance_count: int = Field(default=1, ge=1, le=MAX_INSTANCES)
     request_settings: RequestSettings = Field(default_factory=RequestSettings)
     liveness_probe: Probe = Field(default_factory=Probe)
@@ -160,6 +176,7 @@ class OnlineDeploymentUpdate(RequestBody):
     environment: str | dict[str, Any] | None = None
     environment_variables: dict[str, str] | None = None
     instance_type: str | None = None
+    compute: str | None = Field(default=None, max_length=200, description="As it is.")
     instance_count: int | None = Field(default=None, ge=1, le=MAX_INSTANCES)
     request_settings: RequestSettings | None = None
     liveness_probe: Probe | None = None
@@ -183,8 +200,16 @@ class OnlineDeploymentRead(ResponseBody):
     environment: str | None = Field(description="The pinned environment reference.")
     environment_variables: dict[str, str]
     instance_type: str | None
+    compute: str | None = Field(
+        default=None, description="The Ray compute it runs on as a Serve application; none: local."
+    )
     instance_count: int
     request_settings: dict[str, Any]
+    data_collector: dict[str, Any] | None = Field(
+        default=None,
+        description="What is sampled and where it goes: sampling_rate, rolling_rate and each "
+        "collection's datastore path (and data asset), as resolved; none: nothing.",
+    )
     liveness_probe: dict[str, Any]
     readiness_probe: dict[str, Any]
     provisioning_state: str

@@ -7,6 +7,11 @@ into a read-only folder and the code snapshot into a folder of its own (both on 
 the instances read them there, the server never loads them), and reveals the secrets the
 variables reference (masked in the instance logs). It runs on a worker thread: a first
 environment build takes minutes.
+
+With job users (``local_compute_uids``) the instances run as other users: the environment is
+built for all users (the builder's platform says so, for jobs and deployments alike), the
+model and code are readable by every user but writable by none, and the folders above them
+may be entered, not listed.
 """
 
 from __future__ import annotations
@@ -116,6 +121,7 @@ class DeploymentPreparer:
             code_dir = folder / "code"
             location = self._default_location(ref, f"{UPLOADS_FOLDER}/{ref.code_digest}")
             job_files.fetch(location, code_dir)
+            make_read_only(code_dir)
         env, masked = self._variables(ref)
         request = spec.get("request_settings") or {}
         return DeploymentSpec(
@@ -205,18 +211,26 @@ def new_files_folder(root: Path, generation: int) -> Path:
     """A fresh folder for one preparation of ``generation``: a retried or restarted
     preparation never mixes files with an earlier one that instances may still read."""
     root.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f"g{generation}-", dir=root))
+    # Instances running as job users pass through to their model and code, and list
+    # nothing: the folder's random name is known to the deployment's instances alone.
+    root.chmod(0o711)
+    folder = Path(tempfile.mkdtemp(prefix=f"g{generation}-", dir=root))
+    folder.chmod(0o711)
+    return folder
 
 
 def make_read_only(path: Path) -> None:
-    """The instances may read the model's files, not change them (nor add any)."""
+    """The instances may read the model's (and the code's) files, not change them (nor add
+    any); readable by every user, for instances that run as job users."""
     if not path.exists():
         return
     for top, dirs, files in os.walk(path, topdown=False):
         for name in files:
             file = Path(top) / name
             if not file.is_symlink():
-                file.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+                # A script the code runs keeps being runnable.
+                runnable = file.stat().st_mode & 0o111
+                file.chmod(0o555 if runnable else 0o444)
         for name in dirs:
             _read_only_dir(Path(top) / name)
     _read_only_dir(path)

@@ -14,6 +14,11 @@ wakes the reporter thread, which writes it with ``report_state`` as Azure's prov
 
 The same pass reads each endpoint's traffic split: ``routes`` is what the scoring gateway
 routes by, and ``ready`` where a deployment's instances listen.
+
+A deployment whose spec names a Ray compute (``spec["compute"]``) is run by a
+``RayServeDeployment`` instead of a local supervisor: the same face, the same preparation
+(its files are read on the cluster's node where they were prepared), and its ``ready`` is
+Serve's HTTP proxy at the application's route prefix (serving/ray_serve_deployment.py).
 """
 
 from __future__ import annotations
@@ -37,7 +42,13 @@ from shipyard.services.deployment_files import (
     remove_tree,
 )
 from shipyard.serving.instances import DeploymentSupervisor
+from shipyard.serving.ray_serve_deployment import (
+    RayServeDeployment,
+    RayServeSettings,
+    RayServeTarget,
+)
 from shipyard.serving.spec import (
+    Address,
     DeploymentSpec,
     DeploymentState,
     DeploymentStatus,
@@ -53,6 +64,7 @@ log = logging.getLogger(__name__)
 
 Report = Callable[..., bool]  # OnlineDeploymentService.report_state
 FILES = "files"  # <work_dir>/<deployment id>/files/g<generation>-*/{model,code}
+SCORE_PATH = b"/score"  # where a local instance takes requests
 
 
 @dataclass(frozen=True)
@@ -76,7 +88,7 @@ class EndpointRoutes:
 class _Running:
     ref: DeploymentRef
     spec: DeploymentSpec
-    supervisor: DeploymentSupervisor
+    supervisor: DeploymentSupervisor | RayServeDeployment
     files: Path
     held: contextlib.ExitStack
     # The files and environment holds of the revision before: a failed roll goes back to it.
@@ -93,6 +105,7 @@ class DeploymentRuntime:
         work_dir: Path,
         poll_seconds: float = 1.0,
         supervisor: SupervisorSettings | None = None,
+        serve: RayServeSettings | None = None,
         workers: int = 2,
     ) -> None:
         self.db = db
@@ -101,6 +114,7 @@ class DeploymentRuntime:
         self.work_dir = work_dir
         self.poll_seconds = poll_seconds
         self.settings = supervisor or SupervisorSettings(work_dir=work_dir)
+        self.serve_settings = serve or RayServeSettings(work_dir=work_dir)
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -109,7 +123,7 @@ class DeploymentRuntime:
         self._given_up: dict[str, int] = {}  # id -> generation that could not be prepared
         self._routes: dict[tuple[str, str], EndpointRoutes] = {}
         self._swept = False
-        self._ready: dict[str, list[tuple[str, int]]] = {}
+        self._ready: dict[str, list[Address]] = {}
         self._statuses: dict[str, DeploymentStatus] = {}  # latest, not yet reported
         # Instance restarts since this server started them, and each instance's count as last
         # reported (monitoring: a counter that survives instances being replaced).
@@ -162,10 +176,10 @@ class DeploymentRuntime:
     def routes(self, workspace: str, endpoint: str) -> EndpointRoutes | None:
         return self._routes.get((workspace, endpoint))
 
-    def ready(self, deployment_id: str) -> list[tuple[str, int]]:
-        """Where the deployment's instances that take traffic listen: as its supervisor
-        last reported (a dict read: the gateway calls it on the event loop, and the
-        supervisor's own lock is held while it starts processes)."""
+    def ready(self, deployment_id: str) -> list[Address]:
+        """Where the deployment's instances that take traffic listen, (host, port, path):
+        as its supervisor last reported (a dict read: the gateway calls it on the event
+        loop, and the supervisor's own lock is held while it starts processes)."""
         return self._ready.get(deployment_id, [])
 
     def deployments(self) -> list[tuple[str, str, DeploymentRoute]]:
@@ -262,13 +276,27 @@ class DeploymentRuntime:
         if self._stopping.is_set():
             held.close()
             return
-        supervisor = DeploymentSupervisor(
-            spec, self.settings, on_change=lambda status: self._changed(ref.id, status)
-        )
+        supervisor = self._supervisor(ref, spec)
         with self._lock:
             self._running[ref.id] = _Running(ref, spec, supervisor, files, held)
         supervisor.start()
         log.info("online deployment started", extra={"deployment": ref.id})
+
+    def _supervisor(
+        self, ref: DeploymentRef, spec: DeploymentSpec
+    ) -> DeploymentSupervisor | RayServeDeployment:
+        compute = ref.spec.get("compute")
+        if not compute:
+            return DeploymentSupervisor(
+                spec, self.settings, on_change=lambda status: self._changed(ref.id, status)
+            )
+        target = RayServeTarget(compute=str(compute["name"]), address=str(compute["address"]))
+        return RayServeDeployment(
+            spec,
+            target,
+            self.serve_settings,
+            on_change=lambda status: self._changed(ref.id, status),
+        )
 
     def _update(self, ref: DeploymentRef) -> None:
         try:
@@ -324,12 +352,17 @@ class DeploymentRuntime:
 
     def _changed(self, deployment_id: str, status: DeploymentStatus) -> None:
         """Called on a supervisor's thread: only hand the status over. An instance leaves
-        the ready list here at once; the supervisor stops it only ``drain_seconds`` later."""
-        self._ready[deployment_id] = [
-            ("127.0.0.1", i.port)
-            for i in status.instances
-            if i.state is InstanceState.READY and i.port is not None
-        ]
+        the ready list here at once; the supervisor stops it only ``drain_seconds`` later.
+        A Serve application takes requests at Serve's proxy, not one port per instance."""
+        run = self._running.get(deployment_id)
+        if run is not None and isinstance(run.supervisor, RayServeDeployment):
+            self._ready[deployment_id] = run.supervisor.ready()
+        else:
+            self._ready[deployment_id] = [
+                ("127.0.0.1", i.port, SCORE_PATH)
+                for i in status.instances
+                if i.state is InstanceState.READY and i.port is not None
+            ]
         self._count_restarts(deployment_id, status)
         with self._reported:
             self._statuses[deployment_id] = status
@@ -425,10 +458,12 @@ def _routes(endpoint: OnlineEndpointRow, deployments: dict[str, DeploymentRoute]
 
 
 def _count_only(old: DeploymentRef, new: DeploymentRef) -> bool:
-    """True when the runtime part of the spec changed in its instance count alone."""
+    """True when the runtime part of the spec changed in its instance count alone (the
+    gateway reads data_collector from the store: no instance needs it)."""
+    ignored = ("submitted", "instance_count", "data_collector")
 
     def runtime(ref: DeploymentRef) -> dict[str, Any]:
-        return {k: v for k, v in ref.spec.items() if k not in ("submitted", "instance_count")}
+        return {k: v for k, v in ref.spec.items() if k not in ignored}
 
     return runtime(old) == runtime(new) and old.code_digest == new.code_digest
 

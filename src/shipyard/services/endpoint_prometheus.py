@@ -58,6 +58,17 @@ class DeploymentCollector(Collector):
         ready = GaugeMetricFamily(
             f"{PREFIX}_ready_instances", "Instances taking traffic now.", labels=_LABELS
         )
+        collected = CounterMetricFamily(
+            f"{PREFIX}_collected_requests",
+            "Scoring requests the data collector wrote to the deployment's datastore.",
+            labels=_LABELS,
+        )
+        dropped = CounterMetricFamily(
+            f"{PREFIX}_collection_dropped_requests",
+            "Sampled scoring requests the data collector dropped (buffer full, failed write).",
+            labels=_LABELS,
+        )
+        collection = self.stats.collection()
         known = self.runtime.deployments() if self.runtime is not None else []
         counted = self.stats.snapshot()
         bounds = [str(bound) for bound in LATENCY_BUCKETS] + ["+Inf"]
@@ -66,6 +77,9 @@ class DeploymentCollector(Collector):
             assert self.runtime is not None
             restarts.add_metric(labels, self.runtime.restarts(route.id))
             ready.add_metric(labels, len(self.runtime.ready(route.id)))
+            if route.id in collection:
+                collected.add_metric(labels, collection[route.id][0])
+                dropped.add_metric(labels, collection[route.id][1])
             stats = counted.get(route.id)
             if stats is None:
                 continue
@@ -78,7 +92,7 @@ class DeploymentCollector(Collector):
                 buckets=list(zip(bounds, stats.bucket_counts, strict=True)),
                 sum_value=stats.latency_seconds_total,
             )
-        yield from (requests, callers, latency, restarts, ready)
+        yield from (requests, callers, latency, restarts, ready, collected, dropped)
 
 
 def prometheus_registry(

@@ -6,6 +6,12 @@ An endpoint is a stable scoring URL in front of its deployments
 has, in the transaction that writes it, so a split never names a deployment that is gone.
 Credentials are ``services.endpoint_keys``'s: this module makes the keys with the endpoint,
 writes their hashes with it, and drops them with it.
+
+``compute`` (Azure's Kubernetes endpoint field) names a Ray compute of the workspace: the
+endpoint's deployments run there as Ray Serve applications (a deployment may name its own,
+which wins). It is set at create time and never changes: a deployment's instances cannot
+move between clusters in place. Each deployment pins the compute's name and address in its
+spec (``online_compute``), which is what the runtime reads.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from shipyard.domain.endpoints import (
     check_mirror_traffic,
     check_traffic,
 )
-from shipyard.domain.errors import ConflictError, NotFoundError
+from shipyard.domain.errors import ConflictError, InvalidInputError, NotFoundError
 from shipyard.domain.paging import decode_page_token
 from shipyard.domain.principals import Principal
 from shipyard.schemas.common import Page
@@ -41,11 +47,14 @@ from shipyard.services.tokens import hash_token
 from shipyard.store import endpoints as store
 from shipyard.store import workspaces as workspace_store
 from shipyard.store.base import new_id, utcnow
+from shipyard.store.computes import get_compute
 from shipyard.store.database import Database
 from shipyard.store.endpoints import OnlineEndpointRow
 from shipyard.store.tracking import names_of
 from shipyard.store.users import UserRow
 from shipyard.store.workspaces import WorkspaceRow
+
+LOCAL_COMPUTE = "local"  # the server's own host (services.jobs has the same name)
 
 
 def scoring_path(workspace: str, endpoint: str) -> str:
@@ -87,6 +96,7 @@ class OnlineEndpointService:
                 ws = workspace_of(session, workspace)
                 if store.get_endpoint(session, ws.id, name) is not None:
                     raise _exists(name)
+                compute = online_compute(session, ws, body.compute)
                 row = OnlineEndpointRow(
                     id=new_id(),
                     workspace_id=ws.id,
@@ -96,6 +106,7 @@ class OnlineEndpointService:
                     auth_mode=body.auth_mode,
                     traffic=traffic,
                     mirror_traffic=mirror,
+                    compute=compute["name"] if compute else None,
                     primary_key_hash=_hash(keys.get("primary")),
                     secondary_key_hash=_hash(keys.get("secondary")),
                     created_by=principal.id,
@@ -148,6 +159,8 @@ class OnlineEndpointService:
         with self.db.write() as session:
             ws = workspace_of(session, workspace)
             row = _require(session, ws, name, lock=True)
+            if body.compute is not None:
+                _same_compute(session, ws, row, body.compute)
             deployments = store.deployment_names(session, row.id)
             traffic = (
                 check_traffic(body.traffic, deployments)
@@ -228,12 +241,62 @@ class OnlineEndpointService:
                 mirror_traffic=row.mirror_traffic,
                 provisioning_state=row.provisioning_state,
                 scoring_uri=self.server_url + scoring_path(ws.name, row.name),
+                compute=row.compute,
                 created_by=people.get(row.created_by),
                 created_at=row.created_at,
                 updated_at=row.updated_at,
             )
             for row in rows
         ]
+
+
+def online_compute(session: Session, ws: WorkspaceRow, given: str | None) -> dict[str, str] | None:
+    """``{name, address}`` of the Ray compute an endpoint or deployment names
+    (``azureml:<name>``, ``shipyard:<name>`` or the bare name); None for the server's own
+    host (none given, or ``local``). 400 naming ``compute`` for any other."""
+    name = (given or "").strip()
+    for prefix in ("azureml:", "shipyard:"):
+        if name.lower().startswith(prefix):
+            name = name[len(prefix) :]
+    if name in ("", LOCAL_COMPUTE):
+        return None
+    row = get_compute(session, ws.id, name)
+    if row is None:
+        raise InvalidInputError(
+            f"compute {name[:100]!r} does not exist in workspace {ws.name!r}; online "
+            "deployments run on 'local' or on a Ray compute (shipyard compute create)",
+            code="compute_not_found",
+            field="compute",
+        )
+    if row.type != "ray" or not row.address:
+        raise InvalidInputError(
+            f"compute {name!r} is of type {row.type!r}; online deployments run on 'local' or "
+            "on a Ray compute",
+            code="unsupported_compute",
+            field="compute",
+        )
+    return {"name": row.name, "address": row.address}
+
+
+def _same_compute(session: Session, ws: WorkspaceRow, row: OnlineEndpointRow, given: str) -> None:
+    wanted = online_compute(session, ws, given)
+    if (wanted["name"] if wanted else None) != row.compute:
+        raise ConflictError(
+            f"online endpoint {row.name!r} runs on {row.compute or LOCAL_COMPUTE!r}; its compute "
+            "cannot change: create another endpoint on the other compute",
+            code="compute_immutable",
+            field="compute",
+        )
+
+
+def deployment_compute(
+    session: Session, workspace: str, endpoint: str, given: str | None
+) -> dict[str, str] | None:
+    """Where a deployment runs: the compute it names, else its endpoint's (see
+    ``online_compute``)."""
+    ws = workspace_of(session, workspace)
+    parent = _require(session, ws, endpoint)
+    return online_compute(session, ws, given if given is not None else parent.compute)
 
 
 def _hash(key: str | None) -> str | None:

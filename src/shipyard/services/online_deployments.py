@@ -50,12 +50,13 @@ from shipyard.schemas.endpoints import (
     OnlineDeploymentUpdate,
 )
 from shipyard.services.authz import Authorizer
+from shipyard.services.data_collection import check_data_collector
 from shipyard.services.deployment_specs import (
     pin_model,
     same_endpoint,
     scoring_script_path,
 )
-from shipyard.services.endpoints import require_endpoint, workspace_of
+from shipyard.services.endpoints import deployment_compute, require_endpoint, workspace_of
 from shipyard.services.environments import Environments
 from shipyard.services.job_inputs import IoResolver
 from shipyard.services.model_assets import ModelAssetService
@@ -78,7 +79,6 @@ _LOG_TAIL_BYTES = 4 * 1024 * 1024
 _EXTRA = (
     "scale_settings",
     "app_insights_enabled",
-    "data_collector",
     "egress_public_network_access",
 )
 
@@ -133,7 +133,7 @@ class OnlineDeploymentService:
             parent = require_endpoint(session, workspace, endpoint)
             if store.get_deployment(session, parent.id, name) is not None:
                 raise _exists(name, endpoint)
-        prepared = self._prepare(principal, workspace, body)
+        prepared = self._prepare(principal, workspace, body, endpoint=endpoint)
         now = self.clock()
         try:
             with self.db.write() as session:
@@ -192,10 +192,18 @@ class OnlineDeploymentService:
             submitted = dict(current.spec.get("submitted") or {})
         changes = body.model_dump(mode="json", by_alias=True, exclude_unset=True)
         merged = OnlineDeploymentCreate.model_validate({**submitted, **changes, "name": name})
-        prepared = self._prepare(principal, workspace, merged)
+        prepared = self._prepare(principal, workspace, merged, endpoint=endpoint)
         with self.db.write() as session:
             parent = require_endpoint(session, workspace, endpoint)
             row = _require(session, parent, name)
+            if prepared.spec.get("compute") != row.spec.get("compute"):
+                raise ConflictError(
+                    f"deployment {name!r} runs on compute "
+                    f"{(row.spec.get('compute') or {}).get('name', 'local')!r}; its compute "
+                    "cannot change: create another deployment on the other compute",
+                    code="compute_immutable",
+                    field="compute",
+                )
             row.description = merged.description
             row.tags = merged.tags
             if _runtime_part(prepared.spec) != _runtime_part(row.spec):
@@ -210,8 +218,10 @@ class OnlineDeploymentService:
         return updated
 
     def _prepare(
-        self, principal: Principal, workspace: str, body: OnlineDeploymentCreate
+        self, principal: Principal, workspace: str, body: OnlineDeploymentCreate, *, endpoint: str
     ) -> _Prepared:
+        with self.db.read() as session:  # a Ray compute: a Serve application (docs)
+            compute = deployment_compute(session, workspace, endpoint, body.compute)
         model = (
             pin_model(self.models, self.io, workspace, body.model, with_location=True)
             if body.model is not None
@@ -241,6 +251,16 @@ class OnlineDeploymentService:
             self.authorizer, self.secrets, principal, workspace, body.environment_variables
         )
         digest = self._check_code(workspace, code.code, code.scoring_script) if code else None
+        collector = check_data_collector(
+            self.db,
+            self.io.resolver,
+            self.authorizer,
+            principal,
+            workspace=workspace,
+            endpoint=endpoint,
+            deployment=body.name,
+            raw=body.data_collector,
+        )
         spec: dict[str, Any] = {
             "model": model,
             "code_configuration": (
@@ -251,11 +271,14 @@ class OnlineDeploymentService:
             "environment": environment,
             "environment_variables": body.environment_variables,
             "instance_type": body.instance_type,
+            "compute": compute,
             "instance_count": body.instance_count,
             "request_settings": body.request_settings.model_dump(),
             "liveness_probe": body.liveness_probe.model_dump(),
             "readiness_probe": body.readiness_probe.model_dump(),
             "extra": {k: getattr(body, k) for k in _EXTRA if getattr(body, k) is not None},
+            # What the gateway samples to a datastore (services.data_collection); None: nothing.
+            "data_collector": collector,
             # As given, so an update can change some fields and check the whole again.
             "submitted": body.model_dump(mode="json", by_alias=True, exclude_unset=True),
         }
@@ -403,8 +426,10 @@ def _read(row: OnlineDeploymentRow, endpoint: str, creator: str | None) -> Onlin
         ),
         environment_variables=spec.get("environment_variables") or {},
         instance_type=spec.get("instance_type"),
+        compute=(spec.get("compute") or {}).get("name"),
         instance_count=int(spec.get("instance_count") or 1),
         request_settings=spec.get("request_settings") or {},
+        data_collector=spec.get("data_collector"),
         liveness_probe=spec.get("liveness_probe") or {},
         readiness_probe=spec.get("readiness_probe") or {},
         provisioning_state=row.provisioning_state,
@@ -418,8 +443,9 @@ def _read(row: OnlineDeploymentRow, endpoint: str, creator: str | None) -> Onlin
 
 
 def _runtime_part(spec: dict[str, Any]) -> dict[str, Any]:
-    """What the instances run: a change of it alone is a new generation (not tags)."""
-    return {k: v for k, v in spec.items() if k != "submitted"}
+    """What the instances run: a change of it alone is a new generation (not tags, and not
+    data_collector, which the gateway reads from the store without restarting anything)."""
+    return {k: v for k, v in spec.items() if k not in ("submitted", "data_collector")}
 
 
 def _modified(path: Path) -> float:

@@ -77,6 +77,9 @@ class ScoringStats:
         self.window = window
         self._lock = threading.Lock()
         self._counts: dict[str, _Counts] = {}
+        # Scoring requests the data collector wrote to a datastore, and dropped.
+        self._collected: Counter[str] = Counter()
+        self._dropped: Counter[str] = Counter()
 
     def record(
         self, deployment_id: str, status: int, seconds: float, credential: str | None = None
@@ -156,9 +159,28 @@ class ScoringStats:
             p99=_percentile(recent, 0.99),
         )
 
+    def record_collection(
+        self, deployment_id: str, *, collected: int = 0, dropped: int = 0
+    ) -> None:
+        """Requests of the deployment the data collector wrote, or dropped (buffer full, a
+        failed write): counted per flush, not per request."""
+        with self._lock:
+            if collected:
+                self._collected[deployment_id] += collected
+            if dropped:
+                self._dropped[deployment_id] += dropped
+
+    def collection(self) -> dict[str, tuple[int, int]]:
+        """(collected, dropped) of every deployment that collected or dropped any."""
+        with self._lock:
+            ids = set(self._collected) | set(self._dropped)
+            return {i: (self._collected[i], self._dropped[i]) for i in ids}
+
     def forget(self, deployment_id: str) -> None:
         with self._lock:
             self._counts.pop(deployment_id, None)
+            self._collected.pop(deployment_id, None)
+            self._dropped.pop(deployment_id, None)
 
 
 def latency_bucket(seconds: float) -> int:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shipyard.serving.probes import ProbeRunner
-from shipyard.serving.process import INIT_FAILED_EXIT, InstanceProcess
+from shipyard.serving.process import INIT_FAILED_EXIT, InstanceProcess, NoUserError
 from shipyard.serving.spec import (
     DeploymentSpec,
     DeploymentState,
@@ -94,7 +94,10 @@ class DeploymentSupervisor:
         self.settings = settings
         self.folder = settings.work_dir / spec.name
         self.folder.mkdir(parents=True, exist_ok=True)
-        (self.folder / "logs").mkdir(exist_ok=True)
+        # Instances (as job users) enter their own folders here, and list nothing; the logs
+        # are the server's alone.
+        self.folder.chmod(0o711)
+        (self.folder / "logs").mkdir(mode=0o700, exist_ok=True)
         self._lock = threading.Condition()
         self._specs: dict[int, DeploymentSpec] = {1: spec}
         self._revision = 1  # the revision instances should run
@@ -359,18 +362,28 @@ class DeploymentSupervisor:
         instance.state, instance.started_at = InstanceState.STARTING, now
         try:
             instance.process = InstanceProcess(
-                spec, self.folder / instance.id, instance.log_file, attempt, self._wake
+                spec,
+                self.folder / instance.id,
+                instance.log_file,
+                attempt,
+                self._wake,
+                users=self.settings.users,
             )
-        except OSError as error:
+        except (OSError, NoUserError) as error:
+            # No free job user id (no_free_job_user) fails a start like any other.
             instance.process = None
             instance.error = f"the instance could not be started: {error}"
             instance.state = InstanceState.RESTARTING
             instance.failures += 1
             failures = self._start_failures.get(instance.revision, 0) + 1
-            self._start_failures[instance.revision] = failures
-            if failures >= self.settings.max_start_failures:
-                self._give_up(instance.revision, instance.error)
-            instance.next_start = now + self.settings.backoff_initial * 2 ** (failures - 1)
+            if instance.revision not in self._ever_ready:
+                # As for a process that ends before it is ready: a revision that never
+                # started is given up; one that serves keeps retrying with its backoff.
+                self._start_failures[instance.revision] = failures
+                if failures >= self.settings.max_start_failures:
+                    self._give_up(instance.revision, instance.error)
+            backoff = self.settings.backoff_initial * 2 ** (instance.failures - 1)
+            instance.next_start = now + min(backoff, self.settings.backoff_max)
 
     def _retire(self, instance: _Instance, now: float) -> None:
         if instance.state is InstanceState.STOPPING:

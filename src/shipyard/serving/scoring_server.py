@@ -664,6 +664,17 @@ def _scorer(config: dict[str, Any]) -> ScriptScorer | MlflowScorer:
     raise ValueError("the config names neither a scoring script nor an MLflow model")
 
 
+def load_scorer(config: dict[str, Any]) -> ScriptScorer | MlflowScorer:
+    """Set the process up for the user's code (``AZUREML_MODEL_DIR``, the code folder as
+    working directory and first on ``sys.path``), load the scorer and run its ``init()``:
+    what every host of the contract does first, this server and a Ray Serve replica
+    (``ray_serve.py``) alike. An exception is init()'s failure, with its traceback."""
+    _prepare_process(config)
+    scorer = _scorer(config)
+    scorer.init()
+    return scorer
+
+
 def _prepare_process(config: dict[str, Any]) -> None:
     model_dir = os.path.abspath(config["model_dir"])
     os.environ["AZUREML_MODEL_DIR"] = model_dir
@@ -712,9 +723,7 @@ def serve(config: dict[str, Any]) -> int:
     print(f"scoring server pid {os.getpid()} on 127.0.0.1:{port}: running init()", flush=True)
     started = time.monotonic()
     try:
-        _prepare_process(config)
-        scorer = _scorer(config)
-        scorer.init()
+        scorer = load_scorer(config)
     except BaseException:
         error = traceback.format_exc()
         sys.stderr.write(f"init() failed:\n{error}")

@@ -7,6 +7,11 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Protocol
+
+#: Where the gateway posts a deployment's requests: (host, port, path), a local instance's
+#: ``/score`` or a Ray Serve application's route.
+Address = tuple[str, int, bytes]
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,16 @@ class DeploymentSpec:
         return replace(self, instance_count=other.instance_count) == other
 
 
+class UserPool(Protocol):
+    """Unprivileged user ids to run instance processes as (``compute.job_users.JobUsers``,
+    shared with local jobs): ``take`` raises an error saying why (``no_free_job_user``) when
+    none is free; ``release`` kills whatever still runs as the id, then frees it."""
+
+    def take(self, owner: str, /) -> int: ...
+
+    def release(self, uid: int, /) -> None: ...
+
+
 @dataclass(frozen=True)
 class SupervisorSettings:
     """How the supervisor behaves, the same for every deployment it runs."""
@@ -65,6 +80,10 @@ class SupervisorSettings:
     #: update rolled back).
     max_start_failures: int = 3
     log_tail_lines: int = 40  # lines of the log an error message of a crashed start carries
+    #: With a pool (``local_compute_uids``, the server running as root), every start of an
+    #: instance runs as an id of its own, so the user's code cannot read the server's data
+    #: folder (master key, database) nor another process's environment.
+    users: UserPool | None = None
 
 
 class InstanceState(enum.StrEnum):

@@ -35,6 +35,8 @@ class OnlineEndpointRow(Base):
     traffic: Mapped[dict[str, Any]] = mapped_column(default=dict)
     mirror_traffic: Mapped[dict[str, Any]] = mapped_column(default=dict)
     provisioning_state: Mapped[str] = mapped_column(String(16), default="Succeeded")
+    # The Ray compute its deployments run on (a name in the workspace); None: the server's host.
+    compute: Mapped[str | None] = mapped_column(String(100))
     # sha256 hex of each key: keys carry 256 random bits, so a fast hash is enough.
     primary_key_hash: Mapped[str | None] = mapped_column(String(64))
     secondary_key_hash: Mapped[str | None] = mapped_column(String(64))
