@@ -133,8 +133,14 @@ def wait_http(url: str, timeout: float = 120) -> None:
 
 @contextmanager
 def process(argv: list[str], health: str, cwd: Path) -> Iterator[None]:
+    # `mlflow models serve` starts `uvicorn` by name: this interpreter's scripts come first on
+    # PATH, so it is the one installed beside mlflow even when the venv is not activated.
+    scripts = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": os.pathsep.join([scripts, os.environ.get("PATH", "")])}
     with open(cwd / "server.log", "ab") as out:
-        child = subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
+        child = subprocess.Popen(  # noqa: S603
+            argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env
+        )
     try:
         wait_http(health)
         yield
