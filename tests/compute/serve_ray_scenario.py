@@ -114,6 +114,14 @@ def run(settings: Any, address: str, folder: Path, results: dict[str, Any]) -> N
         results["scaled"] = wait_replicas(ws, 2)
         results["scaled_apps"] = applications(address)
         results["scores_after_scale"] = [score(url, key)["ok"] for _ in range(4)]
+        # Prometheus counts Serve's replicas, not the one proxy address they share.
+        metrics = http.get(f"{server.url}/metrics").text
+        results["ready_metric"] = [
+            line
+            for line in metrics.splitlines()
+            if line.startswith("shipyard_online_deployment_ready_instances{")
+            and 'deployment="blue"' in line
+        ]
         results["logs"] = ws.online_deployments.get_logs("blue", endpoint_name="on-ray")
         ws.online_endpoints.update("on-ray", traffic={"blue": 0})
         ws.online_deployments.delete("blue", endpoint_name="on-ray")

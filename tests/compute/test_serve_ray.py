@@ -115,6 +115,9 @@ def test_each_deployment_is_a_serve_application_at_its_prefix(results: dict[str,
 
 def test_scaling_rolls_to_more_replicas(results: dict[str, Any]) -> None:
     assert results["scaled"] == {"state": "Succeeded", "ready": 2, "error": None}
+    assert [line.rsplit(" ", 1)[1] for line in results["ready_metric"]] == ["2.0"], results[
+        "ready_metric"
+    ]
     running = sorted(app["running"] for app in results["scaled_apps"].values())
     assert running == [0, 2]
     assert all(ok[0] == 200 for ok in results["scores_after_scale"])

@@ -124,6 +124,8 @@ class DeploymentRuntime:
         self._routes: dict[tuple[str, str], EndpointRoutes] = {}
         self._swept = False
         self._ready: dict[str, list[Address]] = {}
+        # Instances taking traffic (a Serve application has one address for all replicas).
+        self._ready_count: dict[str, int] = {}
         self._statuses: dict[str, DeploymentStatus] = {}  # latest, not yet reported
         # Instance restarts since this server started them, and each instance's count as last
         # reported (monitoring: a counter that survives instances being replaced).
@@ -189,6 +191,10 @@ class DeploymentRuntime:
             for (workspace, endpoint), routes in self._routes.items()
             for route in routes.deployments.values()
         ]
+
+    def ready_instances(self, deployment_id: str) -> int:
+        """How many of the deployment's instances (or Serve replicas) take traffic now."""
+        return self._ready_count.get(deployment_id, 0)
 
     def restarts(self, deployment_id: str) -> int:
         """Instance restarts of the deployment since this server started it."""
@@ -333,6 +339,7 @@ class DeploymentRuntime:
                 self._running.pop(ref.id, None)
             _release(run)
         self._ready.pop(ref.id, None)
+        self._ready_count.pop(ref.id, None)
         self._restarts.pop(ref.id, None)
         self._instance_restarts.pop(ref.id, None)
         remove_tree(self.work_dir / ref.id)
@@ -363,6 +370,9 @@ class DeploymentRuntime:
                 for i in status.instances
                 if i.state is InstanceState.READY and i.port is not None
             ]
+        self._ready_count[deployment_id] = sum(
+            1 for i in status.instances if i.state is InstanceState.READY
+        )
         self._count_restarts(deployment_id, status)
         with self._reported:
             self._statuses[deployment_id] = status

@@ -76,7 +76,7 @@ class DeploymentCollector(Collector):
             labels = [workspace, endpoint, route.name]
             assert self.runtime is not None
             restarts.add_metric(labels, self.runtime.restarts(route.id))
-            ready.add_metric(labels, len(self.runtime.ready(route.id)))
+            ready.add_metric(labels, self.runtime.ready_instances(route.id))
             if route.id in collection:
                 collected.add_metric(labels, collection[route.id][0])
                 dropped.add_metric(labels, collection[route.id][1])
