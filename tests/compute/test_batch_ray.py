@@ -4,11 +4,6 @@ the batch driver travels in the deployment's code snapshot, so it runs there unc
 
 from __future__ import annotations
 
-import json
-import os
-import shlex
-import subprocess
-import sys
 from typing import Any
 
 import pytest
@@ -32,36 +27,9 @@ def results(tmp_path_factory: pytest.TempPathFactory, module_database_url: str) 
         jobs_enabled=False,
     ) as running:
         launcher._build(running)  # no package index inside the namespace
-    folder = tmp_path_factory.mktemp("ray")
-    out, run = folder / "results.json", folder / "run"
-    run.mkdir()
-    script = (
-        f"ip link set lo up && exec {shlex.quote(sys.executable)} -m "
-        f"tests.compute.batch_ray_scenario {shlex.quote(str(out))} {shlex.quote(str(run))}"
+    return launcher.run_scenario(
+        tmp_path_factory.mktemp("ray"), "tests.compute.batch_ray_scenario", SCENARIO_TIMEOUT
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
-    env.update(RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
-    log = folder / "scenario.log"
-    with open(log, "wb") as output:
-        process = subprocess.Popen(
-            ["unshare", "-n", "bash", "-c", script],
-            cwd=launcher.ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        with launcher._reaped(process):
-            try:
-                process.wait(timeout=SCENARIO_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                pytest.fail(
-                    f"the Ray scenario did not end in {SCENARIO_TIMEOUT} s: {launcher._tail(log)}"
-                )
-    assert process.returncode == 0, launcher._tail(log)
-    found: dict[str, Any] = json.loads(out.read_text())
-    assert "crash" not in found, found["crash"] + launcher._tail(log)
-    return found
 
 
 def test_a_batch_job_scores_on_a_ray_compute(results: dict[str, Any]) -> None:

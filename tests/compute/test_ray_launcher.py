@@ -74,11 +74,17 @@ def _build(server: RunningServer) -> None:
 @pytest.fixture(scope="module")
 def results(built_environment: None, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     pytest.importorskip("ray")
-    folder = tmp_path_factory.mktemp("ray")
+    return run_scenario(tmp_path_factory.mktemp("ray"), "tests.compute.ray_scenario")
+
+
+def run_scenario(folder: Path, module: str, timeout: float = SCENARIO_TIMEOUT) -> dict[str, Any]:
+    """Run ``python -m <module> OUT RUN`` in a loopback-only network namespace (Ray binds
+    every interface) and return the JSON it wrote to OUT; fail with its log's tail when it
+    crashed, exited non-zero or ran past ``timeout``. Used by every Ray scenario."""
     out, run = folder / "results.json", folder / "run"
     run.mkdir()
     script = (
-        f"ip link set lo up && exec {shlex.quote(sys.executable)} -m tests.compute.ray_scenario "
+        f"ip link set lo up && exec {shlex.quote(sys.executable)} -m {module} "
         f"{shlex.quote(str(out))} {shlex.quote(str(run))}"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
@@ -95,9 +101,9 @@ def results(built_environment: None, tmp_path_factory: pytest.TempPathFactory) -
         )
         with _reaped(process):
             try:
-                process.wait(timeout=SCENARIO_TIMEOUT)
+                process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                pytest.fail(f"the Ray scenario did not end in {SCENARIO_TIMEOUT} s: {_tail(log)}")
+                pytest.fail(f"{module} did not end in {timeout:.0f} s: {_tail(log)}")
     assert process.returncode == 0, _tail(log)
     found: dict[str, Any] = json.loads(out.read_text())
     assert "crash" not in found, found["crash"] + _tail(log)
