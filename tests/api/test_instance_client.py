@@ -97,6 +97,40 @@ def test_a_kept_connection_the_instance_closed_is_replaced_once() -> None:
     asyncio.run(_with_server(one_answer_per_connection, test))
 
 
+def test_a_chunked_answer_is_read_whole_and_its_connection_kept() -> None:
+    """Ray Serve's proxy sends its own refusals chunked, on a connection it keeps open."""
+    connections = 0
+    chunked = (
+        b"HTTP/1.1 503 Service Unavailable\r\ntransfer-encoding: chunked\r\n"
+        b"content-type: text/plain\r\n\r\n"
+        b"7\r\nRequest\r\n1c;ext=1\r\n dropped due to backpressure\r\n0\r\nx-t: 1\r\n\r\n"
+    )
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        while True:
+            try:
+                await _read_request(reader)
+            except asyncio.IncompleteReadError:
+                return
+            writer.write(chunked)
+
+    async def test(port: int) -> None:
+        client = InstanceClient()
+        for _ in range(2):
+            answer = await asyncio.wait_for(
+                client.post("127.0.0.1", port, b"{}", b"application/json", 5), 2
+            )
+            assert answer.status == 503
+            assert answer.body == b"Request dropped due to backpressure"
+            assert answer.content_type == b"text/plain"
+        await client.aclose()
+
+    asyncio.run(_with_server(serve, test))
+    assert connections == 1
+
+
 def test_a_refused_connection_is_unavailable() -> None:
     async def test() -> None:
         client = InstanceClient()
@@ -113,6 +147,9 @@ def test_a_refused_connection_is_unavailable() -> None:
         (b"garbage\r\n\r\n", InstanceAnswerError),  # not HTTP
         (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", InstanceAnswerError),
         (b"HTTP/1.1 200 OK\r\nContent-Length: ten\r\n\r\n", InstanceAnswerError),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", InstanceAnswerError),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", InstanceAnswerError),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabcd", InstanceAnswerError),
     ],
 )
 def test_broken_answers(reply: bytes, error: type[Exception]) -> None:

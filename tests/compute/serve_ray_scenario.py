@@ -7,9 +7,9 @@ is (see there).
 
 It starts Ray (4 logical CPUs: a replica takes one), a Shipyard server (SQLite, the shared
 environment cache), a Ray compute, a key-auth online endpoint on it with a scoring-script
-deployment and one whose ``init()`` raises, scores through the gateway, scales to two
-replicas, deletes both deployments, and writes what it saw as JSON to OUT; the outer test
-asserts on it.
+deployment and one whose ``init()`` raises, scores through the gateway (past its capacity
+too), serves an MLflow model with no code, scales to two replicas, deletes the deployments,
+and writes what it saw as JSON to OUT; the outer test asserts on it.
 """
 
 from __future__ import annotations
@@ -18,11 +18,14 @@ import json
 import sys
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
 import ray
+from mlflow.sklearn import save_model
+from sklearn.linear_model import LinearRegression
 
 from shipyard.sdk.workspaces import WorkspaceHandle
 from tests.api.test_jobs import SHARED_ENVIRONMENTS
@@ -31,6 +34,7 @@ from tests.conftest import ServerThread, make_settings
 SCORE = """\
 import json
 import os
+import time
 
 
 def init():
@@ -42,6 +46,7 @@ def run(raw_data):
     data = json.loads(raw_data)
     if data.get("boom"):
         raise ValueError("boom from run()")
+    time.sleep(data.get("sleep", 0))
     return {"answer": [PREFIX + str(x) for x in data["data"]], "greeting": os.environ["GREETING"]}
 """
 BAD = """\
@@ -109,6 +114,8 @@ def run(settings: Any, address: str, folder: Path, results: dict[str, Any]) -> N
         results["replica_log"] = wait_for_log(ws, error_id)
         results["bad"] = settled(ws, "bad")
         results["apps_before"] = applications(address)
+        results["busy"] = flood(url, key)
+        results["mlflow"] = serve_mlflow_model(ws, folder, url, key)
         # Two replicas: Serve rolls to the new count.
         ws.online_deployments.update({"name": "blue", "instance_count": 2}, endpoint_name="on-ray")
         results["scaled"] = wait_replicas(ws, 2)
@@ -187,6 +194,47 @@ def score(url: str, key: str) -> dict[str, Any]:
         "malformed": malformed.status_code,
         "refused": refused.status_code,
     }
+
+
+def flood(url: str, key: str, count: int = 6) -> list[Any]:
+    """``count`` requests at once to a replica taking 2 (max_concurrent_requests_per_instance)
+    with one waiting at Serve's proxy: the rest are refused. Statuses, and the first refusal."""
+
+    def one(_: int) -> httpx.Response:
+        body = {"data": [1], "sleep": 1.5}
+        return httpx.post(url, json=body, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+
+    with ThreadPoolExecutor(count) as pool:
+        answers = list(pool.map(one, range(count)))
+    others = [[a.status_code, a.text] for a in answers if a.status_code != 200]
+    return [sorted(a.status_code for a in answers), others]
+
+
+def serve_mlflow_model(ws: WorkspaceHandle, folder: Path, url: str, key: str) -> dict[str, Any]:
+    """An MLflow model with no scoring script, on the cluster: MLflow's pyfunc in the replica
+    (the cluster's Python has mlflow and scikit-learn), MLflow's request formats. Deleted
+    again, so the cluster's CPUs are free for the scaling that follows."""
+    fitted = LinearRegression().fit([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], [0.0, 2.0, 3.0])
+    save_model(fitted, folder / "regression", serialization_format="cloudpickle")
+    ws.models.create("regression", folder / "regression", type="mlflow_model")
+    ws.online_deployments.create(
+        {
+            "name": "mlflow",
+            "endpoint_name": "on-ray",
+            "model": "azureml:regression:1",
+            "environment": "azureml:shipyard-minimal@latest",
+        }
+    )
+    found: dict[str, Any] = {"shown": settled(ws, "mlflow")}
+    headers = {"Authorization": f"Bearer {key}", "azureml-model-deployment": "mlflow"}
+    split = {"dataframe_split": {"columns": ["0", "1"], "data": [[1.0, 1.0]]}}
+    with httpx.Client(timeout=30) as http:
+        for label, body in (("inputs", {"inputs": [[1.0, 1.0], [2.0, 0.0]]}), ("split", split)):
+            answer = http.post(url, json=body, headers=headers)
+            found[label] = [answer.status_code, answer.json()]
+        found["wrong"] = http.post(url, json={"nothing": 1}, headers=headers).status_code
+    ws.online_deployments.delete("mlflow", endpoint_name="on-ray")
+    return found
 
 
 def wait_for_log(ws: WorkspaceHandle, text: str, timeout: float = 30) -> str:

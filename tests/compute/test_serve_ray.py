@@ -5,6 +5,7 @@ what it saw; each test asserts on one part of it."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from tests.api.test_jobs import SHARED_ENVIRONMENTS
 from tests.compute import test_ray_launcher as launcher
 from tests.conftest import start_server
 
-SCENARIO_TIMEOUT = 240
+SCENARIO_TIMEOUT = 300
 # Root with unshare and ip, and not the PostgreSQL pass: the launcher tests' reasons.
 pytestmark = launcher.pytestmark
 
@@ -62,6 +63,29 @@ def test_run_raising_is_a_500_with_an_error_id(results: dict[str, Any]) -> None:
     log = results["replica_log"]
     assert f"error {body['error_id']}: run() raised an exception" in log
     assert "ValueError: boom from run()" in log
+
+
+def test_requests_past_the_replicas_and_their_queue_get_429(results: dict[str, Any]) -> None:
+    """Two running (max_concurrent_requests_per_instance: 2), one waiting at Serve's proxy;
+    the other three refused at once, as a busy local instance refuses them."""
+    statuses, others = results["busy"]
+    assert set(statuses) == {200, 429}, others
+    assert statuses.count(200) in (2, 3), statuses  # 3 unless the waiting one raced
+    refused = json.loads(others[0][1])
+    assert refused["code"] == "too_many_requests"
+    assert "'blue'" in refused["detail"]
+
+
+def test_an_mlflow_model_is_served_without_code(results: dict[str, Any]) -> None:
+    found = results["mlflow"]
+    assert found["shown"]["provisioning_state"] == "Succeeded", found["shown"]["error"]
+    status, answer = found["inputs"]
+    assert status == 200, answer
+    assert answer["predictions"][0] == pytest.approx(5.0)
+    status, answer = found["split"]
+    assert status == 200, answer
+    assert answer["predictions"] == [pytest.approx(5.0)]
+    assert found["wrong"] == 400
 
 
 def test_an_init_that_raises_fails_with_its_traceback(results: dict[str, Any]) -> None:

@@ -2,7 +2,9 @@
 
 Every scoring request crosses this hop, so it is written for that one peer rather than with
 a general HTTP client: an instance is our own scoring server on loopback (``serving/
-scoring_server.py``), which answers every ``POST /score`` with a ``Content-Length`` body.
+scoring_server.py``), which answers every ``POST /score`` with a ``Content-Length`` body, or
+Ray Serve's HTTP proxy (``serving/ray_serve_deployment.py``), whose own refusals (its 503 on
+backpressure) come chunked.
 A general client (httpx) spent more of the gateway's CPU per request than the rest of the
 gateway together (request and header objects, its pool's bookkeeping, h11's parser); this
 one writes one buffer and reads the head and the body, and keeps the connection for the
@@ -154,7 +156,7 @@ async def _read_answer(reader: asyncio.StreamReader) -> tuple[Answer, bool]:
         raise InstanceAnswerError("the instance's answer is not HTTP") from exc
     length: int | None = None
     content_type: bytes | None = None
-    keep = True
+    keep, chunked = True, False
     for line in lines[1:]:
         name, _, value = line.partition(b":")
         name = name.strip().lower()
@@ -167,11 +169,34 @@ async def _read_answer(reader: asyncio.StreamReader) -> tuple[Answer, bool]:
             content_type = value.strip()
         elif name == b"connection" and value.strip().lower() == b"close":
             keep = False
+        elif name == b"transfer-encoding" and value.strip().lower() == b"chunked":
+            chunked = True
     try:
-        if length is None:  # not what our scoring server sends, but HTTP allows it
+        if chunked:
+            body = await _read_chunks(reader)
+        elif length is None:  # the end of the body is where the connection closes
             body, keep = await reader.read(), False
         else:
             body = await reader.readexactly(length)
-    except (asyncio.IncompleteReadError, ConnectionError) as exc:
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError) as exc:
         raise InstanceAnswerError("the instance's answer broke off") from exc
     return Answer(status, body, content_type), keep
+
+
+async def _read_chunks(reader: asyncio.StreamReader) -> bytes:
+    """A ``Transfer-Encoding: chunked`` body: sized chunks up to an empty one, then the
+    trailer lines (dropped) up to an empty line."""
+    parts: list[bytes] = []
+    while True:
+        line = await reader.readuntil(b"\r\n")
+        try:
+            size = int(line.split(b";", 1)[0].strip(), 16)
+        except ValueError as exc:
+            raise InstanceAnswerError("the instance's answer has a bad chunk size") from exc
+        if size == 0:
+            while await reader.readuntil(b"\r\n") != b"\r\n":
+                pass
+            return b"".join(parts)
+        parts.append(await reader.readexactly(size))
+        if await reader.readexactly(2) != b"\r\n":
+            raise InstanceAnswerError("the instance's answer has a malformed chunk")

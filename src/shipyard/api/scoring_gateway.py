@@ -11,7 +11,8 @@ A request is authenticated (``EndpointAuthenticator``: cached hashes, no store r
 on the hot path), a deployment picked (the ``azureml-model-deployment`` header, else the
 live traffic split among deployments with a ready instance), an instance picked (round
 robin), and the body forwarded over pooled keep-alive connections. The instance's status,
-body and content type come back as they are (its 400, 413, 429, 500, 504); a refused
+body and content type come back as they are (its 400, 413, 429, 500, 504; a Ray Serve
+application's backpressure 503 becomes 429); a refused
 connection or an instance that is stopping is retried once on another instance. A share of
 the requests is copied to the mirrored deployment without waiting for it. A deployment with
 a ``data_collector`` has its sampled requests and answers handed to the collector, which
@@ -56,6 +57,9 @@ _MIDDLE = "onlineEndpoints"
 _TAIL = "score"
 # Mirrored copies in flight at most: mirroring must never hold up or starve live traffic.
 MAX_MIRRORED = 64
+# Serve's proxy refuses a request past the application's queue (``max_queued_requests``)
+# with a 503 saying so; to the client that is the 429 a busy local instance answers.
+_SERVE_BACKPRESSURE = b"dropped due to backpressure"
 # Past the instance's own timeout (it answers 504 itself), a little slack for the hop.
 _TIMEOUT_SLACK_SECONDS = 5.0
 
@@ -220,6 +224,14 @@ class ScoringGateway:
                 )
             if answer.status == 503 and not last:  # stopping or not ready: it ran nothing
                 continue
+            if answer.status == 503 and path and _SERVE_BACKPRESSURE in answer.body:
+                return await _problem(
+                    send,
+                    429,
+                    "too_many_requests",
+                    f"deployment {route.name!r} is handling all the requests its replicas "
+                    "take (max_concurrent_requests_per_instance) and has one waiting for each",
+                )
             headers = [(DEPLOYMENT_HEADER, route.name.encode())]
             return await _respond(send, answer.status, answer.body, answer.content_type, headers)
         return await _problem(

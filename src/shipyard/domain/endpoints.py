@@ -36,6 +36,17 @@ DELETING = "Deleting"
 PROVISIONING_STATES = (CREATING, UPDATING, SUCCEEDED, FAILED, DELETING)
 
 
+#: Keys of a deployment's stored spec its instances do not read, so a change of them alone
+#: restarts nothing: ``submitted`` is the body as the client sent it, and the gateway reads
+#: ``data_collector`` from the store.
+NOT_FOR_INSTANCES = frozenset({"submitted", "data_collector"})
+
+
+def instance_part(spec: Mapping[str, Any], *, ignoring: Collection[str] = ()) -> dict[str, Any]:
+    """What a deployment's instances run, from its stored spec (less ``ignoring`` too)."""
+    return {k: v for k, v in spec.items() if k not in NOT_FOR_INSTANCES and k not in ignoring}
+
+
 def check_endpoint_name(name: str, *, field: str = "name") -> str:
     return _check(name, "an endpoint", field)
 

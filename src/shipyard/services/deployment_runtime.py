@@ -34,6 +34,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from shipyard.domain.endpoints import instance_part
 from shipyard.services.deployment_files import (
     DeploymentPreparer,
     DeploymentRef,
@@ -467,15 +468,13 @@ def _routes(endpoint: OnlineEndpointRow, deployments: dict[str, DeploymentRoute]
     return EndpointRoutes(endpoint.id, deployments, traffic, mirror)
 
 
+_COUNT = ("instance_count",)
+
+
 def _count_only(old: DeploymentRef, new: DeploymentRef) -> bool:
-    """True when the runtime part of the spec changed in its instance count alone (the
-    gateway reads data_collector from the store: no instance needs it)."""
-    ignored = ("submitted", "instance_count", "data_collector")
-
-    def runtime(ref: DeploymentRef) -> dict[str, Any]:
-        return {k: v for k, v in ref.spec.items() if k not in ignored}
-
-    return runtime(old) == runtime(new) and old.code_digest == new.code_digest
+    """True when what the instances run changed in its instance count alone."""
+    same = instance_part(old.spec, ignoring=_COUNT) == instance_part(new.spec, ignoring=_COUNT)
+    return same and old.code_digest == new.code_digest
 
 
 def _provisioning_state(status: DeploymentStatus, generation: int) -> str:

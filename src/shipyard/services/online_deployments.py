@@ -32,6 +32,7 @@ from shipyard.domain.endpoints import (
     UPDATING,
     check_deployment_name,
     check_endpoint_name,
+    instance_part,
     takes_traffic,
     without_deployment,
 )
@@ -206,7 +207,7 @@ class OnlineDeploymentService:
                 )
             row.description = merged.description
             row.tags = merged.tags
-            if _runtime_part(prepared.spec) != _runtime_part(row.spec):
+            if instance_part(prepared.spec) != instance_part(row.spec):
                 row.generation += 1
                 row.provisioning_state = UPDATING
             row.spec = prepared.spec
@@ -440,12 +441,6 @@ def _read(row: OnlineDeploymentRow, endpoint: str, creator: str | None) -> Onlin
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
-
-
-def _runtime_part(spec: dict[str, Any]) -> dict[str, Any]:
-    """What the instances run: a change of it alone is a new generation (not tags, and not
-    data_collector, which the gateway reads from the store without restarting anything)."""
-    return {k: v for k, v in spec.items() if k not in ("submitted", "data_collector")}
 
 
 def _modified(path: Path) -> float:

@@ -22,9 +22,10 @@ scoring server's own code (``scoring_server.load_scorer`` and the scorer's ``sco
 ``init()`` / ``run(raw_data)``, MLflow's pyfunc formats, 400 for a bad body, 500 with an
 error id for an exception in ``run()`` (the traceback on the replica's stderr), 504 past
 ``request_timeout_ms``. ``run()`` calls go to a pool of ``max_concurrent_requests`` threads
-(Serve sends a replica no more than that many at once: ``max_ongoing_requests``; more wait in
-Serve's queue rather than getting 429). An ``init()`` that raises fails the replica's
-constructor, and Serve reports its traceback in the application's status.
+(Serve sends a replica no more than that many at once: ``max_ongoing_requests``; past that
+``max_queued_requests`` wait at Serve's proxy, and the proxy refuses the rest with a 503 the
+gateway turns into 429). An ``init()`` that raises fails the replica's constructor, and Serve
+reports its traceback in the application's status.
 
 Files: the model, the code, the deployment's environment and this file are read where the
 server prepared them. That holds on a local cluster (the node is the server's host) or where
@@ -35,9 +36,9 @@ the cluster's own (Ray's dependencies win a clash), so it must be built for the 
 
 Config (JSON, read once and removed: it holds the revealed secret values): ``app``,
 ``route_prefix``, ``http_host``, ``http_port``, ``num_replicas``, ``max_ongoing_requests``,
-``num_cpus``, ``scoring_server`` (path), ``site_packages``, ``environment`` (variables) and
-``scorer`` (the scoring server's config: model_dir, code_dir, scoring_script, mlflow_model,
-request_timeout_ms, max_concurrent_requests).
+``max_queued_requests``, ``num_cpus``, ``scoring_server`` (path), ``site_packages``,
+``environment`` (variables) and ``scorer`` (the scoring server's config: model_dir, code_dir,
+scoring_script, mlflow_model, request_timeout_ms, max_concurrent_requests).
 """
 
 from __future__ import annotations
@@ -141,6 +142,7 @@ def deploy(config: dict[str, Any]) -> None:
         "name": DEPLOYMENT,
         "num_replicas": int(config["num_replicas"]),
         "max_ongoing_requests": int(config["max_ongoing_requests"]),
+        "max_queued_requests": int(config["max_queued_requests"]),
         "ray_actor_options": {"num_cpus": float(config["num_cpus"])},
     }
     app = serve.deployment(**options)(ScoringReplica)

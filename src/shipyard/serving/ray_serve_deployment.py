@@ -197,6 +197,9 @@ class RayServeDeployment:
             "http_port": self.settings.http_port,
             "num_replicas": spec.instance_count,
             "max_ongoing_requests": spec.max_concurrent_requests,
+            # One request waits for each replica at the proxy; more are refused (the gateway
+            # answers 429), as a busy local instance refuses what it cannot take at once.
+            "max_queued_requests": spec.instance_count,
             "num_cpus": self.settings.num_cpus,
             "scoring_server": str(SCORING_SERVER),
             "site_packages": _site_packages(spec.python),
