@@ -13,7 +13,12 @@ Targets: Shipyard at least 2x MLflow's req/s at concurrency 8 and 32 with at mos
 p99; Shipyard at least 70% of the bare app's req/s; and zero failed requests while traffic
 shifts blue -> green and while a deployment is updated under load.
 
-    python benchmarks/serving.py [--seconds 10] [--concurrency 8,32] [--smoke]
+    python benchmarks/serving.py [--seconds 10] [--concurrency 8,32] [--rounds 4] [--smoke]
+
+The three servers run side by side and each measure is split into rounds that take the
+servers in turn (rotating the order), so a drift in the shared machine's speed reaches all
+three alike; a server's figure is over all its rounds (req/s over the summed time, p50/p99
+over every latency).
 
 The load generator is a raw asyncio HTTP/1.1 client with keep-alive connections, light
 enough not to take the servers' CPU on a 2-core machine. Figures belong in
@@ -288,23 +293,33 @@ async def _client(target: Target, done: Callable[[], bool], warm_until: float, l
         connection[1].close()
 
 
-async def _timed(target: Target, concurrency: int, seconds: float) -> dict[str, float]:
+async def _timed(target: Target, concurrency: int, seconds: float, load: Load) -> None:
+    """``seconds`` of load after a short warm-up whose requests are not counted."""
     warm = min(1.0, seconds / 4)
     start = time.perf_counter()
     until = start + warm + seconds
-    load = Load()
     await asyncio.gather(
         *(
             _client(target, lambda: time.perf_counter() >= until, start + warm, load)
             for _ in range(concurrency)
         )
     )
-    return load.result(seconds)
 
 
-def measure(target: Target, concurrency: int, seconds: float) -> dict[str, float]:
-    asyncio.run(_timed(target, concurrency, 0.5))  # first calls load lazy imports
-    return asyncio.run(_timed(target, concurrency, seconds))
+def measure_rounds(
+    targets: dict[str, Target], concurrency: int, seconds: float, rounds: int
+) -> dict[str, dict[str, float]]:
+    """``seconds`` of load on each target, in ``rounds`` turns that rotate the order: on a
+    shared machine whose speed drifts, every server sees the same stretches of it."""
+    names = list(targets)
+    for name in names:  # the first calls load lazy imports
+        asyncio.run(_timed(targets[name], concurrency, 0.5, Load()))
+    loads = {name: Load() for name in names}
+    for turn in range(rounds):
+        shift = turn % len(names)
+        for name in names[shift:] + names[:shift]:
+            asyncio.run(_timed(targets[name], concurrency, seconds / rounds, loads[name]))
+    return {name: load.result(seconds) for name, load in loads.items()}
 
 
 def under_load(target: Target, concurrency: int, steps: Callable[[], None]) -> Load:
@@ -365,34 +380,34 @@ def rollout(client: Client, model: Path, seconds: float) -> Callable[[], None]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=10.0, help="per measure")
+    parser.add_argument("--seconds", type=float, default=10.0, help="per server and level")
     parser.add_argument("--concurrency", default="8,32", help="comma-separated levels")
+    parser.add_argument("--rounds", type=int, default=4, help="turns per measure (see above)")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, no meaningful timing")
     parser.add_argument("--db-url", help="a PostgreSQL server URL for Shipyard")
     args = parser.parse_args()
     seconds = 1.0 if args.smoke else args.seconds
     levels = [8] if args.smoke else [int(c) for c in args.concurrency.split(",")]
+    rounds = 1 if args.smoke else args.rounds
     results: dict[tuple[str, int], dict[str, float]] = {}
     work = Path(tempfile.mkdtemp(prefix="shipyard-bench-serving-"))
     try:
         model = save_model(work)
-        log("bare ASGI app")
-        with bare_asgi(model, work) as target:
+        with contextlib.ExitStack() as running:
+            log("starting the bare ASGI app, mlflow models serve and Shipyard")
+            bare = running.enter_context(bare_asgi(model, work))
+            theirs = running.enter_context(mlflow_serve(model, work))
+            client, ours = running.enter_context(shipyard_endpoint(model, work, args.db_url))
+            targets = {"bare": bare, "mlflow": theirs, "shipyard": ours}
             for level in levels:
-                results["bare", level] = measure(target, level, seconds)
-        log("mlflow models serve")
-        with mlflow_serve(model, work) as target:
-            for level in levels:
-                results["mlflow", level] = measure(target, level, seconds)
-        with shipyard_endpoint(model, work, args.db_url) as (client, target):
-            for level in levels:
-                log(f"Shipyard through the gateway, concurrency {level}")
-                results["shipyard", level] = measure(target, level, seconds)
+                log(f"concurrency {level}: {rounds} rounds of the three servers in turn")
+                for name, result in measure_rounds(targets, level, seconds, rounds).items():
+                    results[name, level] = result
             log("Shipyard: blue -> green and an update of green, under load (concurrency 8)")
-            shift = under_load(target, 8, rollout(client, model, max(seconds / 2, 0.5)))
+            shift = under_load(ours, 8, rollout(client, model, max(seconds / 2, 0.5)))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    report(results, levels, shift, seconds, args.db_url)
+    report(results, levels, shift, seconds, rounds, args.db_url)
     return 0
 
 
@@ -401,6 +416,7 @@ def report(
     levels: list[int],
     shift: Load,
     seconds: float,
+    rounds: int,
     db_url: str | None,
 ) -> None:
     names = {
@@ -410,7 +426,8 @@ def report(
     }
     backend = "postgresql" if db_url else "sqlite"
     print(f"serving benchmark ({backend}): one-row dataframe_split to a scikit-learn model")
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, {seconds:g} s per measure")
+    machine = f"python {sys.version.split()[0]}, {os.cpu_count()} cpus"
+    print(f"{machine}, {seconds:g} s per measure in {rounds} rounds")
     print()
     print(f"{'server':<22} {'conc':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7}")
     for name, label in names.items():
