@@ -31,6 +31,7 @@ from shipyard.domain.errors import (
     NotFoundError,
     PayloadTooLargeError,
 )
+from shipyard.services.workspace_rows import live_workspace
 from shipyard.storage.base import FileInfo, Storage, Writer, Written
 from shipyard.storage.factory import open_storage
 from shipyard.storage.paths import clean_relative
@@ -39,7 +40,7 @@ from shipyard.store import tracking as tracking_store
 from shipyard.store.artifact_uploads import ArtifactUploadRow
 from shipyard.store.base import utcnow
 from shipyard.store.database import Database
-from shipyard.store.workspaces import WorkspaceRow, get_workspace
+from shipyard.store.workspaces import WorkspaceRow
 
 __all__ = ["ArtifactRoot", "ArtifactService", "FileInfo", "split_artifact_path"]
 
@@ -119,7 +120,7 @@ class ArtifactService:
         Writing needs a run that is not deleted (finished runs still take artifacts, as
         MLflow's do)."""
         with self.db.read() as session:
-            ws = _workspace(session, workspace)
+            ws = live_workspace(session, workspace)
             job = tracking_store.get_job(session, ws.id, run_id)
             if job is None:
                 raise NotFoundError(
@@ -135,7 +136,7 @@ class ArtifactService:
 
     def model_root(self, workspace: str, model_id: str) -> ArtifactRoot:
         with self.db.read() as session:
-            ws = _workspace(session, workspace)
+            ws = live_workspace(session, workspace)
             if self.model_exists is None or not self.model_exists(session, ws.id, model_id):
                 raise NotFoundError(
                     f"logged model {model_id!r} does not exist",
@@ -195,7 +196,7 @@ class ArtifactService:
         upload_id, key = uuid.uuid4().hex, secrets.token_urlsafe(32)
         now = utcnow()
         with self.db.write() as session:
-            ws = _workspace(session, workspace)
+            ws = live_workspace(session, workspace)
             for stale in uploads_store.expired(session, now):
                 self._drop_parts(session, stale)
                 session.delete(stale)
@@ -336,12 +337,3 @@ def _relative_to(root: ArtifactRoot, info: FileInfo) -> FileInfo:
     return FileInfo(
         path=root.relative(info), is_dir=info.is_dir, size=info.size, modified=info.modified
     )
-
-
-def _workspace(session: Session, name: str) -> WorkspaceRow:
-    row = get_workspace(session, name)
-    if row is None or row.deleted_at is not None:
-        raise NotFoundError(
-            f"workspace {name!r} does not exist", code="workspace_not_found", field="workspace"
-        )
-    return row

@@ -27,9 +27,9 @@ from sqlalchemy.orm import Session
 
 from shipyard.domain.errors import ConflictError, InvalidInputError, NotFoundError
 from shipyard.domain.paging import decode_page_token, encode_page_token
+from shipyard.services.workspace_rows import live_workspace
 from shipyard.store.base import Base, utcnow
 from shipyard.store.database import Database
-from shipyard.store.workspaces import WorkspaceRow, get_workspace
 
 LATEST = "latest"
 A = TypeVar("A", bound=Base)
@@ -282,12 +282,3 @@ class VersionedAssets(Generic[A, V]):
 def is_number(version: str) -> bool:
     """Plain decimal numbers count toward the next automatic version; "007" or "1.0" do not."""
     return version.isdigit() and str(int(version)) == version and len(version) < 10
-
-
-def live_workspace(session: Session, name: str) -> WorkspaceRow:
-    row = get_workspace(session, name)
-    if row is None or row.deleted_at is not None:
-        raise NotFoundError(
-            f"workspace {name!r} does not exist", code="workspace_not_found", field="workspace"
-        )
-    return row

@@ -48,11 +48,12 @@ from shipyard.schemas.components import (
     ComponentVersionCreate,
     ComponentVersionRead,
 )
-from shipyard.services.asset_versions import LATEST, VersionedAssets, live_workspace
+from shipyard.services.asset_versions import LATEST, VersionedAssets
 from shipyard.services.authz import Authorizer
 from shipyard.services.component_catalog import ComponentCatalog, version_reads
 from shipyard.services.environments import Environments
 from shipyard.services.pipeline_components import PipelineComponentPins
+from shipyard.services.workspace_rows import live_workspace
 from shipyard.store.base import utcnow
 from shipyard.store.components import ComponentRow, ComponentVersionRow
 from shipyard.store.database import Database

@@ -43,7 +43,9 @@ from shipyard.schemas.data import (
     DataVersionUpdate,
 )
 from shipyard.services import asset_files, data_preview
+from shipyard.services.asset_versions import is_number
 from shipyard.services.datastore_uris import DatastoreResolver, Location
+from shipyard.services.workspace_rows import live_workspace
 from shipyard.store import data as store
 from shipyard.store.base import utcnow
 from shipyard.store.data import DataAssetRow, DataVersionRow
@@ -54,7 +56,7 @@ from shipyard.store.models import ModelRow, ModelVersionRow
 from shipyard.store.tracking import names_of
 from shipyard.store.uploads import get_upload
 from shipyard.store.users import UserRow
-from shipyard.store.workspaces import WorkspaceRow, get_workspace
+from shipyard.store.workspaces import WorkspaceRow
 
 _NAME = re.compile(DATA_NAME)
 
@@ -147,7 +149,7 @@ class DataService:
                 field="version",
             )
         with self.db.read() as session:
-            ws = _workspace(session, workspace)
+            ws = live_workspace(session, workspace)
             resolved = self._resolve(session, ws, body.path)
         # Storage is checked outside any transaction: an S3 round trip must not hold the
         # database's write lock.
@@ -237,7 +239,7 @@ class DataService:
                         session.add(asset)
                         session.flush()
                     explicit = body.version
-                    number = int(explicit) if explicit and _is_number(explicit) else None
+                    number = int(explicit) if explicit and is_number(explicit) else None
                     issued, seq = store.bump_counters(
                         session, asset.id, auto=explicit is None, number=number
                     )
@@ -291,7 +293,7 @@ class DataService:
     ) -> Page[DataAssetRead]:
         after = decode_page_token(page_token)
         with self.db.read() as session:
-            ws = _workspace(session, workspace)
+            ws = live_workspace(session, workspace)
             query = select(DataAssetRow).where(DataAssetRow.workspace_id == ws.id)
             if not include_archived:
                 query = query.where(DataAssetRow.archived.is_(False))
@@ -396,7 +398,7 @@ class DataService:
     def location(self, workspace: str, name: str, version: str) -> tuple[DataVersionRead, Location]:
         """Where a version's files are; a web reference has none the server reads."""
         with self.db.read() as session:
-            ws = _workspace(session, workspace)
+            ws = live_workspace(session, workspace)
             asset, row = self._version(session, workspace, name, version)
             read = version_reads(session, asset, [row])[0]
             if row.datastore is None or row.storage_path is None:
@@ -437,7 +439,7 @@ class DataService:
 
         def resolve(parsed: DatastorePath, field: str) -> Location:
             with self.db.read() as session:
-                ws = _workspace(session, workspace)
+                ws = live_workspace(session, workspace)
                 return self.resolver.resolve(
                     session, ws, parsed.datastore, parsed.path, field=field
                 )
@@ -503,16 +505,6 @@ def _under(path: str, prefix: str) -> bool:
     return path == prefix or path.startswith(prefix + "/")
 
 
-def _is_number(version: str | None) -> bool:
-    # Plain decimal numbers count toward the next automatic version; "007" or "1.0" do not.
-    return (
-        version is not None
-        and version.isdigit()
-        and str(int(version)) == version
-        and len(version) < 10
-    )
-
-
 def _check_name(name: str) -> None:
     if not _NAME.fullmatch(name):
         raise InvalidInputError(
@@ -533,19 +525,10 @@ def _version_exists(name: str, version: str) -> ConflictError:
 
 
 def _asset(session: Session, workspace: str, name: str) -> DataAssetRow:
-    ws = _workspace(session, workspace)
+    ws = live_workspace(session, workspace)
     row = store.get_asset(session, ws.id, name)
     if row is None:
         raise NotFoundError(
             f"data asset {name[:255]!r} does not exist", code="data_not_found", field="name"
-        )
-    return row
-
-
-def _workspace(session: Session, name: str) -> WorkspaceRow:
-    row = get_workspace(session, name)
-    if row is None or row.deleted_at is not None:
-        raise NotFoundError(
-            f"workspace {name!r} does not exist", code="workspace_not_found", field="workspace"
         )
     return row

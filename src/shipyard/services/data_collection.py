@@ -41,7 +41,7 @@ from shipyard.domain.principals import Principal
 from shipyard.schemas.data import DATA_NAME, DATA_VERSION, LATEST
 from shipyard.services.authz import Authorizer
 from shipyard.services.datastore_uris import DatastoreResolver
-from shipyard.services.endpoints import workspace_of
+from shipyard.services.workspace_rows import live_workspace
 from shipyard.services.workspaces import DEFAULT_DATASTORE
 from shipyard.store import datastores as datastore_store
 from shipyard.store.database import Database
@@ -132,7 +132,7 @@ def check_data_collector(
     if any(g.data_name for g in given):
         authorizer.authorize(principal, actions.DATA_WRITE, workspace_scope(workspace))
     with db.read() as session:
-        ws = workspace_of(session, workspace)
+        ws = live_workspace(session, workspace)
         default = datastore_store.default_name(session, ws.id) or DEFAULT_DATASTORE
         collections = tuple(
             _resolve(session, resolver, ws, g, default, f"{endpoint}/{deployment}") for g in given

@@ -44,8 +44,8 @@ from shipyard.schemas.endpoints import (
 from shipyard.services.endpoint_keys import EndpointKeys, new_key
 from shipyard.services.paging import split_page
 from shipyard.services.tokens import hash_token
+from shipyard.services.workspace_rows import live_workspace
 from shipyard.store import endpoints as store
-from shipyard.store import workspaces as workspace_store
 from shipyard.store.base import new_id, utcnow
 from shipyard.store.computes import get_compute
 from shipyard.store.database import Database
@@ -93,7 +93,7 @@ class OnlineEndpointService:
         now = self.clock()
         try:
             with self.db.write() as session:
-                ws = workspace_of(session, workspace)
+                ws = live_workspace(session, workspace)
                 if store.get_endpoint(session, ws.id, name) is not None:
                     raise _exists(name)
                 compute = online_compute(session, ws, body.compute)
@@ -129,7 +129,7 @@ class OnlineEndpointService:
 
     def get(self, workspace: str, name: str) -> OnlineEndpointRead:
         with self.db.read() as session:
-            ws = workspace_of(session, workspace)
+            ws = live_workspace(session, workspace)
             return self._reads(session, ws, [_require(session, ws, name)])[0]
 
     def list(
@@ -137,7 +137,7 @@ class OnlineEndpointService:
     ) -> Page[OnlineEndpointRead]:
         after = decode_page_token(page_token)
         with self.db.read() as session:
-            ws = workspace_of(session, workspace)
+            ws = live_workspace(session, workspace)
             rows = store.list_endpoints(session, ws.id, after=after, limit=max_results + 1)
             page, token = split_page(rows, max_results, lambda r: r.name)
             return Page[OnlineEndpointRead](
@@ -157,7 +157,7 @@ class OnlineEndpointService:
             )
         new_keys: dict[str, str] = {}
         with self.db.write() as session:
-            ws = workspace_of(session, workspace)
+            ws = live_workspace(session, workspace)
             row = _require(session, ws, name, lock=True)
             if body.compute is not None:
                 _same_compute(session, ws, row, body.compute)
@@ -198,7 +198,7 @@ class OnlineEndpointService:
 
     def _remove(self, workspace: str, name: str, *, missing_ok: bool = True) -> None:
         with self.db.write() as session:
-            ws = workspace_of(session, workspace)
+            ws = live_workspace(session, workspace)
             row = store.get_endpoint(session, ws.id, name)
             if row is None:
                 if missing_ok:
@@ -294,22 +294,13 @@ def deployment_compute(
 ) -> dict[str, str] | None:
     """Where a deployment runs: the compute it names, else its endpoint's (see
     ``online_compute``)."""
-    ws = workspace_of(session, workspace)
+    ws = live_workspace(session, workspace)
     parent = _require(session, ws, endpoint)
     return online_compute(session, ws, given if given is not None else parent.compute)
 
 
 def _hash(key: str | None) -> str | None:
     return hash_token(key) if key is not None else None
-
-
-def workspace_of(session: Session, workspace: str) -> WorkspaceRow:
-    row = workspace_store.get_workspace(session, workspace)
-    if row is None or row.deleted_at is not None:
-        raise NotFoundError(
-            f"workspace {workspace!r} does not exist", code="workspace_not_found", field="workspace"
-        )
-    return row
 
 
 def _require(
@@ -324,7 +315,7 @@ def _require(
 def require_endpoint(
     session: Session, workspace: str, name: str, *, lock: bool = False
 ) -> OnlineEndpointRow:
-    return _require(session, workspace_of(session, workspace), name, lock=lock)
+    return _require(session, live_workspace(session, workspace), name, lock=lock)
 
 
 def _missing(name: str, workspace: str) -> NotFoundError:

@@ -55,14 +55,15 @@ from shipyard.schemas.environments import (
     EnvironmentVersionRead,
     EnvironmentVersionUpdate,
 )
+from shipyard.services.asset_versions import is_number
 from shipyard.services.authz import Authorizer
+from shipyard.services.workspace_rows import live_workspace
 from shipyard.store import environments as store
 from shipyard.store.base import utcnow
 from shipyard.store.database import Database
 from shipyard.store.environments import EnvironmentRow, EnvironmentVersionRow
 from shipyard.store.tracking import names_of
 from shipyard.store.users import UserRow
-from shipyard.store.workspaces import WorkspaceRow, get_workspace
 
 _NAME = re.compile(ENVIRONMENT_NAME)
 CURATED_SINCE = datetime(2026, 1, 1, tzinfo=UTC)
@@ -152,7 +153,7 @@ class Environments:
             allow_pip_options=self.allow_pip_options,
         )
         with self.db.read() as session:
-            ws_id = _workspace(session, workspace).id
+            ws_id = live_workspace(session, workspace).id
         row = self._insert(
             principal.id,
             ws_id,
@@ -190,7 +191,7 @@ class Environments:
                         )
                         session.add(env)
                         session.flush()
-                    number = int(version) if version and _is_number(version) else None
+                    number = int(version) if version and is_number(version) else None
                     issued, seq = store.bump_counters(
                         session, env.id, auto=version is None, number=number
                     )
@@ -227,7 +228,7 @@ class Environments:
     def get(self, workspace: str, name: str, version: str) -> EnvironmentVersionRead:
         """A version, or with ``latest`` the newest one that is not archived."""
         with self.db.read() as session:
-            _workspace(session, workspace)
+            live_workspace(session, workspace)
             found = curated(name)
             if found is not None:
                 if version not in (LATEST, found.version):
@@ -247,7 +248,7 @@ class Environments:
         """By name, the curated environments among them."""
         after = decode_page_token(page_token)
         with self.db.read() as session:
-            ws = _workspace(session, workspace)
+            ws = live_workspace(session, workspace)
             query = select(EnvironmentRow).where(EnvironmentRow.workspace_id == ws.id)
             if not include_archived:
                 query = query.where(EnvironmentRow.archived.is_(False))
@@ -303,7 +304,7 @@ class Environments:
         with self.db.read() as session:
             found = curated(name)
             if found is not None:
-                _workspace(session, workspace)
+                live_workspace(session, workspace)
                 items = [] if after is not None else [self._curated_read(session, found)]
                 return Page[EnvironmentVersionRead](items=items)
             env = _environment(session, workspace, name)
@@ -470,7 +471,7 @@ class Environments:
         self.builder.check_buildable(spec, field)
         version = spec.definition_hash()
         with self.db.read() as session:
-            ws_id = _workspace(session, workspace).id
+            ws_id = live_workspace(session, workspace).id
             env = store.get_environment(session, ws_id, ANONYMOUS_NAME)
             known = env is not None and store.get_version(session, env.id, version) is not None
         if not known:
@@ -627,11 +628,6 @@ def _refuse_curated(name: str) -> None:
         )
 
 
-def _is_number(version: str) -> bool:
-    # Plain decimal numbers count toward the next automatic version; "007" or "1.0" do not.
-    return version.isdigit() and str(int(version)) == version and len(version) < 10
-
-
 def _check_name(name: str) -> None:
     if not _NAME.fullmatch(name):
         raise InvalidInputError(
@@ -652,21 +648,12 @@ def _version_exists(name: str, version: str) -> ConflictError:
 
 
 def _environment(session: Session, workspace: str, name: str) -> EnvironmentRow:
-    ws = _workspace(session, workspace)
+    ws = live_workspace(session, workspace)
     row = store.get_environment(session, ws.id, name)
     if row is None:
         raise NotFoundError(
             f"environment {name[:255]!r} does not exist",
             code="environment_not_found",
             field="name",
-        )
-    return row
-
-
-def _workspace(session: Session, name: str) -> WorkspaceRow:
-    row = get_workspace(session, name)
-    if row is None or row.deleted_at is not None:
-        raise NotFoundError(
-            f"workspace {name!r} does not exist", code="workspace_not_found", field="workspace"
         )
     return row

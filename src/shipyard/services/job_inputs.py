@@ -35,11 +35,12 @@ from shipyard.schemas.jobs import DataInput, JobOutput
 from shipyard.services.data import DataService
 from shipyard.services.datastore_uris import DatastoreResolver, Location
 from shipyard.services.model_assets import ModelAssetService
+from shipyard.services.workspace_rows import workspace_row
 from shipyard.services.workspaces import DEFAULT_DATASTORE
 from shipyard.store import jobs as job_store
 from shipyard.store import tracking as tracking_store
 from shipyard.store.database import Database
-from shipyard.store.workspaces import WorkspaceRow, get_workspace
+from shipyard.store.workspaces import WorkspaceRow
 
 MODEL_TYPES = frozenset({"custom_model", "mlflow_model"})
 ASSET_SCHEMES = ("azureml:", "shipyard:")
@@ -112,7 +113,7 @@ class IoResolver:
                 field=f"{field}.path",
             )
         with self.db.read() as session:
-            ws = _workspace(session, workspace)
+            ws = workspace_row(session, workspace)
             if isinstance(parsed, DatastorePath):
                 _same_workspace(parsed, ws, field)
                 location = self.resolver.resolve(
@@ -143,7 +144,7 @@ class IoResolver:
     ) -> dict[str, dict[str, Any]]:
         resolved: dict[str, dict[str, Any]] = {}
         with self.db.read() as session:
-            ws = _workspace(session, workspace)
+            ws = workspace_row(session, workspace)
             for name, output in given.items():
                 output = output or JobOutput()
                 field = f"outputs.{name}"
@@ -202,13 +203,6 @@ def _literal(value: object) -> dict[str, Any]:
 def _is_asset_ref(path: str) -> bool:
     lowered = path.lower()
     return any(lowered.startswith(s) and not lowered.startswith(s + "//") for s in ASSET_SCHEMES)
-
-
-def _workspace(session: Session, workspace: str) -> WorkspaceRow:
-    ws = get_workspace(session, workspace)
-    if ws is None:
-        raise NotFoundError(f"workspace {workspace!r} does not exist", code="workspace_not_found")
-    return ws
 
 
 def _same_workspace(parsed: DatastorePath, ws: WorkspaceRow, field: str) -> None:

@@ -43,6 +43,7 @@ from shipyard.services.job_reads import PRIORITIES, job_read
 from shipyard.services.paging import split_page
 from shipyard.services.secret_references import check_secret_references
 from shipyard.services.secrets import SecretService
+from shipyard.services.workspace_rows import workspace_row
 from shipyard.services.workspaces import DEFAULT_DATASTORE
 from shipyard.store import jobs as job_store
 from shipyard.store import tracking as tracking_store
@@ -53,7 +54,7 @@ from shipyard.store.jobs import JobSubmissionRow
 from shipyard.store.tracking import ExperimentRow, JobRow
 from shipyard.store.uploads import get_upload
 from shipyard.store.users import UserRow
-from shipyard.store.workspaces import WorkspaceRow, get_workspace
+from shipyard.store.workspaces import WorkspaceRow
 
 LOCAL_COMPUTE = "local"
 #: The output every job has: its run artifacts (Azure ML's name for it).
@@ -145,7 +146,7 @@ class JobService:
         prepared.spec["submitted"] = body.model_dump(mode="json", by_alias=True, exclude_unset=True)
         try:
             with self.db.write() as session:
-                ws = _workspace(session, workspace)
+                ws = workspace_row(session, workspace)
                 experiment = get_or_create(session, ws.id, prepared.spec["experiment_name"])
                 submission = self.insert(session, ws, experiment.id, principal, prepared)
                 read = self._read(session, ws, submission)
@@ -189,7 +190,7 @@ class JobService:
             )
             self._check_secrets(principal, workspace, body.environment_variables)
             with self.db.read() as session:
-                ws = _workspace(session, workspace)
+                ws = workspace_row(session, workspace)
                 compute = _compute_name(body.compute)
                 self._check_compute(session, ws, compute, body)
                 code_digest = self._check_code(session, ws, body.code)
@@ -382,7 +383,7 @@ class JobService:
 
     def get(self, workspace: str, name: str) -> JobRead:
         with self.db.read() as session:
-            ws = _workspace(session, workspace)
+            ws = workspace_row(session, workspace)
             sub = _require(session, ws, name)
             read = self._read(session, ws, sub)
             read.lineage = lineage.direct(session, sub.job_id)
@@ -399,7 +400,7 @@ class JobService:
     ) -> Page[JobRead]:
         after = decode_page_token(page_token)
         with self.db.read() as session:
-            ws = _workspace(session, workspace)
+            ws = workspace_row(session, workspace)
             query = (
                 select(JobSubmissionRow)
                 .join(JobRow, JobRow.id == JobSubmissionRow.job_id)
@@ -452,7 +453,7 @@ class JobService:
         """Where a job's output is: ``artifacts`` (what the job wrote under ./outputs and
         ./logs, its logs, what it logged with MLflow) or a named output."""
         with self.db.read() as session:
-            ws = _workspace(session, workspace)
+            ws = workspace_row(session, workspace)
             sub = _require(session, ws, name)
             if output == ARTIFACTS_OUTPUT:
                 uri = datastore_uri(DEFAULT_DATASTORE, f"runs/{sub.job_id}/artifacts")
@@ -470,7 +471,7 @@ class JobService:
     def code_location(self, workspace: str, name: str) -> Location:
         """The job's code snapshot (the folder it ran in, as submitted)."""
         with self.db.read() as session:
-            ws = _workspace(session, workspace)
+            ws = workspace_row(session, workspace)
             sub = _require(session, ws, name)
             if sub.code_digest is None:
                 raise NotFoundError(
@@ -485,7 +486,7 @@ class JobService:
         """Ask the job to stop: a queued job is canceled at once, a running one is signalled
         by the runner (CancelRequested, then Canceled when it has stopped)."""
         with self.db.write() as session:
-            ws = _workspace(session, workspace)
+            ws = workspace_row(session, workspace)
             sub = _require(session, ws, name)
             job = session.get(JobRow, sub.job_id)
             assert job is not None
@@ -505,7 +506,7 @@ class JobService:
     def set_archived(self, workspace: str, name: str, archived: bool) -> None:
         """Hide a job from lists (it is kept: ``show`` still finds it) or bring it back."""
         with self.db.write() as session:
-            ws = _workspace(session, workspace)
+            ws = workspace_row(session, workspace)
             job = session.get(JobRow, _require(session, ws, name).job_id)
             assert job is not None
             job.lifecycle_stage = "deleted" if archived else "active"
@@ -518,7 +519,7 @@ class JobService:
         deadline = time.monotonic() + wait
         while True:
             with self.db.read() as session:
-                ws = _workspace(session, workspace)
+                ws = workspace_row(session, workspace)
                 sub = _require(session, ws, name)
                 job = session.get(JobRow, sub.job_id)
                 assert job is not None
@@ -603,13 +604,6 @@ def _memory_mb(value: str | int | None) -> int:
     unit = found.group(2).lower()
     # A bare number in a string means megabytes, like an integer.
     return int(number * (factor[unit] if unit else 1))
-
-
-def _workspace(session: Session, workspace: str) -> WorkspaceRow:
-    ws = get_workspace(session, workspace)
-    if ws is None:
-        raise NotFoundError(f"workspace {workspace!r} does not exist", code="workspace_not_found")
-    return ws
 
 
 def _require(session: Session, ws: WorkspaceRow, name: str) -> JobSubmissionRow:

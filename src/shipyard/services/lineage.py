@@ -17,12 +17,13 @@ from sqlalchemy.orm import Session
 
 from shipyard.domain.errors import InvalidInputError, NotFoundError
 from shipyard.schemas.jobs import JobLineage, LineageEdge, LineageGraph, LineageNode
+from shipyard.services.workspace_rows import workspace_row
 from shipyard.store.database import Database
 from shipyard.store.jobs import JobSubmissionRow, get_submission
 from shipyard.store.lineage import JobAssetRow
 from shipyard.store.models import ModelRow, ModelVersionRow
 from shipyard.store.tracking import JobRow
-from shipyard.store.workspaces import WorkspaceRow, get_workspace
+from shipyard.store.workspaces import WorkspaceRow
 
 KINDS = ("data", "model", "environment", "code")
 MAX_DEPTH = 5
@@ -106,7 +107,7 @@ class LineageService:
 
     def of_job(self, workspace: str, name: str, depth: int = 2) -> LineageGraph:
         with self.db.read() as session:
-            ws = _workspace(session, workspace)
+            ws = workspace_row(session, workspace)
             sub = get_submission(session, ws.id, name)
             if sub is None:
                 raise NotFoundError(
@@ -117,7 +118,7 @@ class LineageService:
     def of_asset(self, workspace: str, asset: str, depth: int = 2) -> LineageGraph:
         key = parse_asset(asset)
         with self.db.read() as session:
-            ws = _workspace(session, workspace)
+            ws = workspace_row(session, workspace)
             return _Walk(session, ws).run(key.id, depth, start=key)
 
 
@@ -236,10 +237,3 @@ class _Walk:
                 version=key.version or None,
             )
         return key.id
-
-
-def _workspace(session: Session, workspace: str) -> WorkspaceRow:
-    ws = get_workspace(session, workspace)
-    if ws is None:
-        raise NotFoundError(f"workspace {workspace!r} does not exist", code="workspace_not_found")
-    return ws

@@ -60,6 +60,7 @@ from shipyard.services.models import (
     require_version,
     versions_read,
 )
+from shipyard.services.workspace_rows import live_workspace
 from shipyard.store import data as data_store
 from shipyard.store import models as store
 from shipyard.store.data import DataAssetRow, DataReferenceRow, DataVersionRow
@@ -67,7 +68,7 @@ from shipyard.store.database import Database
 from shipyard.store.model_assets import ModelVersionDetailRow, details_of
 from shipyard.store.models import ModelRow, ModelVersionRow
 from shipyard.store.uploads import ContentUploadRow
-from shipyard.store.workspaces import WorkspaceRow, get_workspace
+from shipyard.store.workspaces import WorkspaceRow
 
 MLMODEL = "MLmodel"
 _MODEL_NAME = re.compile(r"^[^/:\x00]{1,256}$")
@@ -110,7 +111,7 @@ class ModelAssetService:
             # Naming data versions reads them: the caller must be allowed to.
             self.authorizer.authorize(principal, actions.DATA_READ, workspace_scope(workspace))
         with self.db.read() as session:
-            ws = _workspace(session, workspace)
+            ws = live_workspace(session, workspace)
             source = self._source(session, ws, body.path)
             data_ids = [
                 _data_version(session, ws.id, ref, i) for i, ref in enumerate(body.training_data)
@@ -222,12 +223,12 @@ class ModelAssetService:
     def get(self, workspace: str, name: str, version: str) -> ModelAssetRead:
         """A version by number, or ``latest`` (the highest number)."""
         with self.db.read() as session:
-            ws = _workspace(session, workspace)
+            ws = live_workspace(session, workspace)
             return self._reads(session, ws, [_version(session, workspace, name, version)])[0]
 
     def get_by_alias(self, workspace: str, name: str, alias: str) -> ModelAssetRead:
         with self.db.read() as session:
-            ws = _workspace(session, workspace)
+            ws = live_workspace(session, workspace)
             model = require_model(session, workspace, name)
             found = session.get(store.ModelAliasRow, (model.id, alias))
             row = session.get(ModelVersionRow, found.version_id) if found else None
@@ -245,7 +246,7 @@ class ModelAssetService:
         """Newest first."""
         offset = offset_of(page_token)
         with self.db.read() as session:
-            ws = _workspace(session, workspace)
+            ws = live_workspace(session, workspace)
             model = require_model(session, workspace, name)
             query = (
                 select(ModelVersionRow)
@@ -261,7 +262,7 @@ class ModelAssetService:
 
     def location(self, workspace: str, name: str, version: str) -> Location:
         with self.db.read() as session:
-            ws = _workspace(session, workspace)
+            ws = live_workspace(session, workspace)
             row = _version(session, workspace, name, version)
             return self._location(ws, row.storage_location)
 
@@ -427,15 +428,6 @@ def version_number(version: str) -> int:
             field="version",
         )
     return int(version)
-
-
-def _workspace(session: Session, name: str) -> WorkspaceRow:
-    row = get_workspace(session, name)
-    if row is None or row.deleted_at is not None:
-        raise NotFoundError(
-            f"workspace {name!r} does not exist", code="workspace_not_found", field="workspace"
-        )
-    return row
 
 
 def check_model_name(name: str) -> None:

@@ -57,13 +57,14 @@ from shipyard.services.deployment_specs import (
     same_endpoint,
     scoring_script_path,
 )
-from shipyard.services.endpoints import deployment_compute, require_endpoint, workspace_of
+from shipyard.services.endpoints import deployment_compute, require_endpoint
 from shipyard.services.environments import Environments
 from shipyard.services.job_inputs import IoResolver
 from shipyard.services.model_assets import ModelAssetService
 from shipyard.services.paging import split_page
 from shipyard.services.secret_references import check_secret_references
 from shipyard.services.secrets import SecretService
+from shipyard.services.workspace_rows import live_workspace
 from shipyard.store import endpoints as store
 from shipyard.store.base import utcnow
 from shipyard.store.database import Database
@@ -296,7 +297,7 @@ class OnlineDeploymentService:
                 field=field,
             )
         with self.db.read() as session:
-            ws = workspace_of(session, workspace)
+            ws = live_workspace(session, workspace)
             upload = get_upload(session, ws.id, "code", digest)
             if upload is None or upload.committed_at is None:
                 raise NotFoundError(

@@ -48,8 +48,9 @@ from shipyard.services.pipeline_steps import (
     value_type,
 )
 from shipyard.services.sweeps import checked_settings, examples, sweep_job
+from shipyard.services.workspace_rows import workspace_row
 from shipyard.store.database import Database
-from shipyard.store.workspaces import WorkspaceRow, get_workspace
+from shipyard.store.workspaces import WorkspaceRow
 
 _ALPHABET = string.ascii_lowercase + string.digits
 # Run settings a step may set beside its component (Azure's step keys).
@@ -112,7 +113,7 @@ class PipelineService:
         )
         try:
             with self.db.write() as session:
-                ws = _workspace(session, workspace)
+                ws = workspace_row(session, workspace)
                 experiment = get_or_create(session, ws.id, experiment_name)
                 parent = self.jobs.insert(
                     session, ws, experiment.id, principal, pipeline, job_type="pipeline",
@@ -458,10 +459,3 @@ def _check_nesting(level: Level, name: str, step: PipelineStep, component: str, 
             code="invalid_step",
             field=f"{where}.environment_variables",
         )
-
-
-def _workspace(session: Any, workspace: str) -> WorkspaceRow:
-    ws = get_workspace(session, workspace)
-    if ws is None:
-        raise NotFoundError(f"workspace {workspace!r} does not exist", code="workspace_not_found")
-    return ws

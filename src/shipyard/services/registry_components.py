@@ -54,12 +54,13 @@ from shipyard.schemas.components import (
     ComponentVersionRead,
     RegistryComponentVersionCreate,
 )
-from shipyard.services.asset_versions import LATEST, VersionedAssets, live_workspace
+from shipyard.services.asset_versions import LATEST, VersionedAssets
 from shipyard.services.authz import Authorizer, registry_not_found
 from shipyard.services.component_catalog import ComponentCatalog, version_reads
 from shipyard.services.components import version_maker
 from shipyard.services.environments import Environments, ResolvedEnvironment
 from shipyard.services.registry_code import RegistryCode
+from shipyard.services.workspace_rows import live_workspace
 from shipyard.store.base import Base
 from shipyard.store.components import ComponentRow, ComponentVersionRow
 from shipyard.store.database import Database

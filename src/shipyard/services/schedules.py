@@ -46,8 +46,8 @@ from shipyard.schemas.sweeps import SweepJobCreate
 from shipyard.services.authz import Authorizer
 from shipyard.services.job_templates import JobTemplates
 from shipyard.services.paging import split_page
+from shipyard.services.workspace_rows import live_workspace
 from shipyard.store import schedules as store
-from shipyard.store import workspaces as workspace_store
 from shipyard.store.base import utcnow
 from shipyard.store.database import Database
 from shipyard.store.schedules import ScheduleFireRow, ScheduleRow
@@ -101,7 +101,7 @@ class ScheduleService:
             self.templates.expand(principal, workspace, body.create_job), body.overrides
         )
         with self.db.write() as session:
-            ws = _workspace(session, workspace)
+            ws = live_workspace(session, workspace)
             if store.get_schedule(session, ws.id, name) is not None:
                 raise _exists(name)
             row = ScheduleRow(
@@ -134,7 +134,7 @@ class ScheduleService:
     ) -> Page[ScheduleRead]:
         after = decode_page_token(page_token)
         with self.db.read() as session:
-            ws = _workspace(session, workspace)
+            ws = live_workspace(session, workspace)
             rows = store.list_schedules(session, ws.id, after=after, limit=max_results + 1)
             page, token = split_page(rows, max_results, lambda r: r.name)
             now = self.clock()
@@ -359,17 +359,8 @@ def _check_name(name: str, field: str = "name") -> str:
     return name
 
 
-def _workspace(session: Session, workspace: str) -> WorkspaceRow:
-    row = workspace_store.get_workspace(session, workspace)
-    if row is None or row.deleted_at is not None:
-        raise NotFoundError(
-            f"workspace {workspace!r} does not exist", code="workspace_not_found", field="workspace"
-        )
-    return row
-
-
 def _require(session: Session, workspace: str, name: str) -> ScheduleRow:
-    ws = _workspace(session, workspace)
+    ws = live_workspace(session, workspace)
     row = store.get_schedule(session, ws.id, name)
     if row is None:
         raise NotFoundError(

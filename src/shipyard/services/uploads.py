@@ -59,6 +59,7 @@ from shipyard.domain.principals import Principal
 from shipyard.schemas.uploads import BUNDLE_MAGIC, UploadBundleWritten, UploadFile, UploadRead
 from shipyard.services.datastore_uris import DatastoreResolver, Location
 from shipyard.services.experiments import get_or_create
+from shipyard.services.workspace_rows import live_workspace
 from shipyard.storage.base import Writer, Written
 from shipyard.storage.paths import MAX_PATH_BYTES, clean_relative
 from shipyard.store.base import utcnow
@@ -66,7 +67,7 @@ from shipyard.store.database import Database
 from shipyard.store.datastores import default_name
 from shipyard.store.logged_models import LoggedModelRow
 from shipyard.store.uploads import OWN_DATASTORE, ContentUploadRow, get_upload, latest_upload
-from shipyard.store.workspaces import WorkspaceRow, get_workspace
+from shipyard.store.workspaces import WorkspaceRow
 
 PURPOSES = ("data", "model", "code")
 #: The experiment that holds the logged models made for uploaded models (MLflow's default).
@@ -359,7 +360,7 @@ class UploadService:
             )
         try:
             with self.db.write() as session:
-                ws = _workspace(session, workspace)
+                ws = live_workspace(session, workspace)
                 target = self._destination(session, ws, purpose)
                 row = get_upload(session, ws.id, purpose, digest, target.datastore)
                 if row is None or row.committed_at is None:
@@ -374,7 +375,7 @@ class UploadService:
                 location = target.child(row.folder)
         except IntegrityError:  # a concurrent begin of the same content won: use its row
             with self.db.read() as session:
-                ws = _workspace(session, workspace)
+                ws = live_workspace(session, workspace)
                 target = self._destination(session, ws, purpose)
                 row = get_upload(session, ws.id, purpose, digest, target.datastore)
                 if row is None:
@@ -482,7 +483,7 @@ class UploadService:
         """The manifest and folder of an uncommitted upload: one read of the database for a
         file or a whole bundle (the manifest itself is cached)."""
         with self.db.read() as session:
-            ws = _workspace(session, workspace)
+            ws = live_workspace(session, workspace)
             found = session.execute(
                 select(
                     ContentUploadRow.id,
@@ -533,7 +534,7 @@ class UploadService:
         """Every file must be there (with its size; each was checked as it arrived)."""
         _check_digest(digest)
         with self.db.read() as session:
-            ws = _workspace(session, workspace)
+            ws = live_workspace(session, workspace)
             row = _require(session, ws.id, purpose, digest)
             location = self._location(session, ws, row)
         if row.committed_at is None:
@@ -560,7 +561,7 @@ class UploadService:
     def get(self, workspace: str, purpose: str, digest: str) -> UploadRead:
         _check_digest(digest)
         with self.db.read() as session:
-            ws = _workspace(session, workspace)
+            ws = live_workspace(session, workspace)
             row = _require(session, ws.id, purpose, digest)
             location = self._location(session, ws, row)
         missing = [] if row.committed_at else self._missing(row, location)
@@ -624,12 +625,3 @@ def _check_writable(ws: WorkspaceRow, target: Location) -> None:
             code="datastore_read_only",
             field="datastore",
         )
-
-
-def _workspace(session: Session, name: str) -> WorkspaceRow:
-    row = get_workspace(session, name)
-    if row is None or row.deleted_at is not None:
-        raise NotFoundError(
-            f"workspace {name!r} does not exist", code="workspace_not_found", field="workspace"
-        )
-    return row
