@@ -11,8 +11,9 @@ An asset row (``workspace_id``, ``name``, ``archived``, ``last_number``, ``versi
 - both counters move in one ``UPDATE ... RETURNING`` on the asset row, so concurrent creates
   take turns; a create that loses a race on a new asset's row retries once.
 
-``VersionedAssets`` holds these for one pair of row classes (components use it; data assets
-and environments predate it and keep their own copies of the same queries).
+``VersionedAssets`` holds these for one pair of row classes (components use all of it; data
+assets and environments predate it and use its list pages, keeping their own copies of the
+other queries).
 """
 
 from __future__ import annotations
@@ -30,10 +31,13 @@ from shipyard.domain.paging import decode_page_token, encode_page_token
 from shipyard.services.workspace_rows import live_workspace
 from shipyard.store.base import Base, utcnow
 from shipyard.store.database import Database
+from shipyard.store.tracking import names_of
+from shipyard.store.users import UserRow
 
 LATEST = "latest"
 A = TypeVar("A", bound=Base)
 V = TypeVar("V", bound=Base)
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -222,6 +226,24 @@ class VersionedAssets(Generic[A, V]):
         more = len(rows) > max_results
         rows = rows[:max_results]
         return rows, encode_page_token(str(self._a_name(rows[-1]))) if more else None
+
+    def summaries(self, session: Session, rows: Sequence[A], read: Callable[..., R]) -> list[R]:
+        """What a list of assets shows of each: its name, the version ``latest`` names,
+        whether it is archived, who made it and when."""
+        assets: list[Any] = list(rows)
+        latest = self.latest_numbers(session, [str(row.id) for row in assets])
+        users = names_of(session, UserRow, {row.created_by for row in assets})
+        return [
+            read(
+                name=row.name,
+                latest_version=latest.get(str(row.id)),
+                archived=row.archived,
+                created_by=users.get(row.created_by),
+                created_at=row.created_at,
+                updated_at=row.updated_at,
+            )
+            for row in assets
+        ]
 
     def page_versions(
         self,

@@ -58,19 +58,7 @@ class ComponentCatalog:
                 page_token=page_token,
                 max_results=max_results,
             )
-            latest = self.assets.latest_numbers(session, [row.id for row in rows])
-            users = names_of(session, UserRow, {row.created_by for row in rows})
-            items = [
-                ComponentRead(
-                    name=row.name,
-                    latest_version=latest.get(row.id),
-                    archived=row.archived,
-                    created_by=users.get(row.created_by),
-                    created_at=row.created_at,
-                    updated_at=row.updated_at,
-                )
-                for row in rows
-            ]
+            items = self.assets.summaries(session, rows, ComponentRead)
         return Page[ComponentRead](items=items, next_page_token=token)
 
     def list_versions(

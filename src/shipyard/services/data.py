@@ -43,7 +43,7 @@ from shipyard.schemas.data import (
     DataVersionUpdate,
 )
 from shipyard.services import asset_files, data_preview
-from shipyard.services.asset_versions import is_number
+from shipyard.services.asset_versions import VersionedAssets, is_number
 from shipyard.services.datastore_uris import DatastoreResolver, Location
 from shipyard.services.workspace_rows import live_workspace
 from shipyard.store import data as store
@@ -59,6 +59,10 @@ from shipyard.store.users import UserRow
 from shipyard.store.workspaces import WorkspaceRow
 
 _NAME = re.compile(DATA_NAME)
+# Its list pages; the rest of what it shares with other versioned assets predates this.
+ASSETS: VersionedAssets[DataAssetRow, DataVersionRow] = VersionedAssets(
+    "data asset", DataAssetRow, DataVersionRow, "asset_id"
+)
 
 
 @dataclass(frozen=True)
@@ -291,30 +295,15 @@ class DataService:
         page_token: str | None = None,
         max_results: int = 100,
     ) -> Page[DataAssetRead]:
-        after = decode_page_token(page_token)
         with self.db.read() as session:
-            ws = live_workspace(session, workspace)
-            query = select(DataAssetRow).where(DataAssetRow.workspace_id == ws.id)
-            if not include_archived:
-                query = query.where(DataAssetRow.archived.is_(False))
-            if after is not None:
-                query = query.where(DataAssetRow.name > after)
-            rows = list(session.scalars(query.order_by(DataAssetRow.name).limit(max_results + 1)))
-            page = rows[:max_results]
-            latest = store.latest_numbers(session, [row.id for row in page])
-            users = names_of(session, UserRow, {row.created_by for row in page})
-            items = [
-                DataAssetRead(
-                    name=row.name,
-                    latest_version=latest.get(row.id),
-                    archived=row.archived,
-                    created_by=users.get(row.created_by),
-                    created_at=row.created_at,
-                    updated_at=row.updated_at,
-                )
-                for row in page
-            ]
-        token = encode_page_token(page[-1].name) if len(rows) > max_results else None
+            rows, token = ASSETS.page_assets(
+                session,
+                workspace,
+                include_archived=include_archived,
+                page_token=page_token,
+                max_results=max_results,
+            )
+            items = ASSETS.summaries(session, rows, DataAssetRead)
         return Page[DataAssetRead](items=items, next_page_token=token)
 
     def list_versions(

@@ -55,7 +55,7 @@ from shipyard.schemas.environments import (
     EnvironmentVersionRead,
     EnvironmentVersionUpdate,
 )
-from shipyard.services.asset_versions import is_number
+from shipyard.services.asset_versions import VersionedAssets, is_number
 from shipyard.services.authz import Authorizer
 from shipyard.services.workspace_rows import live_workspace
 from shipyard.store import environments as store
@@ -66,6 +66,10 @@ from shipyard.store.tracking import names_of
 from shipyard.store.users import UserRow
 
 _NAME = re.compile(ENVIRONMENT_NAME)
+# Its list pages; the rest of what it shares with other versioned assets predates this.
+ASSETS: VersionedAssets[EnvironmentRow, EnvironmentVersionRow] = VersionedAssets(
+    "environment", EnvironmentRow, EnvironmentVersionRow, "environment_id"
+)
 CURATED_SINCE = datetime(2026, 1, 1, tzinfo=UTC)
 BUILD_LOG_LINES = 100  # lines of the log a build request answers with
 # Keys an inline environment (in a job) may have: the version's fields (name and version
@@ -248,30 +252,16 @@ class Environments:
         """By name, the curated environments among them."""
         after = decode_page_token(page_token)
         with self.db.read() as session:
-            ws = live_workspace(session, workspace)
-            query = select(EnvironmentRow).where(EnvironmentRow.workspace_id == ws.id)
-            if not include_archived:
-                query = query.where(EnvironmentRow.archived.is_(False))
-            if after is not None:
-                query = query.where(EnvironmentRow.name > after)
-            query = query.order_by(EnvironmentRow.name).limit(max_results + 1)
-            rows = list(session.scalars(query))
-            more = len(rows) > max_results
-            page = rows[:max_results]
-            latest = store.latest_numbers(session, [row.id for row in page])
-            users = names_of(session, UserRow, {row.created_by for row in page})
-            items = [
-                EnvironmentRead(
-                    name=row.name,
-                    latest_version=latest.get(row.id),
-                    archived=row.archived,
-                    created_by=users.get(row.created_by),
-                    created_at=row.created_at,
-                    updated_at=row.updated_at,
-                )
-                for row in page
-            ]
+            page, token = ASSETS.page_assets(
+                session,
+                workspace,
+                include_archived=include_archived,
+                page_token=page_token,
+                max_results=max_results,
+            )
+            items = ASSETS.summaries(session, page, EnvironmentRead)
         # Curated ones go where their names sort, within this page's range of names.
+        more = token is not None
         upper = page[-1].name if more else None
         items += [
             _curated_asset(env)

@@ -12,7 +12,6 @@ reference, at nothing the server reads (``datastore`` is null; ``path`` is the U
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -25,7 +24,6 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     case,
-    func,
     select,
     update,
 )
@@ -144,23 +142,6 @@ def bump_counters(
     )
     issued, seq = session.execute(statement).one()
     return int(issued), int(seq)
-
-
-def latest_numbers(session: Session, asset_ids: Sequence[str]) -> dict[str, str]:
-    """asset id -> the version ``@latest`` names."""
-    if not asset_ids:
-        return {}
-    newest = (
-        select(DataVersionRow.asset_id, func.max(DataVersionRow.seq).label("seq"))
-        .where(DataVersionRow.asset_id.in_(asset_ids), DataVersionRow.archived.is_(False))
-        .group_by(DataVersionRow.asset_id)
-        .subquery()
-    )
-    query = select(DataVersionRow.asset_id, DataVersionRow.version).join(
-        newest,
-        (newest.c.asset_id == DataVersionRow.asset_id) & (newest.c.seq == DataVersionRow.seq),
-    )
-    return {str(asset_id): str(version) for asset_id, version in session.execute(query)}
 
 
 def model_versions_using(session: Session, data_version_id: str) -> list[str]:

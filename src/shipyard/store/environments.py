@@ -28,7 +28,6 @@ from sqlalchemy import (
     UniqueConstraint,
     case,
     delete,
-    func,
     select,
     update,
 )
@@ -157,29 +156,6 @@ def bump_counters(
     )
     issued, seq = session.execute(statement).one()
     return int(issued), int(seq)
-
-
-def latest_numbers(session: Session, environment_ids: Sequence[str]) -> dict[str, str]:
-    """environment id -> the version ``@latest`` names."""
-    if not environment_ids:
-        return {}
-    newest = (
-        select(
-            EnvironmentVersionRow.environment_id, func.max(EnvironmentVersionRow.seq).label("seq")
-        )
-        .where(
-            EnvironmentVersionRow.environment_id.in_(environment_ids),
-            EnvironmentVersionRow.archived.is_(False),
-        )
-        .group_by(EnvironmentVersionRow.environment_id)
-        .subquery()
-    )
-    query = select(EnvironmentVersionRow.environment_id, EnvironmentVersionRow.version).join(
-        newest,
-        (newest.c.environment_id == EnvironmentVersionRow.environment_id)
-        & (newest.c.seq == EnvironmentVersionRow.seq),
-    )
-    return {str(env_id): str(version) for env_id, version in session.execute(query)}
 
 
 # -- builds ---------------------------------------------------------------------------------
