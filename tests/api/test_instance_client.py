@@ -148,6 +148,7 @@ def test_a_refused_connection_is_unavailable() -> None:
         (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", InstanceAnswerError),
         (b"HTTP/1.1 200 OK\r\nContent-Length: ten\r\n\r\n", InstanceAnswerError),
         (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", InstanceAnswerError),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\n", InstanceAnswerError),
         (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", InstanceAnswerError),
         (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabcd", InstanceAnswerError),
     ],

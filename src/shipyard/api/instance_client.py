@@ -191,8 +191,10 @@ async def _read_chunks(reader: asyncio.StreamReader) -> bytes:
         line = await reader.readuntil(b"\r\n")
         try:
             size = int(line.split(b";", 1)[0].strip(), 16)
-        except ValueError as exc:
-            raise InstanceAnswerError("the instance's answer has a bad chunk size") from exc
+        except ValueError:
+            size = -1
+        if size < 0:
+            raise InstanceAnswerError("the instance's answer has a bad chunk size")
         if size == 0:
             while await reader.readuntil(b"\r\n") != b"\r\n":
                 pass
