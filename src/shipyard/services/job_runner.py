@@ -40,14 +40,13 @@ from shipyard.compute.launchers.ray import RayLauncher
 from shipyard.compute.scheduler import Candidate, Capacity, pick
 from shipyard.domain.errors import ShipyardError
 from shipyard.domain.principals import Principal
-from shipyard.services import lineage
 from shipyard.services.artifacts import ArtifactService
 from shipyard.services.data import DataService
 from shipyard.services.datastore_uris import DatastoreResolver
+from shipyard.services.job_ending import JobEnd, record_end
 from shipyard.services.job_environment import (
     revoke_job_tokens,
 )
-from shipyard.services.job_inputs import MODEL_TYPES
 from shipyard.services.job_outcome import container_stop, outcome
 from shipyard.services.job_outputs import SYSTEM_LOG, USER_LOG, JobOutputs
 from shipyard.services.job_preparation import (
@@ -63,7 +62,6 @@ from shipyard.services.runs import RunService
 from shipyard.services.secrets import SecretService
 from shipyard.services.sweep_runner import SweepRunner
 from shipyard.store.base import utcnow
-from shipyard.store.computes import get_compute
 from shipyard.store.database import Database
 from shipyard.store.jobs import JobSubmissionRow
 from shipyard.store.tracking import JobRow
@@ -657,35 +655,12 @@ class JobRunner:
                 sub = session.get(JobSubmissionRow, job_id)
                 assert job is not None
                 assert sub is not None
-                if registered:
-                    outputs = {k: dict(v) for k, v in sub.spec.get("outputs", {}).items()}
-                    made = []
-                    for name, asset in registered.items():
-                        outputs[name]["registered"] = asset
-                        kind = "model" if outputs[name]["type"] in MODEL_TYPES else "data"
-                        made.append(lineage.AssetKey(kind, *asset.rsplit(":", 1)))
-                    sub.spec = {**sub.spec, "outputs": outputs}
-                    session.add_all(lineage.job_assets(job_id, sub.workspace_id, "output", made))
-                revoke_job_tokens(session, job_id)  # the job's token ends with it
-                sub.exit_code = ended.exit_code
-                sub.error = error
-                sub.state = "done"
-                sub.ended_at = utcnow()
-                sub.core_seconds = sub.cpus * sub.instance_count * wall
-                rate, unit = self._rate(session, sub)
-                # Per node-hour: one node per instance; per core-hour: the cores the job held.
-                hours = (sub.instance_count * wall if unit == "node" else sub.core_seconds) / 3600.0
-                sub.cost = hours * rate
-                set_status(job, status, sub.ended_at)
+                end = JobEnd(status, error, ended.exit_code, wall, registered)
+                record_end(
+                    session, job, sub, end, local_rate=self.settings.capacity.cost_per_core_hour
+                )
                 claimed = self._claim_next(session)
             self._start_claimed(claimed)
-
-    def _rate(self, session: Session, sub: JobSubmissionRow) -> tuple[float, str]:
-        """The compute's price as it is now (a later change does not rewrite history)."""
-        if sub.compute == "local":
-            return self.settings.capacity.cost_per_core_hour, "core"
-        compute = get_compute(session, sub.workspace_id, sub.compute)
-        return (compute.cost_rate, compute.cost_unit) if compute else (0.0, "core")
 
     # -- restart ----------------------------------------------------------------------------
 
