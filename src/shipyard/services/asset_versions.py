@@ -227,9 +227,25 @@ class VersionedAssets(Generic[A, V]):
         rows = rows[:max_results]
         return rows, encode_page_token(str(self._a_name(rows[-1]))) if more else None
 
-    def summaries(self, session: Session, rows: Sequence[A], read: Callable[..., R]) -> list[R]:
-        """What a list of assets shows of each: its name, the version ``latest`` names,
-        whether it is archived, who made it and when."""
+    def summary_page(
+        self,
+        session: Session,
+        container: str,
+        read: Callable[..., R],
+        *,
+        include_archived: bool,
+        page_token: str | None,
+        max_results: int,
+    ) -> tuple[list[R], str | None]:
+        """A page of assets (``page_assets``) as a list shows each: its name, the version
+        ``latest`` names, whether it is archived, who made it and when."""
+        rows, token = self.page_assets(
+            session,
+            container,
+            include_archived=include_archived,
+            page_token=page_token,
+            max_results=max_results,
+        )
         assets: list[Any] = list(rows)
         latest = self.latest_numbers(session, [str(row.id) for row in assets])
         users = names_of(session, UserRow, {row.created_by for row in assets})
@@ -243,7 +259,7 @@ class VersionedAssets(Generic[A, V]):
                 updated_at=row.updated_at,
             )
             for row in assets
-        ]
+        ], token
 
     def page_versions(
         self,

@@ -51,14 +51,14 @@ class ComponentCatalog:
     ) -> Page[ComponentRead]:
         """By name."""
         with self.db.read() as session:
-            rows, token = self.assets.page_assets(
+            items, token = self.assets.summary_page(
                 session,
                 container,
+                ComponentRead,
                 include_archived=include_archived,
                 page_token=page_token,
                 max_results=max_results,
             )
-            items = self.assets.summaries(session, rows, ComponentRead)
         return Page[ComponentRead](items=items, next_page_token=token)
 
     def list_versions(

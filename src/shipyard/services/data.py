@@ -296,14 +296,14 @@ class DataService:
         max_results: int = 100,
     ) -> Page[DataAssetRead]:
         with self.db.read() as session:
-            rows, token = ASSETS.page_assets(
+            items, token = ASSETS.summary_page(
                 session,
                 workspace,
+                DataAssetRead,
                 include_archived=include_archived,
                 page_token=page_token,
                 max_results=max_results,
             )
-            items = ASSETS.summaries(session, rows, DataAssetRead)
         return Page[DataAssetRead](items=items, next_page_token=token)
 
     def list_versions(

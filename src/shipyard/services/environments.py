@@ -252,17 +252,17 @@ class Environments:
         """By name, the curated environments among them."""
         after = decode_page_token(page_token)
         with self.db.read() as session:
-            page, token = ASSETS.page_assets(
+            items, token = ASSETS.summary_page(
                 session,
                 workspace,
+                EnvironmentRead,
                 include_archived=include_archived,
                 page_token=page_token,
                 max_results=max_results,
             )
-            items = ASSETS.summaries(session, page, EnvironmentRead)
         # Curated ones go where their names sort, within this page's range of names.
         more = token is not None
-        upper = page[-1].name if more else None
+        upper = items[-1].name if more else None
         items += [
             _curated_asset(env)
             for env in CURATED

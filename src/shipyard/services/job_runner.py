@@ -55,6 +55,7 @@ from shipyard.services.job_preparation import (
     PreparedJob,
     append,
 )
+from shipyard.services.job_usage import MiB, usage_points
 from shipyard.services.jobs import LocalCapacity, set_status
 from shipyard.services.model_assets import ModelAssetService
 from shipyard.services.pipeline_runner import PipelineRunner
@@ -69,8 +70,6 @@ from shipyard.store.users import UserRow
 from shipyard.store.workspaces import WorkspaceRow
 
 log = logging.getLogger(__name__)
-
-MiB = 1024 * 1024
 
 
 # The scheduler's two reads, built once (they run every time a slot frees).
@@ -530,26 +529,13 @@ class JobRunner:
         elapsed = now - run.last_sample if run.last_sample else 0.0
         due = now - run.info.get("logged", 0.0) >= self.settings.metrics_interval_seconds
         if elapsed > 0 and due:
-            cpu_percent = 100.0 * (usage.cpu_seconds - run.last_cpu) / elapsed
-            step = run.samples
-            run.samples += 1
-            run.info["logged"] = now
-            metrics: list[tuple[str, float, int, None]] = [
-                ("system/cpu_utilization_percentage", round(cpu_percent, 2), step, None),
-                ("system/memory_usage_megabytes", round(usage.rss_bytes / MiB, 2), step, None),
-            ]
             devices = run.info.get("devices")
             gpu = self.gpus.sample(devices) if self.gpus is not None and devices else None
-            if gpu is not None:
-                metrics += [
-                    (
-                        "system/gpu_utilization_percentage",
-                        round(gpu.utilization_percent, 2),
-                        step,
-                        None,
-                    ),
-                    ("system/gpu_memory_used_megabytes", round(gpu.memory_used_mb, 2), step, None),
-                ]
+            metrics = usage_points(
+                usage, cpu_seconds_before=run.last_cpu, elapsed=elapsed, step=run.samples, gpu=gpu
+            )
+            run.samples += 1
+            run.info["logged"] = now
             with contextlib.suppress(ShipyardError):  # the run was deleted under the job
                 self.runs.log(run.workspace, run.job_id, metrics=metrics)
         run.last_sample, run.last_cpu = now, usage.cpu_seconds
