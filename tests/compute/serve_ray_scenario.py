@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
@@ -198,11 +199,17 @@ def score(url: str, key: str) -> dict[str, Any]:
 
 def flood(url: str, key: str, count: int = 6) -> list[Any]:
     """``count`` requests at once to a replica taking 2 (max_concurrent_requests_per_instance)
-    with one waiting at Serve's proxy: the rest are refused. Statuses, and the first refusal."""
+    with one waiting at Serve's proxy: the rest are refused. Statuses, and the refusals.
+    The requests start together (a barrier) and each holds its slot 3 s, so on a loaded
+    machine a late starter still finds the replica busy rather than a slot come free."""
+    start = threading.Barrier(count)
+    auth = {"Authorization": f"Bearer {key}"}
 
     def one(_: int) -> httpx.Response:
-        body = {"data": [1], "sleep": 1.5}
-        return httpx.post(url, json=body, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+        with httpx.Client(timeout=30) as http:  # connected before the barrier
+            http.get(url.rsplit("/api/", 1)[0] + "/health")
+            start.wait(30)
+            return http.post(url, json={"data": [1], "sleep": 3.0}, headers=auth)
 
     with ThreadPoolExecutor(count) as pool:
         answers = list(pool.map(one, range(count)))
