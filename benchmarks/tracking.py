@@ -26,7 +26,13 @@ server with the ratio Shipyard / best MLflow (the better of MLflow's two modes, 
 7. server memory at the end: RSS (and PSS, which counts pages shared between forked workers
    once) summed over the server process and its children, from /proc;
 
-plus, on Shipyard only, the native SDK's sustained ingest (``run.log_metric`` in a loop, then
+and a fourth column, "client floor": the same client against ``benchmarks/replay_server.py``,
+which answers each request with Shipyard's own answer to it, kept from the first time and
+sent back at once. It is what the client alone costs; "ceiling" is the ratio a server that
+took no time would reach against MLflow, so a target above it cannot be met with this client
+on this machine, whatever the server does (measures 1-5 only).
+
+Plus, on Shipyard only, the native SDK's sustained ingest (``run.log_metric`` in a loop, then
 ``run.flush()``). A measure a server cannot do (an endpoint it lacks) is printed as
 "not supported yet" with the error, and the run goes on.
 
@@ -138,7 +144,7 @@ SMOKE = Size(
 @dataclass
 class Server:
     label: str
-    kind: str  # "mlflow" or "shipyard"
+    kind: str  # "mlflow", "shipyard" or "floor" (see replay_server.py)
     process: subprocess.Popen[bytes]
     port: int
     tracking_uri: str
@@ -220,6 +226,27 @@ def start_shipyard(folder: Path, db_url: str | None) -> Server:
         )
     uri = f"http://127.0.0.1:{port}/mlflow/workspaces/{WORKSPACE}"
     return Server("Shipyard", "shipyard", process, port, uri, log, token=token)
+
+
+def start_floor(folder: Path, upstream: Server) -> Server:
+    """The replay server in front of Shipyard: the client's floor (see the module's note)."""
+    folder.mkdir(parents=True)
+    port = free_port()
+    command = [
+        sys.executable,
+        str(Path(__file__).with_name("replay_server.py")),
+        "--upstream",
+        f"http://127.0.0.1:{upstream.port}",
+        "--port",
+        str(port),
+    ]
+    log = folder / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(  # noqa: S603  (our own interpreter, fixed arguments)
+            command, stdout=out, stderr=subprocess.STDOUT, env=_env(), start_new_session=True
+        )
+    uri = f"http://127.0.0.1:{port}/mlflow/workspaces/{WORKSPACE}"
+    return Server("client floor", "floor", process, port, uri, log, token=upstream.token)
 
 
 def _request(url: str, token: str | None = None, body: dict[str, object] | None = None) -> int:
@@ -354,7 +381,7 @@ def measure_create(client: MlflowClient, size: Size) -> float:
 
 
 def seed_history(client: MlflowClient, size: Size) -> str:
-    run_id = client.create_run(new_experiment(client, "history")).info.run_id
+    run_id: str = client.create_run(new_experiment(client, "history")).info.run_id
     batches = range(0, size.history, BATCH)
     with ThreadPoolExecutor(4) as pool:
         list(
@@ -510,6 +537,8 @@ def collect(server: Server, measure: str, value: object | None) -> None:
 
 
 MEASURES = ("ingest", "single", "create", "history", "search", "concurrent", "native")
+# What the client floor is measured for: one client's own calls, one at a time.
+FLOOR_MEASURES = frozenset({"ingest", "single", "create", "history", "search"})
 
 
 def run_workload(
@@ -524,7 +553,11 @@ def run_workload(
         if measure not in only:
             return
         log(f"{measure}...")
-        for order in rotations(servers, reps):
+        measured = [s for s in servers if s.kind != "floor" or measure in FLOOR_MEASURES]
+        for server in measured:
+            if server.kind == "floor":  # untimed: the replay server keeps the answers
+                attempt(server, measure, call, server, clients[server.label]())
+        for order in rotations(measured, reps):
             for server in order:
                 client = clients[server.label]()  # a fresh client object every time
                 collect(server, measure, attempt(server, measure, call, server, client))
@@ -536,6 +569,8 @@ def run_workload(
     history_runs: dict[str, str | None] = {}
     searches: dict[str, tuple[str, int] | None] = {}
     for server in servers:
+        if server.kind == "floor":
+            continue  # it answers what Shipyard answered: Shipyard's runs, below
         client = clients[server.label]()
         if "history" in only:
             log(f"seeding history on {server.label}...")
@@ -545,6 +580,12 @@ def run_workload(
             log(f"seeding search on {server.label}...")
             seeded = attempt(server, "search", seed_search, client, size)
             searches[server.label] = seeded if isinstance(seeded, tuple) else None
+
+    upstream = next((s for s in servers if s.kind == "shipyard"), None)
+    for server in servers:
+        if server.kind == "floor" and upstream is not None:
+            history_runs[server.label] = history_runs.get(upstream.label)
+            searches[server.label] = searches.get(upstream.label)
 
     def history(server: Server, client: MlflowClient) -> float:
         run_id = history_runs[server.label]
@@ -565,7 +606,8 @@ def run_workload(
             log("native SDK ingest...")
             collect(server, "native", attempt(server, "native", measure_native, server, size))
     for server in servers:
-        collect(server, "memory", memory_mb(server.process.pid))
+        if server.kind != "floor":
+            collect(server, "memory", memory_mb(server.process.pid))
 
 
 # --- the report ---------------------------------------------------------------------------
@@ -644,6 +686,7 @@ def ratio_text(row: Row, shipyard: float | None, best: float | None) -> str:
 def report(args: argparse.Namespace, size: Size, servers: list[Server], store: str) -> None:
     mlflows = [s for s in servers if s.kind == "mlflow"]
     shipyard_server = next(s for s in servers if s.kind == "shipyard")
+    floor = next((s for s in servers if s.kind == "floor"), None)
     print()
     print(
         f"tracking benchmark: Shipyard {shipyard.__version__} ({store}) vs MLflow "
@@ -662,6 +705,7 @@ def report(args: argparse.Namespace, size: Size, servers: list[Server], store: s
     header = f"{'measure':<32}{'unit':<10}"
     header += "".join(f"{s.label:>{width}}" for s in servers)
     header += f"{'Shipyard vs best':>{width}}"
+    header += f"{'ceiling':>{width}}" if floor is not None else ""
     print(header)
     verdicts = []
     for row in ROWS:
@@ -682,14 +726,20 @@ def report(args: argparse.Namespace, size: Size, servers: list[Server], store: s
             best = max(mlflow_values) if row.higher_is_better else min(mlflow_values)  # type: ignore[type-var]
         mine = values[shipyard_server.label]
         ratio = ratio_text(row, mine, best)
+        lowest = values[floor.label] if floor is not None else None
+        ceiling = ratio_text(row, lowest, best)
         print(
             f"{row.label:<32}{row.unit:<10}"
             + "".join(f"{c:>{width}}" for c in cells)
             + f"{ratio:>{width}}"
+            + (f"{ceiling:>{width}}" if floor is not None else "")
         )
         if row.key in TARGETS and mine is not None and best:
             factor = mine / best if row.higher_is_better else best / mine
-            verdicts.append((row.label, factor, TARGETS[row.key]))
+            limit = None
+            if lowest:
+                limit = lowest / best if row.higher_is_better else best / lowest
+            verdicts.append((row.label, factor, TARGETS[row.key], limit))
     native = median_of("native")(shipyard_server)
     native_text = f"{native:,.0f}" if native is not None else "n/a"
     if native is None and "native" in shipyard_server.errors:
@@ -698,8 +748,10 @@ def report(args: argparse.Namespace, size: Size, servers: list[Server], store: s
 
     print()
     print("targets (Shipyard vs the better of MLflow's two modes, same run):")
-    for label, factor, target in verdicts:
+    for label, factor, target, limit in verdicts:
         verdict = "met" if factor >= target else "MISSED"
+        if factor < target and limit is not None and limit < target:
+            verdict += f" (above the client's ceiling, {limit:.2f}x)"
         print(f"  {label:<32} {factor:6.2f}x better, target >= {target:.0f}x: {verdict}")
     conc = shipyard_server.results.get("concurrent")
     if isinstance(conc, list) and conc:
@@ -756,6 +808,12 @@ def main(argv: list[str] | None = None) -> int:
         action=argparse.BooleanOptionalAction,
         help="also run MLflow with its default workers (default: yes, except with --smoke)",
     )
+    parser.add_argument(
+        "--floor",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also measure the client's floor against an instant replay server (default: yes)",
+    )
     args = parser.parse_args(argv)
     only = frozenset(MEASURES if not args.only else args.only.split(","))
     if not only <= set(MEASURES):
@@ -784,6 +842,8 @@ def main(argv: list[str] | None = None) -> int:
                 servers.append(start_mlflow(folder / "mlflow-default", "MLflow defaults", None))
             servers.append(start_mlflow(folder / "mlflow-w1", "MLflow --workers 1", 1))
             servers.append(start_shipyard(folder / "shipyard", args.db_url and url))
+            if args.floor:
+                servers.append(start_floor(folder / "floor", servers[-1]))
             log("starting servers: " + ", ".join(s.label for s in servers))
             for server in servers:
                 wait_ready(server)

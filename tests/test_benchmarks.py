@@ -65,6 +65,13 @@ def test_tracking_benchmark_smoke_runs_and_prints_every_measure() -> None:
         "targets (Shipyard vs the better of MLflow's two modes, same run):",
     ):
         assert row in out, out
+    # The client's floor (the replay server) is measured for the client's own calls: each of
+    # those rows ends with two ratios, Shipyard's and the ceiling.
+    assert "client floor" in out, out
+    assert "ceiling" in out, out
+    for label in ("1. log_batch", "2. single", "3. create_run", "4. get_metric", "5. search"):
+        line = next(x for x in out.splitlines() if x.startswith(label))
+        assert [t[-1] for t in line.split()[-2:]] == ["x", "x"], line
 
 
 def test_storage_benchmark_smoke_runs_and_prints_every_measure() -> None:
