@@ -23,6 +23,7 @@ import uvicorn
 from sqlalchemy.engine import make_url
 
 from shipyard.api.app import create_app
+from shipyard.api.http_server import uvicorn_config
 from shipyard.sdk.client import Client
 from shipyard.services.bootstrap import prepare
 from shipyard.settings import Settings
@@ -113,10 +114,7 @@ class ServerThread:
         self.db = Database(settings.database_url)
         prepare(settings, self.db)
         self.app = create_app(settings, self.db)  # tests may add routes before it starts
-        config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=settings.port, log_config=None, access_log=False
-        )
-        self.server = uvicorn.Server(config)
+        self.server = uvicorn.Server(uvicorn_config(self.app, settings))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> RunningServer:

@@ -152,6 +152,11 @@ class Settings(BaseSettings):
     graceful_shutdown_seconds: float = Field(
         default=30, ge=0, description="How long in-flight requests get to finish on SIGTERM."
     )
+    keep_alive_seconds: int = Field(
+        default=75,
+        ge=1,
+        description="How long an idle client connection is kept open for its next request.",
+    )
 
     jobs_enabled: bool = Field(
         default=True,

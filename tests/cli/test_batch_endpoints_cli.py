@@ -175,3 +175,15 @@ def test_batch_endpoint_round_trip_and_a_scoring_job(
     # The jobs stay.
     assert json.loads(invoke(["job", "show", "-n", job, "-w", ws, "-o", "json"],
                              env).stdout)["status"] == "Completed"  # fmt: skip
+
+
+@pytest.mark.parametrize("group", ["online-endpoint", "batch-endpoint"])
+def test_endpoint_update_needs_a_file_for_set_and_something_to_change(group: str) -> None:
+    # Both refused before anything is sent: no server is needed.
+    args = [group, "update", "-n", "nightly", "-w", "anywhere"]
+    with_set = run([*args, "--set", "description=x"])
+    assert with_set.returncode == 2
+    assert "--set changes a file's fields: give the file with -f" in with_set.stderr
+    nothing = run(args)
+    assert nothing.returncode == 2
+    assert "nothing to change" in nothing.stderr

@@ -9,13 +9,13 @@ folder first (see sdk/batch_endpoints.py).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 
 from shipyard.cli.context import client, name_option, set_option
 from shipyard.cli.endpoint_files import (
     deployment_spec,
+    endpoint_changes,
     endpoint_override,
     endpoint_spec,
     file_required,
@@ -26,7 +26,6 @@ from shipyard.cli.endpoint_files import (
 from shipyard.cli.files import with_file
 from shipyard.cli.output import output_option, print_many, print_one
 from shipyard.domain.batch_endpoints import INPUT_TYPES
-from shipyard.sdk.yaml import load_yaml_file
 
 ENDPOINT_COLUMNS = ("name", "defaults", "scoring_uri")
 DEPLOYMENT_COLUMNS = ("name", "type", "model", "compute", "is_default")
@@ -92,11 +91,7 @@ def update_endpoint(
     output: str,
 ) -> None:
     """Change a batch endpoint's default deployment, description or tags."""
-    document = load_yaml_file(file, overrides) if file else None
-    if document is None and overrides:
-        raise click.UsageError("--set changes a file's fields: give the file with -f")
-    changes: dict[str, Any] = dict(document.data) if document else {}
-    changes.pop("$schema", None)
+    document, changes = endpoint_changes(file, overrides)
     flags: set[str] = set()
     if default_deployment is not None:
         changes["defaults"] = {"deployment_name": default_deployment}

@@ -49,6 +49,19 @@ def endpoint_spec(
     return document, spec, frozenset({"name"} if name else set())
 
 
+def endpoint_changes(
+    file: str | None, overrides: tuple[str, ...]
+) -> tuple[YamlDocument | None, dict[str, Any]]:
+    """An endpoint update's changes read from its file, if one is given (``--set`` changes a
+    file's fields, so it needs one); the caller adds what its own options change."""
+    document = load_yaml_file(file, overrides) if file else None
+    if document is None and overrides:
+        raise click.UsageError("--set changes a file's fields: give the file with -f")
+    changes: dict[str, Any] = dict(document.data) if document else {}
+    changes.pop("$schema", None)
+    return document, changes
+
+
 def deployment_spec(
     file: str, overrides: tuple[str, ...], name: str | None, endpoint: str | None
 ) -> tuple[YamlDocument, dict[str, Any], frozenset[str]]:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import click
 
 from shipyard.cli.context import client, name_option, set_option
 from shipyard.cli.endpoint_files import (
     deployment_spec,
+    endpoint_changes,
     endpoint_override,
     endpoint_spec,
     file_required,
@@ -27,7 +27,6 @@ from shipyard.cli.files import with_file
 from shipyard.cli.output import output_option, print_many, print_one
 from shipyard.schemas.endpoints import EndpointKeysRead
 from shipyard.sdk.endpoints import traffic_of
-from shipyard.sdk.yaml import load_yaml_file
 
 ENDPOINT_COLUMNS = ("name", "auth_mode", "traffic", "provisioning_state", "scoring_uri")
 DEPLOYMENT_COLUMNS = ("name", "model", "instance_count", "provisioning_state", "generation")
@@ -102,11 +101,7 @@ def update_endpoint(
     output: str,
 ) -> None:
     """Change an endpoint's traffic split, mirroring, description, tags or auth mode."""
-    document = load_yaml_file(file, overrides) if file else None
-    changes: dict[str, Any] = dict(document.data) if document else {}
-    if document is None and overrides:
-        raise click.UsageError("--set changes a file's fields: give the file with -f")
-    changes.pop("$schema", None)
+    document, changes = endpoint_changes(file, overrides)
     flags: set[str] = set()
     if traffic is not None:
         changes["traffic"] = traffic_of(traffic)

@@ -103,6 +103,7 @@ def server(no_upgrade: bool, **flags: Any) -> None:
     import uvicorn
 
     from shipyard.api.app import create_app
+    from shipyard.api.http_server import uvicorn_config
     from shipyard.api.logging import configure_logging
     from shipyard.services.bootstrap import SchemaOutOfDateError, prepare
     from shipyard.services.master_key import MasterKeyError
@@ -132,16 +133,7 @@ def server(no_upgrade: bool, **flags: Any) -> None:
         app = create_app(settings, db)
     except MasterKeyError as exc:  # the key vault's key: missing, malformed or exposed
         raise click.ClickException(str(exc)) from exc
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,  # configure_logging set the handlers
-        access_log=False,
-        timeout_graceful_shutdown=int(settings.graceful_shutdown_seconds),
-        server_header=False,
-    )
-    runner = uvicorn.Server(config)
+    runner = uvicorn.Server(uvicorn_config(app, settings))
     # What starting made (modules, the app, its routes and schemas) lives as long as the
     # process: frozen, the collector stops walking it again on every full collection, which
     # cost about a tenth of a busy server's time.
