@@ -23,6 +23,7 @@ import uvicorn
 from sqlalchemy.engine import make_url
 
 from shipyard.api.app import create_app
+from shipyard.api.deps import Services
 from shipyard.api.http_server import uvicorn_config
 from shipyard.sdk.client import Client
 from shipyard.services.bootstrap import prepare
@@ -96,6 +97,7 @@ class RunningServer:
     url: str
     settings: Settings
     db: Database
+    services: Services  # the running app's own, for checks against the same store
     admin_token: str = ADMIN_TOKEN
 
     @property
@@ -125,7 +127,8 @@ class ServerThread:
                 raise RuntimeError("the test server did not start")
             time.sleep(0.02)
         url = f"http://127.0.0.1:{self.settings.port}"
-        return RunningServer(url=url, settings=self.settings, db=self.db)
+        services = self.app.state.services
+        return RunningServer(url=url, settings=self.settings, db=self.db, services=services)
 
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True

@@ -48,9 +48,9 @@ def roots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def running(
+def server(
     tmp_path_factory: pytest.TempPathFactory, module_database_url: str, roots: Path
-) -> Iterator[tuple[RunningServer, Services]]:
+) -> Iterator[RunningServer]:
     thread = start_server(
         tmp_path_factory.mktemp("data"),
         module_database_url,
@@ -60,18 +60,13 @@ def running(
         datastore_roots=[str(roots)],
         data_collector_flush_seconds=FLUSH_SECONDS,
     )
-    with thread as server:
-        yield server, thread.app.state.services
+    with thread as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
-def server(running: tuple[RunningServer, Services]) -> RunningServer:
-    return running[0]
-
-
-@pytest.fixture(scope="module")
-def services(running: tuple[RunningServer, Services]) -> Services:
-    return running[1]
+def services(server: RunningServer) -> Services:
+    return server.services
 
 
 @pytest.fixture(scope="module")

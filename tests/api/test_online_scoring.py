@@ -54,9 +54,9 @@ def run(raw_data):
 
 
 @pytest.fixture(scope="module")
-def running(
+def server(
     tmp_path_factory: pytest.TempPathFactory, module_database_url: str
-) -> Iterator[tuple[RunningServer, Services]]:
+) -> Iterator[RunningServer]:
     thread = start_server(
         tmp_path_factory.mktemp("data"),
         module_database_url,
@@ -64,18 +64,13 @@ def running(
         jobs_enabled=False,
         serving_enabled=True,
     )
-    with thread as server:
-        yield server, thread.app.state.services
+    with thread as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
-def server(running: tuple[RunningServer, Services]) -> RunningServer:
-    return running[0]
-
-
-@pytest.fixture(scope="module")
-def services(running: tuple[RunningServer, Services]) -> Services:
-    return running[1]
+def services(server: RunningServer) -> Services:
+    return server.services
 
 
 @pytest.fixture(scope="module")
