@@ -9,6 +9,8 @@ The spec is the "Performance" section of the data issue. One command, one run:
    server's RSS is sampled while the file moves: it must grow by less than 100 MiB (the file
    is streamed, never held). The server's CPU time per GiB is printed too: on a shared
    machine it is steadier than the throughput, which it decides once both cores are busy.
+   Every timed transfer, the copy included, starts from the same state: nothing left to
+   write back, and memory that was in use a moment ago to write into (``settle``).
 2. **A folder of many small files** (``--files``, 10,000 by default) registered as a
    ``uri_folder`` data asset through the SDK (``ws.data.create``: content-hashed, small files
    sent in bundles, several requests at once) against ``mlflow.log_artifacts`` of the same
@@ -105,6 +107,23 @@ def plain_copy(source: Path, target: Path) -> None:
         os.fsync(handle.fileno())
 
 
+def settle(spare: Path, source: Path) -> None:
+    """Bring the machine to the same state before every timed transfer (untimed).
+
+    Nothing is left to write back (``os.sync``): otherwise a transfer pays for the last
+    one's dirty pages, which the kernel flushes meanwhile on the same disk. And the memory
+    the transfer writes into was in use a moment ago: a file of the same size is written and
+    deleted first. On this virtual machine, pages nobody has touched since boot (or that sat
+    free for a few seconds, when the guest hands them back to the host) cost far more to
+    fault in than pages freed just now: a download into such memory took twice as long as
+    the same download right after a delete, and a download follows an upload, which freed
+    nothing. A machine that has run a while has its memory in use, as this makes it."""
+    shutil.copyfile(source, spare)
+    os.sync()
+    spare.unlink()
+    os.sync()
+
+
 def start_mlflow_proxy(folder: Path) -> Server:
     """``mlflow server`` serving artifacts itself: with no ``--default-artifact-root`` its runs
     store under ``mlflow-artifacts:/``, so the client sends every file over HTTP through the
@@ -197,7 +216,7 @@ class BigFile:
 
 
 def measure_big_file(server: Server, folder: Path, size: Size) -> BigFile:
-    source = folder / "big.bin"
+    source, spare = folder / "big.bin", folder / "spare.bin"
     make_big_file(source, size.size_mb)
     client = Client(f"http://127.0.0.1:{server.port}", server.token)
     ws = client.workspace(WORKSPACE)
@@ -205,21 +224,19 @@ def measure_big_file(server: Server, folder: Path, size: Size) -> BigFile:
     pids = process_tree(server.process.pid)
     for repetition in range(size.repetitions):
         target = folder / f"copy-{repetition}.bin"
-        # Each transfer starts with nothing left to write back: otherwise one pays for the
-        # last one's dirty pages (the kernel flushes them meanwhile, on the same disk), and
-        # which one pays depends on the order, not on what is measured.
-        os.sync()
+        # Each transfer starts from the same state, whatever came before it (see settle).
+        settle(spare, source)
         result.copy_s.append(timed(partial(plain_copy, source, target)))
         target.unlink()
         back = folder / f"back-{repetition}"
         with ws.start_run(experiment="storage-bench") as run:
             files = ws.jobs.artifacts(run.id)
             with peak_rss(server.process.pid) as rss:
-                os.sync()
+                settle(spare, source)
                 before = cpu_seconds(pids)
                 result.upload_s.append(timed(partial(run.log_artifact, source)))
                 uploaded = cpu_seconds(pids)
-                os.sync()
+                settle(spare, source)
                 downloading = cpu_seconds(pids)
                 result.download_s.append(timed(partial(files.download, "big.bin", back)))
                 result.upload_cpu_s.append(uploaded - before)
