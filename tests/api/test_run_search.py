@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import event
 
 from tests.conftest import RunningServer, unique
 
@@ -120,6 +121,34 @@ def test_experiments_and_paging(server: RunningServer, searchable: str) -> None:
         if not token:
             break
     assert seen == [f"run-{i:02d}" for i in range(12)]
+
+
+def test_a_search_in_an_experiment_reads_that_experiments_runs_only(
+    server: RunningServer, searchable: str
+) -> None:
+    """Through the (workspace, experiment) index, not every run of the workspace: the plan
+    SQLite makes for the statement the search sent (PostgreSQL plans by its statistics)."""
+    if server.db.engine.dialect.name != "sqlite":
+        pytest.skip("the plan checked is SQLite's")
+    sent: list[tuple[str, Any]] = []
+
+    def keep(conn: Any, cursor: Any, statement: str, parameters: Any, *rest: Any) -> None:
+        if statement.startswith("SELECT jobs.id") and "EXISTS" in statement:
+            sent.append((statement, parameters))
+
+    event.listen(server.db.engine, "before_cursor_execute", keep)
+    try:
+        found = _names(
+            _search(server, searchable, experiments=["even"], filter="metrics.accuracy > 0.1")
+        )
+    finally:
+        event.remove(server.db.engine, "before_cursor_execute", keep)
+    assert found == ["run-10", "run-08", "run-06", "run-04", "run-02"]
+    statement, parameters = sent[-1]
+    with server.db.engine.connect() as conn:
+        plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()
+    steps = " | ".join(str(row[-1]) for row in plan)
+    assert "USING INDEX ix_jobs_workspace_experiment (workspace_id=? AND experiment_id=?)" in steps
 
 
 @pytest.mark.parametrize(
