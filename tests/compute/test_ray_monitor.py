@@ -11,8 +11,10 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
+
 from shipyard.compute.launchers.ray import MONITOR, RayJob, RayLauncher
-from shipyard.compute.launchers.ray_monitor import MEMORY_EXIT, MEMORY_LINE
+from shipyard.compute.launchers.ray_monitor import MEMORY_EXIT, MEMORY_LINE, _usage
 from shipyard.sdk.client import Client
 from tests.conftest import ADMIN_TOKEN, RunningServer, unique
 
@@ -64,6 +66,29 @@ def test_without_the_server_s_python_on_the_node_the_command_runs_bare(tmp_path:
         ["/bin/sh", "-c", line], capture_output=True, text=True, timeout=30, check=False
     )
     assert (done.returncode, done.stdout) == (6, "bare\n")
+
+
+def test_a_command_that_has_ended_gives_no_sample() -> None:
+    # Ended but not yet waited for (a zombie), as between the monitor's wait and its sample:
+    # psutil would read it as 0 MB and 0 CPU seconds, a false last sample.
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        root = psutil.Process(child.pid)
+        deadline = time.monotonic() + 10
+        while root.status() != psutil.STATUS_ZOMBIE and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert root.status() == psutil.STATUS_ZOMBIE
+        assert _usage(root) is None
+    finally:
+        child.wait()
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(5)"])
+    try:
+        usage = _usage(psutil.Process(running.pid))
+        assert usage is not None
+        assert usage[0] > 1024 * 1024  # a Python process holds several MB
+    finally:
+        running.kill()
+        running.wait()
 
 
 def test_samples_reach_the_job_s_run(server: RunningServer) -> None:

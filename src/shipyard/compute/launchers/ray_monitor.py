@@ -64,7 +64,10 @@ def main(argv: list[str]) -> int:
             break
         except subprocess.TimeoutExpired:
             pass
-        rss, cpu = _usage(root)
+        usage = _usage(root)
+        if usage is None:  # it ended since the wait: the next wait collects its status
+            continue
+        rss, cpu = usage
         now = time.monotonic()
         if args.memory_mb and rss > args.memory_mb * MiB:
             print(
@@ -103,21 +106,28 @@ def _kill_tree(root: psutil.Process) -> None:
             process.kill()
 
 
-def _usage(root: psutil.Process) -> tuple[int, float]:
-    """Resident memory and CPU seconds of the command and everything it started."""
+def _usage(root: psutil.Process) -> tuple[int, float] | None:
+    """Resident memory and CPU seconds of the command and everything it started; None once
+    the command itself has ended (a zombie has neither: a sample of it would read 0 MB and a
+    negative CPU use)."""
     try:
         processes = [root, *root.children(recursive=True)]
     except psutil.Error:
-        return 0, 0.0
+        return None
     rss, cpu = 0, 0.0
     for process in processes:
         try:
             with process.oneshot():
-                rss += process.memory_info().rss
-                times = process.cpu_times()
-                cpu += times.user + times.system + times.children_user + times.children_system
+                # psutil reads a zombie's memory and CPU times as zeros, without an error.
+                ended = process.status() == psutil.STATUS_ZOMBIE
+                if not ended:
+                    rss += process.memory_info().rss
+                    times = process.cpu_times()
+                    cpu += times.user + times.system + times.children_user + times.children_system
         except psutil.Error:
-            continue
+            ended = True
+        if ended and process is root:
+            return None
     return rss, cpu
 
 
