@@ -1,7 +1,8 @@
 """Experiment tracking through the real ``mlflow`` client: Shipyard against MLflow's own server.
 
-The spec is the "Performance" section of the tracking issue. One command starts three servers,
-each a separate process bound to 127.0.0.1 with its own temporary folder:
+The spec is the "Performance" section of the tracking issue. One command starts three servers
+(and the replay server below), each a separate process bound to 127.0.0.1 with its own
+temporary folder:
 
 - MLflow's tracking server with its defaults (``python -m mlflow server``, SQLite backend,
   4 workers),
