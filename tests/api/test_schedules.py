@@ -331,8 +331,12 @@ def test_two_servers_on_one_store_fire_each_due_fire_once(
                 wait_for_fires(http, ws, name)
             time.sleep(1.5)  # a late duplicate from either loop would show by now
             with one.db.read() as session:
-                fires = session.scalar(select(func.count()).select_from(ScheduleFireRow))
+                times = list(session.scalars(select(ScheduleFireRow.fire_time)))
                 jobs = session.scalar(select(func.count()).select_from(JobSubmissionRow))
-            assert fires == len(names)
-            assert jobs == len(names)
+            # Each schedule fired the due minute once. On a slow machine the test can outlast
+            # that minute, and the loops then fire the next one too (every minute, once):
+            # what must never happen is a fire starting two jobs.
+            assert sum(t == due for t in times) == len(names)
+            assert all(t >= due for t in times)
+            assert jobs == len(times)
             assert two.url != one.url
