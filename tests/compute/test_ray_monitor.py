@@ -81,8 +81,15 @@ def test_a_command_that_has_ended_gives_no_sample() -> None:
         assert _usage(root) is None
     finally:
         child.wait()
-    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(5)"])
+    # Sampled once it has started: right after the fork it is not Python yet (4 KB in CI).
+    running = subprocess.Popen(
+        [sys.executable, "-c", "import time; print('ready', flush=True); time.sleep(5)"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
+        assert running.stdout is not None
+        assert running.stdout.readline() == "ready\n"
         usage = _usage(psutil.Process(running.pid))
         assert usage is not None
         assert usage[0] > 1024 * 1024  # a Python process holds several MB
