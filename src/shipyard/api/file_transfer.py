@@ -32,6 +32,8 @@ from shipyard.domain.errors import InvalidInputError, ShipyardError
 INLINE_BYTES = 4 * 1024 * 1024
 #: Bytes of a big body received and not yet written, at most (the loop then waits).
 PIPE_BYTES = 8 * 1024 * 1024
+#: Bytes that wake the writing thread: it writes them in one go rather than waking per piece.
+BATCH_BYTES = 1024 * 1024
 #: glibc's mallopt parameters: the spare memory kept at the top of the heap, and the size
 #: from which a block gets its own mapping (see tune_allocator).
 _M_TOP_PAD, _M_MMAP_THRESHOLD = -2, -3
@@ -156,7 +158,8 @@ class BodyPipe(Generic[T]):
         with self._changed:
             self._pieces.append(piece)
             self._waiting += len(piece)
-            self._changed.notify()
+            if self._waiting >= BATCH_BYTES:
+                self._changed.notify()
             return self._waiting < PIPE_BYTES and not self._done.done()
 
     async def room(self) -> None:
@@ -189,11 +192,16 @@ class BodyPipe(Generic[T]):
         if not self._done.cancelled():
             self._done.exception()  # retrieved, so asyncio does not log it as never retrieved
 
-    def _next(self) -> bytes | None:
+    def _next(self) -> deque[bytes] | None:
+        """The pieces waiting, once there are ``BATCH_BYTES`` of them or the body is all in;
+        None when there is nothing more to write."""
         with self._changed:
-            while not self._pieces and not self._closing:
+            while self._waiting < BATCH_BYTES and not self._closing:
                 self._changed.wait()
-            return None if self._dropping or not self._pieces else self._pieces.popleft()
+            if self._dropping or not self._pieces:
+                return None
+            pieces, self._pieces = self._pieces, deque()
+            return pieces
 
     def _written(self, size: int) -> None:
         with self._changed:
@@ -210,9 +218,12 @@ class BodyPipe(Generic[T]):
 
     def _run(self) -> None:
         try:
-            while (piece := self._next()) is not None:
-                self._upload.write(piece)
-                self._written(len(piece))
+            while (pieces := self._next()) is not None:
+                for piece in pieces:
+                    if self._dropping:  # read without the lock: stop soon, not at once
+                        break
+                    self._upload.write(piece)
+                self._written(sum(map(len, pieces)))
             result = None if self._dropping else self._upload.commit()
         except BaseException as exc:
             self._tell(_fail, self._done, exc)

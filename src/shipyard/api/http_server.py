@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 
+from shipyard.api.http_protocol import PassThroughBodyProtocol
+
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
 
@@ -27,4 +29,5 @@ def uvicorn_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
         # error. Kept open past the idle timeouts of the usual proxies (60 s), as nginx does.
         timeout_keep_alive=settings.keep_alive_seconds,
         server_header=False,
+        http=PassThroughBodyProtocol,  # uvicorn's httptools protocol, minus two body copies
     )

@@ -38,8 +38,11 @@ class StreamHash:
         self._changed = threading.Condition()
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self._dropping = False  # stopping without hashing the rest
         self._digest: str | None = None
         self._error: BaseException | None = None  # the thread's, raised to the writer
+        self._writer_waits = False  # for room to queue (notified only then)
+        self._hasher_waits = False  # for a chunk
 
     @property
     def in_background(self) -> bool:
@@ -58,13 +61,19 @@ class StreamHash:
         # The thread reads the bytes later: a buffer the caller may reuse is copied first.
         chunk = data if isinstance(data, bytes) else bytes(data)
         with self._changed:
-            while self._pending_bytes >= self._max_pending and self._error is None:
-                self._changed.wait()
+            if self._pending_bytes >= self._max_pending:
+                # Full: wait until half is hashed, not for the next chunk, so the two threads
+                # do not wake each other for every chunk.
+                self._writer_waits = True
+                while self._pending_bytes > self._max_pending // 2 and self._error is None:
+                    self._changed.wait()
+                self._writer_waits = False
             if self._error is not None:
                 raise self._error
             self._pending.append(chunk)
             self._pending_bytes += len(chunk)
-            self._changed.notify_all()
+            if self._hasher_waits:
+                self._changed.notify_all()
 
     def hexdigest(self) -> str:
         """The sha256 of every byte given (hex), once the thread has hashed them all."""
@@ -88,6 +97,7 @@ class StreamHash:
         with self._changed:
             self._stopping = True
             if not drain:
+                self._dropping = True
                 self._pending.clear()
             self._changed.notify_all()
         thread.join()
@@ -96,18 +106,24 @@ class StreamHash:
     def _run(self) -> None:
         while True:
             with self._changed:
+                self._hasher_waits = True
                 while not self._pending and not self._stopping:
                     self._changed.wait()
+                self._hasher_waits = False
                 if not self._pending:
                     return  # told to stop and nothing is left
-                chunk = self._pending.popleft()
-            try:
-                self._hash.update(chunk)  # outside the lock, without the GIL
-            except BaseException as exc:  # (MemoryError): the writer must not wait forever
+                chunks, self._pending = self._pending, deque()  # all of them, one lock
+            for chunk in chunks:
+                try:
+                    self._hash.update(chunk)  # outside the lock, without the GIL
+                except BaseException as exc:  # (MemoryError): the writer must not wait forever
+                    with self._changed:
+                        self._error = exc
+                        self._changed.notify_all()
+                    return
                 with self._changed:
-                    self._error = exc
-                    self._changed.notify_all()
-                return
-            with self._changed:
-                self._pending_bytes -= len(chunk)
-                self._changed.notify_all()
+                    if self._dropping:
+                        return
+                    self._pending_bytes -= len(chunk)
+                    if self._writer_waits and self._pending_bytes <= self._max_pending // 2:
+                        self._changed.notify_all()
