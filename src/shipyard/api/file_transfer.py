@@ -18,7 +18,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import suppress
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, cast
 from urllib.parse import quote
 
 from fastapi import Request, Response
@@ -26,6 +26,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
+from shipyard.api.http_protocol import RAW_BODY, RawBody
 from shipyard.domain.errors import InvalidInputError, ShipyardError
 
 #: A body smaller than this is gathered and written in one go; a bigger one gets a thread.
@@ -89,6 +90,7 @@ async def receive_upload(request: Request, upload: Upload[T]) -> T:
     head: list[bytes] = []
     size = 0
     pipe: BodyPipe[T] | None = None
+    take_raw = _raw_body_offer(request)
     try:
         async for chunk in request.stream():
             if pipe is not None:
@@ -97,6 +99,10 @@ async def receive_upload(request: Request, upload: Upload[T]) -> T:
                 continue
             head.append(chunk)
             size += len(chunk)
+            # Right after a receive (nothing awaited since): the server's parser holds
+            # nothing of the body that the app has not been given.
+            if take_raw is not None and (raw := take_raw()) is not None:
+                return await run_in_threadpool(_write_raw, upload, head, raw)
             if size >= INLINE_BYTES:
                 pipe = BodyPipe(upload, asyncio.get_running_loop())
                 for piece in head:
@@ -113,6 +119,25 @@ async def receive_upload(request: Request, upload: Upload[T]) -> T:
     except BaseException:
         await _drop(upload, pipe)
         raise
+
+
+def _raw_body_offer(request: Request) -> Callable[[], RawBody | None] | None:
+    """The server's offer to read the rest of a big body from the socket (see
+    ``http_protocol``), when the server makes one and the body is big enough to gain."""
+    offer = (request.scope.get("extensions") or {}).get(RAW_BODY)
+    length = request.headers.get("content-length", "")
+    if offer is None or not length.isdigit() or int(length) < INLINE_BYTES:
+        return None
+    return cast("Callable[[], RawBody | None]", offer)
+
+
+def _write_raw(upload: Upload[T], head: list[bytes], raw: RawBody) -> T:
+    """The body's first pieces, then the rest from the socket, written and committed in
+    this (worker) thread; the storage hashes in a thread of its own meanwhile."""
+    for chunk in head:
+        upload.write(chunk)
+    raw.read_into(upload.write)
+    return upload.commit()
 
 
 def _write_and_commit(upload: Upload[T], chunks: list[bytes]) -> T:
