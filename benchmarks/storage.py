@@ -242,6 +242,11 @@ def measure_big_file(server: Server, folder: Path, size: Size) -> BigFile:
                 result.upload_cpu_s.append(uploaded - before)
                 result.download_cpu_s.append(cpu_seconds(pids) - downloading)
             result.rss_growth_mb = max(result.rss_growth_mb, rss[1] - rss[0])
+        log(
+            f"repetition {repetition + 1}: copy {result.copy_s[-1]:.2f} s, upload "
+            f"{result.upload_s[-1]:.2f} s ({result.upload_cpu_s[-1]:.2f} s server CPU), "
+            f"download {result.download_s[-1]:.2f} s ({result.download_cpu_s[-1]:.2f} s)"
+        )
         if not filecmp.cmp(back / "big.bin", source, shallow=False):
             raise RuntimeError("the downloaded file differs from the uploaded one")
         shutil.rmtree(back)

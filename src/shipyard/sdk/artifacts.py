@@ -142,22 +142,14 @@ class RunArtifacts:
         single = len(entries) == 1 and entries[0].path == path.strip("/")
         if single:
             local = target_dir / posixpath.basename(entries[0].path)
-            self._fetch(entries[0].path, local)
+            self._http.download_file(self._url(entries[0].path), local, size=entries[0].size)
             return local
         prefix = path.strip("/")
         root = target_dir / posixpath.basename(prefix) if prefix else target_dir
         for entry in entries:
             relative = posixpath.relpath(entry.path, prefix) if prefix else entry.path
-            self._fetch(entry.path, root / relative)
+            self._http.download_file(self._url(entry.path), root / relative, size=entry.size)
         return root
-
-    def _fetch(self, path: str, local: Path) -> None:
-        local.parent.mkdir(parents=True, exist_ok=True)
-        partial = local.with_name(local.name + ".partial")
-        with self._http.stream("GET", self._url(path)) as response, partial.open("wb") as out:
-            for chunk in response.iter_bytes():
-                out.write(chunk)
-        partial.replace(local)
 
     def read_bytes(self, path: str) -> bytes:
         """A small file's content (use ``download`` for big ones)."""

@@ -79,17 +79,12 @@ def download_files(
                 code="invalid_path",
                 field="path",
             )
-        targets.append((entry.path, root / entry.path))
+        targets.append((entry, root / entry.path))
 
-    def fetch(pair: tuple[str, Path]) -> None:
-        remote, local = pair
-        local.parent.mkdir(parents=True, exist_ok=True)
-        partial = local.with_name(local.name + ".partial")
-        url = f"{files_url}/{quote(remote, safe='/')}"
-        with http.stream("GET", url) as response, partial.open("wb") as out:
-            for chunk in response.iter_bytes():
-                out.write(chunk)
-        partial.replace(local)
+    def fetch(pair: tuple[DataFileRead, Path]) -> None:
+        entry, local = pair
+        url = f"{files_url}/{quote(entry.path, safe='/')}"
+        http.download_file(url, local, size=entry.size)
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         list(pool.map(fetch, targets))
