@@ -13,10 +13,10 @@ import pytest
 
 from shipyard.domain.errors import NotFoundError, UnavailableError
 from shipyard.sdk.client import Client
-from shipyard.sdk.http import DIRECT_DOWNLOAD_BYTES, DOWNLOAD_PIECE, HttpSession
+from shipyard.sdk.http import DIRECT_BYTES, DOWNLOAD_PIECE, HttpSession
 from tests.conftest import ADMIN_TOKEN, RunningServer, unique
 
-BIG = DIRECT_DOWNLOAD_BYTES + 3 * DOWNLOAD_PIECE + 11
+BIG = DIRECT_BYTES + 3 * DOWNLOAD_PIECE + 11
 
 
 def session(url: str) -> HttpSession:

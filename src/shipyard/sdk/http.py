@@ -13,17 +13,25 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import BaseModel
 
-from shipyard.domain.errors import ShipyardError, UnavailableError, error_for_status
+from shipyard.domain.errors import (
+    InvalidInputError,
+    ShipyardError,
+    UnavailableError,
+    error_for_status,
+)
 from shipyard.schemas.common import Page
 
 M = TypeVar("M", bound=BaseModel)
 
-#: Files from this size on are downloaded over a connection of their own (see download_file).
-DIRECT_DOWNLOAD_BYTES = 4 * 1024 * 1024
+#: Files from this size on go up and down over a connection of their own (see put_file and
+#: download_file).
+DIRECT_BYTES = 4 * 1024 * 1024
 #: The buffer a direct download reads into and writes from. Small enough to stay in a core's
 #: L2 cache between the socket's copy into it and the file's copy out of it: a GiB took
 #: 0.39 s with 256 KiB, 1.2 s with 1 MiB on the benchmark machine (measured).
 DOWNLOAD_PIECE = 256 * 1024
+#: The buffer a direct upload reads the file into and sends from (reused: see put_file).
+UPLOAD_PIECE = 1024 * 1024
 
 
 class HttpSession:
@@ -61,6 +69,57 @@ class HttpSession:
                 f"cannot reach the Shipyard server at {self.url}: {exc}", code="unreachable"
             ) from exc
 
+    def put_file(self, path: str, source: Path, *, size: int) -> httpx.Response:
+        """PUT a file as the raw request body (its ``size`` as the Content-Length); returns
+        the response, errors raising as ``request``'s do.
+
+        A big file over plain HTTP without a proxy goes over a ``http.client`` connection of
+        its own, read into one reused buffer and sent from it. Through httpx every piece is
+        a new buffer: glibc gives the memory back to the kernel after each and takes it
+        again for the next, and on the benchmark's virtual machine that churn slowed the
+        server beside it too (same-run uploads of a GiB: 0.9-1.4 s from one buffer, 0.9-3.4 s
+        through httpx, the server using up to twice the CPU). Small files share httpx's
+        pooled connections; HTTPS and proxies go through httpx."""
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
+        if size >= DIRECT_BYTES and self._direct():
+            return self._put_direct(path, source, headers)
+        with source.open("rb") as handle:
+            return self.request("PUT", path, content=_pieces(handle), headers=headers)
+
+    def _put_direct(self, path: str, source: Path, headers: dict[str, str]) -> httpx.Response:
+        connection = self._connection()
+        try:
+            with source.open("rb", buffering=0) as handle:
+                piece = bytearray(UPLOAD_PIECE)
+                view = memoryview(piece)
+                try:
+                    connection.putrequest("PUT", self._target(path), skip_accept_encoding=True)
+                    for name, value in {**self._headers, **headers}.items():
+                        connection.putheader(name, value)
+                    connection.endheaders()
+                    left = int(headers["Content-Length"])
+                    while left:
+                        read = handle.readinto(view[: min(left, UPLOAD_PIECE)])
+                        if not read:
+                            raise InvalidInputError(
+                                f"{source} got shorter while it was sent",
+                                code="file_changed",
+                                field="path",
+                            )
+                        connection.send(view[:read])
+                        left -= read
+                    response = connection.getresponse()
+                    answer = httpx.Response(
+                        response.status, headers=response.getheaders(), content=response.read()
+                    )
+                except (OSError, http.client.HTTPException) as exc:
+                    raise self._unreachable(exc) from exc
+        finally:
+            connection.close()
+        if answer.status_code >= 400:
+            raise problem_error(answer)
+        return answer
+
     def download_file(self, path: str, local: Path, *, size: int) -> None:
         """Write the file at ``path`` (its listed ``size``) to ``local``, through
         ``<name>.partial`` renamed once whole: a failed download leaves nothing behind.
@@ -74,7 +133,7 @@ class HttpSession:
         partial = local.with_name(local.name + ".partial")
         try:
             with partial.open("wb") as out:
-                if size >= DIRECT_DOWNLOAD_BYTES and self._direct():
+                if size >= DIRECT_BYTES and self._direct():
                     self._get_direct(path, out)
                 else:
                     with self.stream("GET", path) as response:
@@ -95,15 +154,22 @@ class HttpSession:
             return True
         return bool(urllib.request.proxy_bypass(parts.hostname or ""))
 
-    def _get_direct(self, path: str, out: BinaryIO) -> None:
-        target = urlsplit(self.url + path)
-        connection = http.client.HTTPConnection(
-            target.hostname or "", target.port or 80, timeout=self._timeout
+    def _connection(self) -> http.client.HTTPConnection:
+        parts = urlsplit(self.url)
+        return http.client.HTTPConnection(
+            parts.hostname or "", parts.port or 80, timeout=self._timeout
         )
-        query = f"?{target.query}" if target.query else ""
+
+    def _target(self, path: str) -> str:
+        """The request target of ``path`` (relative to the base URL, as httpx joins them)."""
+        target = urlsplit(self.url + path)
+        return target.path + (f"?{target.query}" if target.query else "")
+
+    def _get_direct(self, path: str, out: BinaryIO) -> None:
+        connection = self._connection()
         try:
             try:
-                connection.request("GET", target.path + query, headers=self._headers)
+                connection.request("GET", self._target(path), headers=self._headers)
                 response = connection.getresponse()
                 if response.status >= 400:
                     failed = httpx.Response(
@@ -150,6 +216,13 @@ class HttpSession:
 
     def close(self) -> None:
         self._client.close()
+
+
+def _pieces(handle: BinaryIO) -> Iterator[bytes]:
+    """A file's bytes for an upload's body through httpx (which would read 64 KiB at a time:
+    bigger pieces cost the client less Python time)."""
+    while piece := handle.read(UPLOAD_PIECE):
+        yield piece
 
 
 def problem_error(response: httpx.Response) -> ShipyardError:

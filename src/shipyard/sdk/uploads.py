@@ -22,7 +22,7 @@ from urllib.parse import quote
 from shipyard.domain.content import ManifestEntry, manifest_digest
 from shipyard.domain.errors import InvalidInputError
 from shipyard.schemas.uploads import BUNDLE_MAGIC, UploadRead, bundle_header
-from shipyard.sdk.artifacts import DEFAULT_WORKERS, folder_files, read_chunks
+from shipyard.sdk.artifacts import DEFAULT_WORKERS, folder_files
 from shipyard.sdk.http import HttpSession
 
 _CHUNK = 1024 * 1024
@@ -154,16 +154,7 @@ class ContentUploads:
         return UploadRead.model_validate(self._http.request("POST", f"{root}/commit").json())
 
     def _put_file(self, root: str, local: Path, entry: ManifestEntry) -> None:
-        with local.open("rb") as handle:
-            self._http.request(
-                "PUT",
-                f"{root}/{quote(entry.path, safe='/')}",
-                content=read_chunks(handle),
-                headers={
-                    "Content-Type": "application/octet-stream",
-                    "Content-Length": str(entry.size),
-                },
-            )
+        self._http.put_file(f"{root}/{quote(entry.path, safe='/')}", local, size=entry.size)
 
     def _put_bundle(self, root: str, files: Sequence[tuple[Path, ManifestEntry]]) -> None:
         # The bundles route sits beside the digests: .../artifacts/bundles/<digest>.
