@@ -2,9 +2,11 @@
 
 Uploads are the raw request body (no multipart form), written through a storage ``Writer``
 from a thread, so neither the event loop blocks on the disk nor a file is held whole in
-memory: a small body in one hop to the thread pool, a big one through a ``BodyPipe`` whose
-thread writes while the loop receives (and the storage hashes in a third thread), which is
-what lets a big upload use both cores of a small machine. Downloads stream the storage's
+memory: a small body in one hop to the thread pool; a big one with a ``Content-Length`` read
+by a worker thread straight from the socket when the server offers it (``http_protocol``),
+otherwise through a ``BodyPipe`` whose thread writes while the loop receives. The storage
+hashes in a thread of its own meanwhile, which lets a big upload use both cores of a small
+machine. Downloads stream the storage's
 chunks and honour a single ``Range: bytes=...`` (206), which resumable and parallel downloads
 need.
 """
@@ -83,9 +85,11 @@ async def receive_upload(request: Request, upload: Upload[T]) -> T:
     """Copy the request body into ``upload`` and commit it; on any failure drop it.
 
     A small body (under ``INLINE_BYTES``) is gathered and written and committed in one hop
-    to a worker thread. A bigger one is handed, piece by piece as it arrives, to a thread of
-    its own (``BodyPipe``) that writes while the event loop receives the next pieces; at
-    most ``PIPE_BYTES`` wait between the two.
+    to a worker thread. A bigger one with a ``Content-Length`` is, after its first piece,
+    read from the socket by a worker thread that writes as it reads (``RawBody``). Any
+    other big body is handed, piece by piece as it arrives, to a thread of its own
+    (``BodyPipe``) that writes while the event loop receives the next pieces; at most
+    ``PIPE_BYTES`` wait between the two.
     """
     head: list[bytes] = []
     size = 0

@@ -1,6 +1,7 @@
-"""Big files come down over a connection of their own (``HttpSession.download_file``): the
-bytes exact, server errors mapped as every SDK call maps them, nothing left behind when a
-download fails, and a proxy setting still honoured (the download then goes through httpx)."""
+"""Big files go up and come down over a connection of their own (``HttpSession.put_file``,
+``download_file``): the bytes exact, server errors mapped as every SDK call maps them (a 413
+sent before the body is all out included), nothing left behind when a download fails, and a
+proxy setting still honoured (the transfer then goes through httpx)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from shipyard.domain.errors import NotFoundError, UnavailableError
+from shipyard.domain.errors import NotFoundError, ShipyardError, UnavailableError
 from shipyard.sdk.client import Client
 from shipyard.sdk.http import DIRECT_BYTES, DOWNLOAD_PIECE, HttpSession
-from tests.conftest import ADMIN_TOKEN, RunningServer, unique
+from tests.conftest import ADMIN_TOKEN, RunningServer, start_server, unique
 
 BIG = DIRECT_BYTES + 3 * DOWNLOAD_PIECE + 11
 
@@ -91,3 +92,20 @@ def test_a_proxy_setting_is_honoured(
     session(server.url).download_file(path, tmp_path / "b.bin", size=len(data))
     assert (tmp_path / "b.bin").read_bytes() == data
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.bin", "big.bin"]
+
+
+def test_a_big_upload_over_the_limit_is_the_server_s_413(tmp_path: Path, database_url: str) -> None:
+    # The server answers before the body is all sent; the client still reports that answer.
+    limit = DIRECT_BYTES + 1024 * 1024
+    source = tmp_path / "over.bin"
+    source.write_bytes(os.urandom(limit + 32 * 1024 * 1024))
+    with start_server(tmp_path / "data", database_url, max_artifact_bytes=limit) as running:
+        client = running.client()
+        name = unique("ws")
+        client.workspaces.create(name=name)
+        ws = client.workspace(name)
+        with ws.start_run(experiment=unique("exp")) as run:
+            with pytest.raises(ShipyardError) as caught:
+                run.log_artifact(source)
+            assert caught.value.status == 413
+            assert ws.jobs.artifacts(run.id).list() == []
