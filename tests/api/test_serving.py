@@ -8,7 +8,9 @@ import socket
 from pathlib import Path
 
 import httpx
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from shipyard.api.http_protocol import PassThroughBodyProtocol
 from tests.conftest import start_server
 
 
@@ -29,6 +31,8 @@ def test_the_fast_parser_and_loop_are_installed(tmp_path: Path, database_url: st
     with thread as running, httpx.Client(base_url=running.url) as client:
         client.get("/health")
         (protocol,) = list(thread.server.server_state.connections)
-        assert type(protocol).__name__ == "HttpToolsProtocol"
+        # uvicorn's httptools protocol, as extended by the server (api/http_protocol.py)
+        assert isinstance(protocol, HttpToolsProtocol)
+        assert type(protocol) is PassThroughBodyProtocol
         loop = protocol.loop  # type: ignore[attr-defined]
         assert type(loop).__module__.startswith("uvloop")
