@@ -162,5 +162,25 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         yield running
 
 
+def read_http_answer(sock: socket.socket) -> tuple[bytes, bytes]:
+    """One whole HTTP/1.1 answer with a Content-Length, read from a raw socket: its head and
+    body, or (whatever came, b"") when the server closed before the head was complete."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data, b""
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":")[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head, body
+
+
 def unique(prefix: str = "ws") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"

@@ -117,18 +117,27 @@ def test_a_big_body_over_the_limit_is_refused_and_leaves_nothing(
     assert set(storage_files(root)) == before
 
 
+def put_head(server: RunningServer, path: str, length: int, *extra: str) -> socket.socket:
+    """A raw connection that has sent a PUT's head and none of its body."""
+    host, port = server.url.removeprefix("http://").split(":")
+    lines = [
+        f"PUT {path} HTTP/1.1",
+        f"Host: {host}",
+        f"Authorization: Bearer {server.admin_token}",
+        *extra,
+        f"Content-Length: {length}",
+    ]
+    sock = socket.create_connection((host, int(port)))
+    sock.settimeout(30)
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+    return sock
+
+
 def test_a_client_that_goes_away_mid_body_leaves_nothing(big_server: RunningServer) -> None:
     with httpx.Client(base_url=big_server.url, headers=big_server.auth, timeout=30) as http:
         base = run_artifacts(http)
     root = Path(big_server.settings.data_dir) / "artifacts"
-    host, port = big_server.url.removeprefix("http://").split(":")
-    head = (
-        f"PUT {base}/gone.bin HTTP/1.1\r\nHost: {host}\r\n"
-        f"Authorization: Bearer {big_server.admin_token}\r\n"
-        f"Content-Length: {LIMIT}\r\n\r\n"
-    ).encode()
-    with socket.create_connection((host, int(port))) as sock:
-        sock.sendall(head)
+    with put_head(big_server, f"{base}/gone.bin", LIMIT) as sock:
         sock.sendall(os.urandom(2 * INLINE_BYTES))  # past the point a writer thread takes over
         assert wait_for(lambda: temp_files(root) != []), "the server never started writing"
     # The connection is closed with most of the body unsent: the partial file must go.
@@ -142,15 +151,7 @@ def test_a_client_that_waits_for_100_continue_gets_it_then_sends_a_big_body(
     with httpx.Client(base_url=big_server.url, headers=big_server.auth, timeout=30) as http:
         base = run_artifacts(http)
     data = os.urandom(3 * INLINE_BYTES + 5)
-    host, port = big_server.url.removeprefix("http://").split(":")
-    head = (
-        f"PUT {base}/asked.bin HTTP/1.1\r\nHost: {host}\r\n"
-        f"Authorization: Bearer {big_server.admin_token}\r\n"
-        f"Expect: 100-continue\r\nContent-Length: {len(data)}\r\n\r\n"
-    ).encode()
-    with socket.create_connection((host, int(port))) as sock:
-        sock.settimeout(30)
-        sock.sendall(head)
+    with put_head(big_server, f"{base}/asked.bin", len(data), "Expect: 100-continue") as sock:
         assert sock.recv(1024).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
         sock.sendall(data)
         answer = b""

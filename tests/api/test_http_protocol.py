@@ -16,6 +16,7 @@ import httpx
 import uvicorn
 
 from shipyard.api.http_protocol import PassThroughBodyProtocol
+from tests.conftest import read_http_answer
 
 PARSED: list[bytes] = []  # every piece the parser handed the protocol, in order
 
@@ -95,7 +96,7 @@ def test_small_pieces_that_meet_are_joined_in_order() -> None:
         sock.sendall(b"PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body))
         for at in range(0, len(body), 1000):  # a dribble: many small pieces
             sock.sendall(body[at : at + 1000])
-        assert _read_answer(sock) == expected(body)
+        assert read_http_answer(sock)[1].decode() == expected(body)
     assert b"".join(app.received) == body
 
 
@@ -112,18 +113,3 @@ def test_chunked_and_keep_alive_bodies_arrive_whole() -> None:
         assert client.post("/", content=chunks()).text == expected(first)
         assert client.post("/", content=second).text == expected(second)
         assert client.get("/").text == expected(b"")
-
-
-def _read_answer(sock: socket.socket) -> str:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        data += sock.recv(65536)
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = next(
-        int(line.split(b":")[1])
-        for line in head.split(b"\r\n")
-        if line.lower().startswith(b"content-length:")
-    )
-    while len(body) < length:
-        body += sock.recv(65536)
-    return body.decode()

@@ -8,28 +8,9 @@ from pathlib import Path
 
 from shipyard.api.http_server import uvicorn_config
 from shipyard.settings import Settings
-from tests.conftest import start_server
+from tests.conftest import read_http_answer, start_server
 
 REQUEST = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-
-
-def _answer(sock: socket.socket) -> bytes:
-    """One whole answer to /health (a small JSON body), or b"" once the server closed."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            return data
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = next(
-        int(line.split(b":")[1])
-        for line in head.split(b"\r\n")
-        if line.lower().startswith(b"content-length:")
-    )
-    while len(body) < length:
-        body += sock.recv(65536)
-    return head
 
 
 def test_an_idle_connection_stays_open_for_keep_alive_seconds(
@@ -41,10 +22,10 @@ def test_an_idle_connection_stays_open_for_keep_alive_seconds(
     ):
         sock.settimeout(10)
         sock.sendall(REQUEST)
-        assert _answer(sock).startswith(b"HTTP/1.1 200")
+        assert read_http_answer(sock)[0].startswith(b"HTTP/1.1 200")
         time.sleep(1)  # idle, within the setting: the same connection answers again
         sock.sendall(REQUEST)
-        assert _answer(sock).startswith(b"HTTP/1.1 200")
+        assert read_http_answer(sock)[0].startswith(b"HTTP/1.1 200")
         time.sleep(3)  # idle past it: the server has closed its end
         assert sock.recv(1) == b""
 

@@ -108,10 +108,7 @@ class HttpSession:
                             )
                         connection.send(view[:read])
                         left -= read
-                    response = connection.getresponse()
-                    answer = httpx.Response(
-                        response.status, headers=response.getheaders(), content=response.read()
-                    )
+                    answer = _whole(connection.getresponse())
                 except (OSError, http.client.HTTPException) as exc:
                     raise self._unreachable(exc) from exc
         finally:
@@ -172,10 +169,7 @@ class HttpSession:
                 connection.request("GET", self._target(path), headers=self._headers)
                 response = connection.getresponse()
                 if response.status >= 400:
-                    failed = httpx.Response(
-                        response.status, headers=response.getheaders(), content=response.read()
-                    )
-                    raise problem_error(failed)
+                    raise problem_error(_whole(response))
             except (OSError, http.client.HTTPException) as exc:
                 raise self._unreachable(exc) from exc
             piece = bytearray(DOWNLOAD_PIECE)
@@ -216,6 +210,11 @@ class HttpSession:
 
     def close(self) -> None:
         self._client.close()
+
+
+def _whole(response: http.client.HTTPResponse) -> httpx.Response:
+    """A ``http.client`` answer, read whole, as the httpx response the error mapping reads."""
+    return httpx.Response(response.status, headers=response.getheaders(), content=response.read())
 
 
 def _pieces(handle: BinaryIO) -> Iterator[bytes]:
