@@ -116,7 +116,7 @@ def run(settings: Any, address: str, folder: Path, results: dict[str, Any]) -> N
         results["bad"] = settled(ws, "bad")
         results["apps_before"] = applications(address)
         results["busy"] = flood(url, key)
-        results["mlflow"] = serve_mlflow_model(ws, folder, url, key)
+        results["mlflow"] = serve_mlflow_model(ws, folder, url, key, address)
         # Two replicas: Serve rolls to the new count.
         ws.online_deployments.update({"name": "blue", "instance_count": 2}, endpoint_name="on-ray")
         results["scaled"] = wait_replicas(ws, 2)
@@ -217,10 +217,15 @@ def flood(url: str, key: str, count: int = 6) -> list[Any]:
     return [sorted(a.status_code for a in answers), others]
 
 
-def serve_mlflow_model(ws: WorkspaceHandle, folder: Path, url: str, key: str) -> dict[str, Any]:
+def serve_mlflow_model(
+    ws: WorkspaceHandle, folder: Path, url: str, key: str, address: str
+) -> dict[str, Any]:
     """An MLflow model with no scoring script, on the cluster: MLflow's pyfunc in the replica
     (the cluster's Python has mlflow and scikit-learn), MLflow's request formats. Deleted
-    again, so the cluster's CPUs are free for the scaling that follows."""
+    again, and waited for until Serve has removed its application (which it does after the
+    delete returns), so the cluster's CPUs are free and Serve's view is as before for the
+    scaling that follows."""
+    before = set(applications(address))
     fitted = LinearRegression().fit([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], [0.0, 2.0, 3.0])
     save_model(fitted, folder / "regression", serialization_format="cloudpickle")
     ws.models.create("regression", folder / "regression", type="mlflow_model")
@@ -241,6 +246,9 @@ def serve_mlflow_model(ws: WorkspaceHandle, folder: Path, url: str, key: str) ->
             found[label] = [answer.status_code, answer.json()]
         found["wrong"] = http.post(url, json={"nothing": 1}, headers=headers).status_code
     ws.online_deployments.delete("mlflow", endpoint_name="on-ray")
+    deadline = time.monotonic() + 60
+    while set(applications(address)) != before and time.monotonic() < deadline:
+        time.sleep(0.5)
     return found
 
 
